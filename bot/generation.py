@@ -1,0 +1,274 @@
+"""The reply model: a causal LM (plus an optional PEFT adapter) that streams a reply.
+
+Loading a GGUF file de-quantizes every tensor, which takes seconds; the converted model is kept in
+a cache folder (``ModelConfig.cache_dir``) so that later starts load plain safetensors instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .config import GenerationConfig, ModelConfig
+from .errors import GenerationError, ModelNotFoundError
+from .resolve import ResolvedModel, resolve_base_model, resolve_optional
+
+log = logging.getLogger(__name__)
+
+# Seeded sampling uses torch's process-wide generator; this lock makes "seed, then generate" atomic
+# across bots in one process.
+_SEEDED_GENERATION = threading.Lock()
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("EMPATHETIC_BOT_CACHE") or Path.home() / ".cache" / "empathetic-bot")
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelNotFoundError(f"device {device!r} was requested but CUDA is not available; use --device cpu")
+    return device
+
+
+def pick_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+                "float16": torch.float16, "fp16": torch.float16}[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _gguf_cache_folder(resolved: ResolvedModel, cache_dir: str | None) -> Path | None:
+    if cache_dir == "":
+        return None
+    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    gguf = Path(resolved.location) / resolved.gguf_file
+    return root / "gguf" / f"{gguf.stem}-{_file_digest(gguf)[:16]}"
+
+
+def mark_dequantized(model) -> None:
+    """transformers de-quantizes GGUF weights to floats on load but still tags the model as
+    "quantized with gguf", which blocks ``save_pretrained`` and training. The weights are plain
+    floats, so drop the tag."""
+    model.hf_quantizer = None
+    if hasattr(model, "is_quantized"):
+        model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+@dataclass
+class StreamStats:
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    first_token_s: float | None = None
+    generate_s: float = 0.0
+    stopped: str = "eos"  # "eos", "max_new_tokens" or "cancelled"
+
+
+class ReplyModel:
+    """Tokenizer + causal LM (+ adapter). Thread-safe for one generation at a time per instance."""
+
+    def __init__(self, config: ModelConfig):
+        import torch  # noqa: F401  (fail here, clearly, if torch is missing)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        t0 = time.perf_counter()
+        self.config = config
+        self.resolved = resolve_base_model(config.base_model)
+        self.adapter = resolve_optional(config.adapter, "adapter", "--adapter")
+        self.device = pick_device(config.device)
+        self.dtype = pick_dtype(config.dtype, self.device)
+        self.loaded_from = self.resolved.location
+        try:
+            if self.resolved.gguf_file:
+                self.tokenizer, self.model = self._load_gguf(AutoTokenizer, AutoModelForCausalLM)
+            else:
+                self.tokenizer = AutoTokenizer.from_pretrained(self.resolved.location)
+                self.model = AutoModelForCausalLM.from_pretrained(self.resolved.location, dtype=self.dtype)
+        except ModelNotFoundError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            hint = " (a hub id needs a network connection the first time)" if self.resolved.kind == "hub" else ""
+            raise ModelNotFoundError(f"could not load the base model {self.resolved.spec!r}{hint}: {exc}") from exc
+        if self.adapter is not None:
+            self._attach_adapter()
+        self.model.to(device=self.device, dtype=self.dtype).eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ModelNotFoundError(
+                f"the base model {self.resolved.spec!r} has no chat template; use an instruction-tuned (chat) model"
+            )
+        self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
+        self._lock = threading.Lock()
+        self.load_s = time.perf_counter() - t0
+        log.info("reply model %s loaded on %s (%s) in %.1fs", self.resolved.spec, self.device, self.dtype, self.load_s)
+
+    # -- loading -------------------------------------------------------------------------------
+    def _load_gguf(self, AutoTokenizer, AutoModelForCausalLM):
+        cache = _gguf_cache_folder(self.resolved, self.config.cache_dir)
+        if cache is not None and (cache / "config.json").is_file():
+            try:
+                tok = AutoTokenizer.from_pretrained(cache)
+                model = AutoModelForCausalLM.from_pretrained(cache, dtype=self.dtype)
+                self.loaded_from = str(cache)
+                return tok, model
+            except Exception as exc:  # noqa: BLE001 - a broken cache is rebuilt, not fatal
+                log.warning("ignoring the unreadable model cache %s: %s", cache, exc)
+        try:
+            import gguf  # noqa: F401
+        except ImportError:
+            raise ModelNotFoundError("reading a .gguf model needs the gguf package: pip install gguf") from None
+        tok = AutoTokenizer.from_pretrained(self.resolved.location, gguf_file=self.resolved.gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(self.resolved.location, gguf_file=self.resolved.gguf_file,
+                                                     dtype=self.dtype)
+        mark_dequantized(model)
+        if cache is not None:
+            self._write_cache(cache, tok, model)
+        return tok, model
+
+    def _write_cache(self, cache: Path, tok, model) -> None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=cache.name + ".", dir=cache.parent))
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            try:
+                os.rename(tmp, cache)  # atomic: a concurrent start sees all of it or none
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+            log.info("cached the converted model in %s", cache)
+        except OSError as exc:
+            log.warning("could not cache the converted model in %s: %s", cache, exc)
+
+    def _attach_adapter(self) -> None:
+        from peft import PeftModel
+
+        try:
+            peft_model = PeftModel.from_pretrained(self.model, self.adapter.location)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelNotFoundError(f"could not load the adapter {self.adapter.spec!r}: {exc}") from exc
+        # Merging makes generation as fast as the bare base model.
+        self.model = peft_model.merge_and_unload()
+
+    # -- tokens ----------------------------------------------------------------------------------
+    def encode(self, messages: list[dict]) -> list[int]:
+        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(out, dict) or hasattr(out, "keys"):
+            out = out["input_ids"]
+        return list(out)
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        return len(self.encode(messages))
+
+    # -- generation ------------------------------------------------------------------------------
+    def stream(self, messages: list[dict], settings: GenerationConfig, stats: StreamStats,
+               cancel: threading.Event | None = None) -> Iterator[str]:
+        """Yield reply text chunks as they are produced; fill ``stats`` as it goes."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        cancel = cancel or threading.Event()
+        abandoned = threading.Event()  # the consumer stopped reading: stop generating too
+        ids = self.encode(messages)
+        stats.prompt_tokens = len(ids)
+        input_ids = torch.tensor([ids], device=self.device)
+
+        class _Cancel(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return cancel.is_set() or abandoned.is_set()
+
+        class _CountingStreamer(TextIteratorStreamer):
+            def put(self, value):
+                if not self.next_tokens_are_prompt:
+                    stats.new_tokens += int(value.numel())
+                    if stats.first_token_s is None:
+                        stats.first_token_s = time.perf_counter() - started
+                super().put(value)
+
+        streamer = _CountingStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        kwargs = dict(
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
+            max_new_tokens=settings.max_new_tokens, min_new_tokens=2,
+            repetition_penalty=settings.repetition_penalty,
+            stopping_criteria=StoppingCriteriaList([_Cancel()]),
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        if settings.temperature > 0:
+            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        failure: list[BaseException] = []
+
+        def run():
+            try:
+                with torch.inference_mode():
+                    if settings.seed is not None:
+                        with _SEEDED_GENERATION:
+                            torch.manual_seed(settings.seed)
+                            self.model.generate(**kwargs)
+                    else:
+                        self.model.generate(**kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+                failure.append(exc)
+                streamer.end()
+
+        with self._lock:
+            started = time.perf_counter()
+            worker = threading.Thread(target=run, name="reply-generation", daemon=True)
+            worker.start()
+            completed = False
+            try:
+                for chunk in streamer:
+                    if chunk:
+                        yield chunk
+                completed = True
+            finally:
+                if not completed:
+                    abandoned.set()
+                worker.join()
+                stats.generate_s = time.perf_counter() - started
+        if failure:
+            raise GenerationError(f"the reply model failed: {failure[0]}") from failure[0]
+        if cancel.is_set():
+            stats.stopped = "cancelled"
+        elif stats.new_tokens >= settings.max_new_tokens:
+            stats.stopped = "max_new_tokens"
+
+    def describe(self) -> dict:
+        n_params = sum(p.numel() for p in self.model.parameters())
+        return {
+            "base_model": self.resolved.description,
+            "loaded_from": self.loaded_from,
+            "adapter": self.adapter.description if self.adapter else None,
+            "device": self.device,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "parameters": n_params,
+            "context_window": self.context_window,
+            "load_seconds": round(self.load_s, 2),
+        }

@@ -1,0 +1,91 @@
+"""Render the prompt for one turn from the templates in ``prompts/``.
+
+The system text is a langchain-core ``ChatPromptTemplate``; the emotion state picks the guidance
+file. The result is a list of ``{"role", "content"}`` messages that the reply model turns into
+tokens with its tokenizer's own chat template.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+from .emotion import LABEL_TO_EKMAN, EmotionState
+from .errors import BotError
+
+Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
+
+
+class PromptError(BotError):
+    """The prompt templates are missing or malformed."""
+
+
+def _default_prompts_dir() -> Path:
+    return Path(str(resources.files("prompts")))
+
+
+class PromptBook:
+    """The persona template and per-emotion guidance, read once from a folder."""
+
+    def __init__(self, prompts_dir: str | Path | None = None, persona_name: str = "Sol"):
+        self.dir = Path(prompts_dir).expanduser() if prompts_dir else _default_prompts_dir()
+        system_file = self.dir / "system.md"
+        if not system_file.is_file():
+            raise PromptError(f"prompt folder {self.dir} has no system.md; copy the project's prompts/ folder and edit it")
+        self.system_template = system_file.read_text(encoding="utf-8").strip()
+        self.guidance: dict[str, str] = {}
+        guidance_dir = self.dir / "guidance"
+        if guidance_dir.is_dir():
+            for f in sorted(guidance_dir.glob("*.md")):
+                self.guidance[f.stem] = f.read_text(encoding="utf-8").strip()
+        self.persona_name = persona_name
+        self._template  # parse now so a broken template fails at start-up, not mid-conversation
+
+    @cached_property
+    def _template(self):
+        from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+
+        try:
+            return ChatPromptTemplate.from_messages(
+                [("system", self.system_template), MessagesPlaceholder("history"), ("human", "{input}")]
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise PromptError(f"{self.dir / 'system.md'} is not a valid template: {exc}") from exc
+
+    def guidance_key(self, state: EmotionState) -> str:
+        """Which guidance file applies: the top emotion's own, then its Ekman group, then default."""
+        if not state.available:
+            return "unavailable" if "unavailable" in self.guidance else "default"
+        label = state.primary
+        for key in (label, LABEL_TO_EKMAN.get(label or "")):
+            if key and key in self.guidance:
+                return key
+        return "default"
+
+    def system_text(self, state: EmotionState) -> str:
+        return self.render([], "", state)[0]["content"]
+
+    def render(self, history: list[Message], user_text: str, state: EmotionState) -> list[Message]:
+        """Messages for one turn: system (persona + guidance), earlier turns, the new user message."""
+        if state.available and state.top:
+            emotion = f"The person seems to feel: {state.summary()}."
+        else:
+            emotion = ""
+        values = {
+            "name": self.persona_name,
+            "guidance": self.guidance.get(self.guidance_key(state), ""),
+            "emotion": emotion,
+            "history": [(m["role"] if m["role"] != "user" else "human", m["content"]) for m in history],
+            "input": user_text,
+        }
+        try:
+            lc_messages = self._template.format_messages(**values)
+        except KeyError as exc:
+            raise PromptError(
+                f"{self.dir / 'system.md'} uses the unknown variable {exc}; known: name, guidance, emotion"
+            ) from exc
+        roles = {"system": "system", "human": "user", "ai": "assistant"}
+        out = [{"role": roles[m.type], "content": m.content} for m in lc_messages]
+        out[0]["content"] = "\n".join(line for line in out[0]["content"].splitlines() if line.strip())
+        return out

@@ -1,0 +1,136 @@
+"""The Gradio web UI: streamed replies, the emotion state beside the chat, its trajectory as a plot.
+
+Each browser tab is its own bot session (keyed by Gradio's session hash), so two people using
+the same server never see each other's turns. Errors show as a message on the page, never as a
+traceback; a turn that fails leaves the conversation as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .config import BotConfig
+from .emotion import EmotionState
+from .errors import BotError, InvalidInputError
+
+log = logging.getLogger(__name__)
+
+TITLE = "Empathetic Bot"
+PLOT_COLUMNS = ["turn", "emotion", "confidence"]
+
+
+def state_markdown(state: EmotionState) -> str:
+    if not state.available:
+        return f"**Emotion state**\n\n_{state.reason}_"
+    if not state.top:
+        return "**Emotion state**\n\n_No messages yet._"
+    lines = ["**Emotion state**", "", "| emotion | confidence | trend |", "|---|---|---|"]
+    lines += [f"| {s.label} | {s.confidence:.0%} | {s.trend} |" for s in state.top]
+    lines += ["", f"Valence: **{state.valence}** · intensity: **{state.intensity:.2f}** · turn {state.turn}"]
+    return "\n".join(lines)
+
+
+def state_label(state: EmotionState) -> dict[str, float] | None:
+    if not state.available or not state.probabilities:
+        return None
+    return dict(list(state.probabilities.items())[:5])
+
+
+def trajectory_frame(states: list[EmotionState], top_n: int = 4):
+    """Long-format frame (turn, emotion, confidence) of the labels that were ever in the top ``top_n``."""
+    import pandas as pd
+
+    labels: list[str] = []
+    for s in states:
+        for score in s.top[:top_n]:
+            if score.label not in labels:
+                labels.append(score.label)
+    rows = [(s.turn, label, s.probabilities.get(label, 0.0)) for s in states if s.available for label in labels]
+    return pd.DataFrame(rows, columns=PLOT_COLUMNS)
+
+
+def build_app(config: BotConfig | None = None, bot=None):
+    """Build the Blocks app. ``bot`` may be passed in (tests, embedding); else it is loaded from ``config``."""
+    import gradio as gr
+
+    from .core import Reply
+
+    load_error = None
+    if bot is None:
+        try:
+            from .core import EmpatheticBot
+
+            bot = EmpatheticBot(config or BotConfig())
+        except BotError as exc:
+            load_error = str(exc)
+            log.error("the bot could not start: %s", exc)
+
+    def session_id(request: gr.Request | None) -> str:
+        return (getattr(request, "session_hash", None) or "anonymous") if request is not None else "anonymous"
+
+    def panel(sid: str):
+        state = bot.emotion_state(sid)
+        return state_markdown(state), state_label(state), trajectory_frame(bot.trajectory(sid))
+
+    def respond(message: str, request: gr.Request):
+        sid = session_id(request)
+        shown = bot.history(sid) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        yield "", shown, gr.skip(), gr.skip(), gr.skip()
+        try:
+            for item in bot.stream(message, session_id=sid):
+                if isinstance(item, Reply):
+                    yield ("", bot.history(sid), *panel(sid))
+                else:
+                    shown[-1]["content"] += item
+                    yield "", shown, gr.skip(), gr.skip(), gr.skip()
+        except InvalidInputError as exc:
+            gr.Warning(str(exc))
+            yield message, bot.history(sid), gr.skip(), gr.skip(), gr.skip()
+        except BotError as exc:
+            gr.Warning(f"Sorry, that turn failed: {exc}. Your conversation is unchanged; please try again.")
+            yield message, bot.history(sid), gr.skip(), gr.skip(), gr.skip()
+        except Exception:  # noqa: BLE001 - the page gets a message, the log gets the details
+            log.exception("unexpected failure in a UI turn")
+            gr.Warning("Sorry, something went wrong with that turn. Your conversation is unchanged; please try again.")
+            yield message, bot.history(sid), gr.skip(), gr.skip(), gr.skip()
+
+    def reset(request: gr.Request):
+        sid = session_id(request)
+        bot.reset(sid)
+        return ("", [], *panel(sid))
+
+    def forget(request: gr.Request):
+        bot.reset(session_id(request))
+
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\nTell me how you are doing. I notice how you feel and answer with care. "
+                    "I am a small AI model, not a therapist; in an emergency contact local emergency services.")
+        if load_error:
+            gr.Markdown(f"### The bot could not start\n\n{load_error}", elem_id="load-error")
+            return demo
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="Conversation", elem_id="chatbot", height=460)
+                box = gr.Textbox(placeholder="Type a message and press Enter", show_label=False, elem_id="message",
+                                 max_length=bot.config.conversation.max_input_chars * 4)
+                with gr.Row():
+                    send = gr.Button("Send", variant="primary", elem_id="send")
+                    clear = gr.Button("Reset conversation", elem_id="reset")
+            with gr.Column(scale=2):
+                md = gr.Markdown(state_markdown(bot.emotion_state("")), elem_id="emotion-state")
+                label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="emotion-label")
+                plot = gr.LinePlot(trajectory_frame([]), x="turn", y="confidence", color="emotion",
+                                   title="Emotion trajectory", y_lim=[0, 1], elem_id="trajectory", height=260)
+        outputs = [box, chatbot, md, label, plot]
+        box.submit(respond, [box], outputs, api_name="respond")
+        send.click(respond, [box], outputs, api_name=False)
+        clear.click(reset, None, outputs, api_name="reset")
+        demo.unload(forget)
+    return demo
+
+
+def launch(config: BotConfig, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+           **kwargs: Any) -> None:
+    demo = build_app(config)
+    demo.queue(default_concurrency_limit=4).launch(server_name=host, server_port=port, share=share, **kwargs)
