@@ -193,7 +193,8 @@ class EmpatheticBot:
         if self.emotion_classifier is not None:
             state = tracker.update(self.emotion_classifier.predict([screened.text])[0])
         else:
-            state = EmotionState.unavailable(turn=tracker.turn + 1)
+            tracker.turn += 1
+            state = EmotionState.unavailable(turn=tracker.turn)
         t_emotion = time.perf_counter()
         messages, kept = self._fit_prompt(history, screened.text, state)
         t_prompt = time.perf_counter()

@@ -5,8 +5,6 @@ the same server never see each other's turns. Errors show as a message on the pa
 traceback; a turn that fails leaves the conversation as it was.
 """
 
-from __future__ import annotations
-
 import logging
 from typing import Any
 
@@ -66,8 +64,12 @@ def build_app(config: BotConfig | None = None, bot=None):
             load_error = str(exc)
             log.error("the bot could not start: %s", exc)
 
-    def session_id(request: gr.Request | None) -> str:
-        return (getattr(request, "session_hash", None) or "anonymous") if request is not None else "anonymous"
+    def session_id(request: gr.Request) -> str:
+        # Gradio fills ``request`` for every event because of the annotation; its session hash is
+        # unique per browser tab, so each tab is its own conversation.
+        if request is None or not getattr(request, "session_hash", None):
+            raise BotError("this request has no browser session; reload the page")
+        return request.session_hash
 
     def panel(sid: str):
         state = bot.emotion_state(sid)
@@ -126,6 +128,7 @@ def build_app(config: BotConfig | None = None, bot=None):
         box.submit(respond, [box], outputs, api_name="respond")
         send.click(respond, [box], outputs, api_name=False)
         clear.click(reset, None, outputs, api_name="reset")
+        chatbot.clear(reset, None, outputs, api_name=False)  # the chat box's own trash button
         demo.unload(forget)
     return demo
 

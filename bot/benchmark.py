@@ -1,0 +1,81 @@
+"""Benchmark: cold start, resident memory, time to first token and tokens/s on a fixed conversation.
+
+Prints figures; it is not a test. Run with ``empathetic-bot bench`` (same model options as chat).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+
+from .config import BotConfig
+
+CONVERSATION = (
+    "I failed my driving test for the third time today and I feel like such an idiot.",
+    "My instructor says I panic at roundabouts, and everyone else I know passed first time.",
+    "I don't know if I should even try again. Maybe driving just isn't for me.",
+)
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process(os.getpid()).memory_info().rss / 2**20
+
+
+def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> int:
+    import torch
+
+    if config.generation.seed is None:
+        config.generation.seed = 0
+    rss_start = _rss_mb()
+    t0 = time.perf_counter()
+    from .core import EmpatheticBot
+
+    bot = EmpatheticBot(config)
+    cold_start_s = time.perf_counter() - t0
+    rss_loaded = _rss_mb()
+    turns = []
+    for run in range(runs):
+        sid = f"bench-{run}"
+        for i, text in enumerate(CONVERSATION, 1):
+            reply = bot.chat(text, session_id=sid)
+            t = reply.timings
+            turns.append({"run": run, "turn": i, "prompt_tokens": t["prompt_tokens"], "new_tokens": t["new_tokens"],
+                          "first_token_ms": t["first_token_ms"], "total_ms": t["total_ms"],
+                          "tokens_per_s": t["tokens_per_s"]})
+    rss_peak = _rss_mb()
+    info = bot.info()["reply_model"]
+    total_tokens = sum(t["new_tokens"] for t in turns)
+    total_gen_s = sum(t["total_ms"] for t in turns) / 1e3
+    result = {
+        "model": info["base_model"], "adapter": info["adapter"], "device": info["device"], "dtype": info["dtype"],
+        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "max_new_tokens": config.generation.max_new_tokens, "runs": runs,
+        "cold_start_s": round(cold_start_s, 2), "loaded_from": info["loaded_from"],
+        "rss_mb": {"before_load": round(rss_start), "after_load": round(rss_loaded), "after_chat": round(rss_peak)},
+        "first_token_ms_median": round(statistics.median(t["first_token_ms"] for t in turns), 1),
+        "tokens_per_s_median": round(statistics.median(t["tokens_per_s"] for t in turns), 1),
+        "tokens_per_s_overall": round(total_tokens / total_gen_s, 1) if total_gen_s else 0.0,
+        "turns": turns,
+    }
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"model: {result['model']}  adapter: {result['adapter'] or 'none'}")
+    print(f"device: {result['device']}  dtype: {result['dtype']}  torch threads: {result['torch_threads']}  "
+          f"max_new_tokens: {result['max_new_tokens']}")
+    print(f"cold start: {result['cold_start_s']} s  (weights from {result['loaded_from']})")
+    r = result["rss_mb"]
+    print(f"resident memory: {r['before_load']} MB before load, {r['after_load']} MB loaded, "
+          f"{r['after_chat']} MB after the conversation")
+    print("turn  prompt_tok  new_tok  first_token_ms  total_ms  tokens/s")
+    for t in turns:
+        print(f"{t['turn']:>4}  {t['prompt_tokens']:>10}  {t['new_tokens']:>7}  {t['first_token_ms']:>14.0f}  "
+              f"{t['total_ms']:>8.0f}  {t['tokens_per_s']:>8.1f}")
+    print(f"median time to first token: {result['first_token_ms_median']} ms; "
+          f"median tokens/s: {result['tokens_per_s_median']}; overall tokens/s: {result['tokens_per_s_overall']}")
+    return 0

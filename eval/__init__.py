@@ -1,0 +1,1 @@
+"""The empathy evaluation suite (not built yet)."""

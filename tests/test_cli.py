@@ -1,0 +1,89 @@
+"""The command line, through real subprocesses."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent / "empathetic-bot"
+
+
+def run(args, stdin=None, timeout=300):
+    cmd = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "bot.cli"]
+    return subprocess.run(cmd + args, input=stdin, capture_output=True, timeout=timeout, env=os.environ.copy())
+
+
+def test_help_is_fast_and_lists_the_commands():
+    t = time.perf_counter()
+    p = run(["--help"])
+    elapsed = time.perf_counter() - t
+    assert p.returncode == 0
+    out = p.stdout.decode()
+    for verb in ("chat", "ui", "info", "bench"):
+        assert verb in out
+    # heavy imports are lazy: this is a sanity bound for a cold interpreter, not a benchmark
+    assert elapsed < 5
+
+
+def test_import_does_not_load_torch():
+    code = "import sys, bot, bot.cli; print('torch' in sys.modules, 'gradio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_missing_model_gives_a_clear_error_and_no_traceback(tmp_path):
+    p = run(["info", "--no-load", "--base-model", str(tmp_path / "nope")])
+    err = p.stderr.decode()
+    assert p.returncode == 1 and "error:" in err and "not found" in err and "Traceback" not in err
+
+
+def test_info_no_load_lists_files_quickly():
+    p = run(["info", "--no-load", "--json"])
+    assert p.returncode == 0, p.stderr.decode()
+    report = json.loads(p.stdout)
+    assert report["base_model"]["kind"] == "package"
+    assert report["encoder"]["files"]
+    assert "unavailable" in report["emotion_tracking"]
+
+
+@pytest.mark.slow
+def test_info_loads_and_reports_device_and_dtype():
+    p = run(["info"])
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr.decode()
+    assert "device: cpu" in out and "dtype: float32" in out and "SmolLM2-135M-Instruct" in out
+    assert "emotion tracking: Emotion tracking is unavailable" in out
+
+
+@pytest.mark.slow
+def test_chat_holds_a_conversation_and_survives_bad_input():
+    lines = [
+        b"I failed my driving test again and I feel stupid.",
+        b"\xff\xfe not utf-8 \xc3",          # invalid UTF-8
+        b"",                                  # empty line
+        b"   ",                               # whitespace only
+        b"a" * 100_000,                       # huge
+        "I feel 😢 but também um pouco melhor".encode(),
+        b"/state",
+        b"/reset",
+        b"Hello again.",
+        b"/quit",
+        b"this line is never read",
+    ]
+    p = run(["chat", "--max-new-tokens", "16", "--seed", "1"], stdin=b"\n".join(lines) + b"\n")
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr.decode()
+    assert "Traceback" not in out + p.stderr.decode()
+    bot_lines = [line for line in out.splitlines() if line.startswith("bot> ")]
+    replies = [line for line in bot_lines if not line.startswith("bot> (")]
+    assert len(replies) == 4, out  # first turn, the repaired invalid-UTF-8 line, the emoji line, after reset
+    assert all(len(r) > len("bot> ") for r in replies)
+    assert "not valid UTF-8" in out
+    assert out.count("The message is empty") == 2
+    assert "100,000 characters long" in out
+    assert "state> Emotion tracking is unavailable" in out
+    assert "Conversation forgotten" in out

