@@ -9,13 +9,17 @@ import logging
 from typing import Any
 
 from .config import BotConfig
-from .emotion import EmotionState
+from .emotion import GOEMOTIONS_LABELS, EmotionState
 from .errors import BotError, InvalidInputError
 
 log = logging.getLogger(__name__)
 
 TITLE = "Empathetic Bot"
 PLOT_COLUMNS = ["turn", "emotion", "confidence"]
+# One fixed colour per GoEmotions label, so an emotion keeps its colour as the plot grows.
+_PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
+            "#469990", "#800000", "#808000", "#000075", "#a9a9a9", "#bfef45")
+COLOR_MAP = {label: _PALETTE[i % len(_PALETTE)] for i, label in enumerate(GOEMOTIONS_LABELS)}
 
 
 def state_markdown(state: EmotionState) -> str:
@@ -45,7 +49,29 @@ def trajectory_frame(states: list[EmotionState], top_n: int = 4):
             if score.label not in labels:
                 labels.append(score.label)
     rows = [(s.turn, label, s.probabilities.get(label, 0.0)) for s in states if s.available for label in labels]
-    return pd.DataFrame(rows, columns=PLOT_COLUMNS)
+    # explicit dtypes: an empty frame would otherwise be "object" and the plot's axes categorical
+    return pd.DataFrame(rows, columns=PLOT_COLUMNS).astype({"turn": "int64", "emotion": "str", "confidence": "float64"})
+
+
+def trajectory_figure(states: list[EmotionState], top_n: int = 4):
+    """A line per emotion (those ever in the top ``top_n``): running confidence against turn."""
+    from matplotlib.figure import Figure  # no pyplot: no global figure state shared between sessions
+
+    frame = trajectory_frame(states, top_n)
+    fig = Figure(figsize=(5, 2.8), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    for label, rows in frame.groupby("emotion", sort=False):
+        ax.plot(rows["turn"], rows["confidence"], marker="o", label=label, color=COLOR_MAP.get(label))
+    ax.set(xlabel="turn", ylabel="confidence", ylim=(0, 1), title="Emotion trajectory")
+    if len(frame):
+        turns = sorted(frame["turn"].unique())
+        ax.set_xticks(turns)
+        ax.legend(loc="upper left", fontsize="small", ncols=2, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no emotion readings yet", ha="center", va="center", transform=ax.transAxes, color="gray")
+        ax.set_xticks([])
+    ax.grid(alpha=0.3)
+    return fig
 
 
 def build_app(config: BotConfig | None = None, bot=None):
@@ -73,7 +99,7 @@ def build_app(config: BotConfig | None = None, bot=None):
 
     def panel(sid: str):
         state = bot.emotion_state(sid)
-        return state_markdown(state), state_label(state), trajectory_frame(bot.trajectory(sid))
+        return state_markdown(state), state_label(state), trajectory_figure(bot.trajectory(sid))
 
     def respond(message: str, request: gr.Request):
         sid = session_id(request)
@@ -122,8 +148,7 @@ def build_app(config: BotConfig | None = None, bot=None):
             with gr.Column(scale=2):
                 md = gr.Markdown(state_markdown(bot.emotion_state("")), elem_id="emotion-state")
                 label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="emotion-label")
-                plot = gr.LinePlot(trajectory_frame([]), x="turn", y="confidence", color="emotion",
-                                   title="Emotion trajectory", y_lim=[0, 1], elem_id="trajectory", height=260)
+                plot = gr.Plot(trajectory_figure([]), label="Emotion trajectory", elem_id="trajectory", format="png")
         outputs = [box, chatbot, md, label, plot]
         box.submit(respond, [box], outputs, api_name="respond")
         send.click(respond, [box], outputs, api_name=False)

@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from bot import BotConfig, EmpatheticBot
-from bot.ui import build_app
+from bot.ui import build_app, trajectory_frame
 from conftest import chromium_path
 from fakes import FakeReplyModel, KeywordClassifier
 
@@ -51,10 +51,10 @@ def test_emotion_panel_and_trajectory_update(fake_app):
     assert "sadness" in md and "Valence: **negative**" in md
     assert label["label"] == "sadness"
     box, chat, md, label, plot = client.predict("and now I am angry", api_name="/respond")
-    rows = plot["data"]
-    assert {r[0] for r in rows} == {1, 2}  # one point per turn
-    assert "anger" in {r[1] for r in rows}
+    assert plot and plot.get("type") == "matplotlib" and plot.get("plot")  # a rendered figure came back
     assert len(texts(chat)) == 4
+    frame = trajectory_frame(bot.trajectory(bot.sessions()[0]))
+    assert set(frame["turn"]) == {1, 2} and "anger" in set(frame["emotion"])  # one point per turn
 
 
 def test_bad_input_in_the_ui_keeps_the_conversation(fake_app):
@@ -111,46 +111,84 @@ def test_real_bot_one_exchange_with_gradio_client(real_bot):
         demo.close()
 
 
-@pytest.mark.slow
-@pytest.mark.browser
-@pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed (apt-get install chromium)")
-def test_real_browser_exchange_with_screenshot(real_bot, artifacts_dir, tmp_path):
+def _browser(tmp_path):
     import shutil
 
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     driver_path = shutil.which("chromedriver")
-    if driver_path is None:
-        pytest.skip("Debian's chromium-driver is not installed")
+    if chromium_path() is None or driver_path is None:
+        pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium_path()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}"):
         opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver_path), options=opts)
+
+
+BOT_BUBBLES = "#chatbot .message.bot, #chatbot [data-testid='bot']"
+
+
+def _send_and_wait(driver, bot, text, n_turns):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, 120)
+    box = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#message textarea")))
+    box.send_keys(text)
+    box.send_keys(Keys.ENTER)
+    # the turn is complete in the bot, and the page shows the streamed reply with the input cleared
+    wait.until(lambda d: any(len(bot.history(s)) == 2 * n_turns for s in bot.sessions()))
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#message textarea").get_attribute("value") == ""
+               and len(d.find_elements(By.CSS_SELECTOR, BOT_BUBBLES)) >= n_turns
+               and d.find_elements(By.CSS_SELECTOR, BOT_BUBBLES)[-1].text.strip())
+    return driver.find_elements(By.CSS_SELECTOR, BOT_BUBBLES)[-1].text
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_real_browser_exchange_with_screenshot(real_bot, artifacts_dir, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    driver = _browser(tmp_path)
     demo, url = launch(real_bot)
-    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
     try:
         driver.get(url)
-        wait = WebDriverWait(driver, 120)
-        box = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#message textarea")))
-        box.send_keys("I have been feeling really lonely since my sister moved abroad.")
-        box.send_keys(Keys.ENTER)
-        # the assistant's bubble appears and fills with streamed text, then the input is cleared
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chatbot .message.bot, #chatbot [data-testid='bot']")) >= 1)
-        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#message textarea").get_attribute("value") == ""
-                   and d.find_elements(By.CSS_SELECTOR, "#chatbot .message.bot, #chatbot [data-testid='bot']")[-1].text.strip())
-        wait.until(lambda d: len(real_bot.history(real_bot.sessions()[-1])) == 2 if real_bot.sessions() else False)
-        bot_text = driver.find_elements(By.CSS_SELECTOR, "#chatbot .message.bot, #chatbot [data-testid='bot']")[-1].text
-        assert bot_text.strip()
+        reply = _send_and_wait(driver, real_bot, "I have been feeling really lonely since my sister moved abroad.", 1)
+        assert reply.strip()
         assert "unavailable" in driver.find_element(By.ID, "emotion-state").text
         driver.save_screenshot(str(artifacts_dir / "ui-chat.png"))
         assert (artifacts_dir / "ui-chat.png").stat().st_size > 10_000
+    finally:
+        driver.quit()
+        demo.close()
+
+
+@pytest.mark.browser
+def test_browser_shows_the_emotion_panel_and_trajectory(artifacts_dir, tmp_path):
+    """With a (stand-in) classifier, the panel and the plot change as the conversation goes on."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    bot = EmpatheticBot(BotConfig(), reply_model=FakeReplyModel(), emotion_classifier=KeywordClassifier())
+    driver = _browser(tmp_path)
+    demo, url = launch(bot)
+    try:
+        driver.get(url)
+        _send_and_wait(driver, bot, "I am so sad, I lost my job", 1)
+        panel = driver.find_element(By.ID, "emotion-state")
+        WebDriverWait(driver, 30).until(lambda d: "sadness" in panel.text)
+        _send_and_wait(driver, bot, "and now I am furious and angry", 2)
+        WebDriverWait(driver, 30).until(lambda d: "anger" in panel.text and "rising" in panel.text)
+        plot = driver.find_element(By.ID, "trajectory")
+        driver.execute_script("arguments[0].scrollIntoView();", plot)
+        WebDriverWait(driver, 30).until(lambda d: plot.find_elements(By.CSS_SELECTOR, "img"))
+        driver.save_screenshot(str(artifacts_dir / "ui-emotion-panel.png"))
     finally:
         driver.quit()
         demo.close()
