@@ -87,3 +87,13 @@ def test_chat_holds_a_conversation_and_survives_bad_input():
     assert "100,000 characters long" in out
     assert "state> Emotion tracking is unavailable" in out
     assert "Conversation forgotten" in out
+
+
+@pytest.mark.slow
+def test_bench_prints_the_figures():
+    """The benchmark runs and reports every figure (its numbers are read by people, not asserted)."""
+    p = run(["bench", "--max-new-tokens", "8", "--json"])
+    assert p.returncode == 0, p.stderr.decode()
+    result = json.loads(p.stdout)
+    assert set(result) >= {"cold_start_s", "rss_mb", "first_token_ms_median", "tokens_per_s_median", "turns"}
+    assert len(result["turns"]) == 3 and all(t["new_tokens"] > 0 for t in result["turns"])
