@@ -6,6 +6,7 @@ traceback; a turn that fails leaves the conversation as it was.
 """
 
 import logging
+import threading
 from typing import Any
 
 from .config import BotConfig
@@ -81,6 +82,7 @@ def build_app(config: BotConfig | None = None, bot=None):
     from .core import Reply
 
     load_error = None
+    stops: dict[str, threading.Event] = {}  # per browser session: set by the Stop button
     if bot is None:
         try:
             from .core import EmpatheticBot
@@ -106,7 +108,8 @@ def build_app(config: BotConfig | None = None, bot=None):
         shown = bot.history(sid) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         yield "", shown, gr.skip(), gr.skip(), gr.skip()
         try:
-            for item in bot.stream(message, session_id=sid):
+            stop = stops[sid] = threading.Event()
+            for item in bot.stream(message, session_id=sid, cancel=stop):
                 if isinstance(item, Reply):
                     yield ("", bot.history(sid), *panel(sid))
                 else:
@@ -123,13 +126,21 @@ def build_app(config: BotConfig | None = None, bot=None):
             gr.Warning("Sorry, something went wrong with that turn. Your conversation is unchanged; please try again.")
             yield message, bot.history(sid), gr.skip(), gr.skip(), gr.skip()
 
+    def stop(request: gr.Request):
+        """Stop the reply being written; what was written so far is kept as the reply."""
+        event = stops.get(session_id(request))
+        if event is not None:
+            event.set()
+
     def reset(request: gr.Request):
         sid = session_id(request)
         bot.reset(sid)
         return ("", [], *panel(sid))
 
     def forget(request: gr.Request):
-        bot.reset(session_id(request))
+        sid = session_id(request)
+        stops.pop(sid, None)
+        bot.reset(sid)
 
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nTell me how you are doing. I notice how you feel and answer with care. "
@@ -144,6 +155,7 @@ def build_app(config: BotConfig | None = None, bot=None):
                                  max_length=bot.config.conversation.max_input_chars * 4)
                 with gr.Row():
                     send = gr.Button("Send", variant="primary", elem_id="send")
+                    halt = gr.Button("Stop", elem_id="stop")
                     clear = gr.Button("Reset conversation", elem_id="reset")
             with gr.Column(scale=2):
                 md = gr.Markdown(state_markdown(bot.emotion_state("")), elem_id="emotion-state")
@@ -152,6 +164,7 @@ def build_app(config: BotConfig | None = None, bot=None):
         outputs = [box, chatbot, md, label, plot]
         box.submit(respond, [box], outputs, api_name="respond")
         send.click(respond, [box], outputs, api_name=False)
+        halt.click(stop, None, None, api_name="stop", queue=False)
         clear.click(reset, None, outputs, api_name="reset")
         chatbot.clear(reset, None, outputs, api_name=False)  # the chat box's own trash button
         demo.unload(forget)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from bot.config import GenerationConfig
 
@@ -12,7 +13,8 @@ class FakeReplyModel:
 
     device = "cpu"
 
-    def __init__(self, replies=None, context_window: int = 8192, fail_on: str | None = None):
+    def __init__(self, replies=None, context_window: int = 8192, fail_on: str | None = None, delay: float = 0.0):
+        self.delay = delay
         self.replies = list(replies or [])
         self.context_window = context_window
         self.fail_on = fail_on
@@ -36,6 +38,8 @@ class FakeReplyModel:
                 stats.stopped = "cancelled"
                 return
             stats.new_tokens += 1
+            if self.delay:
+                time.sleep(self.delay)
             yield word + " "
 
 

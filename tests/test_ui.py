@@ -83,6 +83,31 @@ def test_each_browser_session_is_its_own_conversation(fake_app):
     assert chat_a == []
 
 
+def test_stop_button_keeps_the_partial_reply():
+    import time
+
+    from gradio_client import Client
+
+    words = " ".join(f"w{i}" for i in range(200))
+    bot = EmpatheticBot(BotConfig(), reply_model=FakeReplyModel([words], delay=0.02))
+    demo, url = launch(bot)
+    try:
+        client = Client(url, verbose=False)
+        job = client.submit("tell me everything", api_name="/respond")
+        deadline = time.time() + 30
+        while not bot.reply_model.prompts and time.time() < deadline:  # generation has started
+            time.sleep(0.05)
+        time.sleep(0.3)
+        client.predict(api_name="/stop")
+        job.result(timeout=60)
+        stored = bot.history(bot.sessions()[0])
+        assert len(stored) == 2
+        kept = stored[1]["content"].split()
+        assert 0 < len(kept) < 200 and kept == words.split()[: len(kept)]
+    finally:
+        demo.close()
+
+
 def test_missing_model_shows_a_message_not_a_traceback(tmp_path):
     import urllib.request
 
