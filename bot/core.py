@@ -252,22 +252,26 @@ class EmpatheticBot:
         def build(drop: int) -> list[dict]:
             return self.prompts.render(history[2 * drop:], text, state)
 
-        if self.reply_model.count_tokens(build(0)) <= budget:
-            return build(0), n_turns
+        full = build(0)
+        if self.reply_model.count_tokens(full) <= budget:
+            return full, n_turns
         bare = build(n_turns)
-        if self.reply_model.count_tokens(bare) > budget:
+        bare_tokens = self.reply_model.count_tokens(bare)
+        if bare_tokens > budget:
             raise InvalidInputError(
-                f"The message is too long for the model's context ({self.reply_model.count_tokens(bare)} tokens with "
+                f"The message is too long for the model's context ({bare_tokens} tokens with "
                 f"the system prompt; the budget is {budget}). Please shorten it."
             )
-        lo, hi = 1, n_turns  # the fewest dropped turns that fit lies in [lo, hi]
+        # the fewest dropped turns that fit lies in [lo, hi]; ``best`` is the prompt for ``hi``
+        lo, hi, best = 1, n_turns, bare
         while lo < hi:
             mid = (lo + hi) // 2
-            if self.reply_model.count_tokens(build(mid)) <= budget:
-                hi = mid
+            candidate = build(mid)
+            if self.reply_model.count_tokens(candidate) <= budget:
+                hi, best = mid, candidate
             else:
                 lo = mid + 1
-        return build(lo), n_turns - lo
+        return best, n_turns - hi
 
     # -- integration -------------------------------------------------------------------------------
     def as_runnable(self, default_session_id: str = DEFAULT_SESSION):
