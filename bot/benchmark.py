@@ -45,9 +45,19 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
             reply = bot.chat(text, session_id=sid)
             t = reply.timings
             turns.append({"run": run, "turn": i, "prompt_tokens": t["prompt_tokens"], "new_tokens": t["new_tokens"],
+                          "emotion_ms": t["emotion_ms"],
                           "first_token_ms": t["first_token_ms"], "total_ms": t["total_ms"],
                           "tokens_per_s": t["tokens_per_s"]})
     rss_peak = _rss_mb()
+    classify_ms = None
+    if bot.emotion_classifier is not None:  # one message at a time, as on every turn
+        times = []
+        for _ in range(30):
+            for text in CONVERSATION:
+                t0 = time.perf_counter()
+                bot.emotion_classifier.predict([text])
+                times.append((time.perf_counter() - t0) * 1e3)
+        classify_ms = {"median": round(statistics.median(times), 2), "p90": round(sorted(times)[int(0.9 * len(times))], 2)}
     info = bot.info()["reply_model"]
     total_tokens = sum(t["new_tokens"] for t in turns)
     total_gen_s = sum(t["total_ms"] for t in turns) / 1e3
@@ -60,6 +70,7 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
         "first_token_ms_median": round(statistics.median(t["first_token_ms"] for t in turns), 1),
         "tokens_per_s_median": round(statistics.median(t["tokens_per_s"] for t in turns), 1),
         "tokens_per_s_overall": round(total_tokens / total_gen_s, 1) if total_gen_s else 0.0,
+        "classify_ms": classify_ms,
         "turns": turns,
     }
     if as_json:
@@ -76,6 +87,11 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
     for t in turns:
         print(f"{t['turn']:>4}  {t['prompt_tokens']:>10}  {t['new_tokens']:>7}  {t['first_token_ms']:>14.0f}  "
               f"{t['total_ms']:>8.0f}  {t['tokens_per_s']:>8.1f}")
+    if classify_ms:
+        print(f"emotion classifier: {classify_ms['median']} ms median, {classify_ms['p90']} ms p90 per message "
+              f"({len(CONVERSATION) * 30} messages, one at a time)")
+    else:
+        print("emotion classifier: none configured")
     print(f"median time to first token: {result['first_token_ms_median']} ms; "
           f"median tokens/s: {result['tokens_per_s_median']}; overall tokens/s: {result['tokens_per_s_overall']}")
     return 0

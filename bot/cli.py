@@ -80,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--no-load", action="store_true", help="resolve files only; do not load the models")
+    p = sub.add_parser("eval", help="run an evaluation suite and write a report")
+    p.add_argument("suite", choices=["classifier"], help="classifier: GoEmotions metrics for an emotion classifier")
+    p.add_argument("--emotion-classifier", default="goemotions-minilm", help="classifier to score (name, folder or hub id)")
+    p.add_argument("--data-dir", default=None,
+                   help="GoEmotions folder (default $EMPATHETIC_BOT_DATA; without either, the hub dataset)")
+    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    p.add_argument("--limit", type=int, default=None, help="score only the first N examples")
+    p.add_argument("--latency-samples", type=int, default=200, help="messages timed one at a time (0 skips)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--output", default="reports/classifier", help="folder for the JSON, Markdown and plot")
+    p.add_argument("-v", "--verbose", action="count", default=0)
     p = sub.add_parser("bench", help="measure cold start, memory, time to first token and tokens/s")
     _add_model_options(p)
     p.add_argument("--runs", type=int, default=1, help="repeat the three-turn conversation this many times")
@@ -106,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _setup_logging(args.verbose)
     try:
+        if args.command == "eval":
+            return run_eval(args)
         config = config_from_args(args)
         if args.command == "chat":
             return run_chat(config, args.session)
@@ -120,13 +133,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .benchmark import run_benchmark
 
             return run_benchmark(config, runs=args.runs, as_json=args.json)
-    except (BotError, ValueError) as exc:
+    except (BotError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
     return 2
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from eval.classifier_suite import run
+
+    report = run(args.emotion_classifier, args.data_dir, args.output, split=args.split, limit=args.limit,
+                 latency_samples=args.latency_samples, device=args.device)
+    t = report["tuned_thresholds"]
+    print(f"{report['classifier']} on GoEmotions {args.split} ({report['data']['n']} comments):")
+    print(f"  macro-F1 {t['macro_f1']:.3f} (tuned thresholds), {report['at_0.5']['macro_f1']:.3f} (0.5); "
+          f"micro-F1 {t['micro_f1']:.3f}; Ekman macro-F1 {t['ekman']['macro_f1']:.3f}; "
+          f"sentiment macro-F1 {t['sentiment']['macro_f1']:.3f}; ECE {t['ece']:.3f}")
+    if report["latency"]:
+        print(f"  one message: {report['latency']['median_ms']} ms median, {report['latency']['p90_ms']} ms p90")
+    print(f"  report: {args.output}/classifier.md")
+    return 0
 
 
 def _human_size(n: int) -> str:
@@ -138,13 +167,13 @@ def _human_size(n: int) -> str:
 
 
 def run_info(config: BotConfig, as_json: bool = False, load: bool = True) -> int:
-    from .resolve import resolve_base_model, resolve_encoder, resolve_optional
+    from .resolve import resolve_base_model, resolve_classifier, resolve_encoder, resolve_optional
 
     m = config.model
     resolved = {
         "base_model": resolve_base_model(m.base_model),
         "adapter": resolve_optional(m.adapter, "adapter", "--adapter"),
-        "emotion_classifier": resolve_optional(m.emotion_classifier, "emotion classifier", "--emotion-classifier"),
+        "emotion_classifier": resolve_classifier(m.emotion_classifier),
         "encoder": resolve_encoder(m.encoder),
     }
     report: dict = {name: (None if r is None else {"description": r.description, "kind": r.kind,

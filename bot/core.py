@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 from .config import BotConfig
 from .emotion import EmotionClassifier, EmotionState, EmotionTracker
-from .errors import GenerationError, InvalidInputError
+from .errors import BotError, GenerationError, InvalidInputError
 from .prompting import PromptBook
 from .safety import screen_input
 
@@ -273,6 +273,21 @@ class EmpatheticBot:
                 lo = mid + 1
         return best, n_turns - hi
 
+    def explain(self, text: Any = None, session_id: str = DEFAULT_SESSION,
+                top_words: int = 5) -> dict[str, list[tuple[str, float]]]:
+        """Why the classifier read a message as it did: for each top emotion, the words that pushed it
+        most (leave-one-out; see ``EmotionClassifier.explain``). ``text`` defaults to the session's
+        last user message."""
+        if self.emotion_classifier is None:
+            raise BotError(EmotionState.unavailable().reason)
+        if text is None:
+            users = [m["content"] for m in self.history(session_id) if m["role"] == "user"]
+            if not users:
+                raise InvalidInputError("There is no message to explain yet.")
+            text = users[-1]
+        screened = screen_input(text, self.config.conversation.max_input_chars)
+        return self.emotion_classifier.explain(screened.text, top_words=top_words)
+
     # -- integration -------------------------------------------------------------------------------
     def as_runnable(self, default_session_id: str = DEFAULT_SESSION):
         """This bot as a langchain-core ``Runnable`` (see ``bot.lc``)."""
@@ -284,7 +299,8 @@ class EmpatheticBot:
         describe = getattr(self.reply_model, "describe", None)
         return {
             "reply_model": describe() if describe else repr(self.reply_model),
-            "emotion_classifier": (self.emotion_classifier.resolved.description
+            "emotion_classifier": (getattr(getattr(self.emotion_classifier, "resolved", None), "description",
+                                           repr(self.emotion_classifier))
                                    if self.emotion_classifier is not None else None),
             "emotion_tracking": "on" if self.emotion_classifier is not None else EmotionState.unavailable().reason,
             "prompts": str(self.prompts.dir),

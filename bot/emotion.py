@@ -22,12 +22,14 @@ Update rule (documented, deliberately simple):
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 from .errors import ModelNotFoundError
-from .resolve import resolve_optional
+from .resolve import resolve_classifier
 
 log = logging.getLogger(__name__)
 
@@ -164,30 +166,41 @@ class EmotionTracker:
 
 
 class EmotionClassifier:
-    """A sequence-classification model that reads one message and returns label probabilities.
+    """A sequence-classification model that reads messages and returns label probabilities.
 
-    Multi-label models (``problem_type == "multi_label_classification"``) use a sigmoid per label;
-    others a softmax. Per-label thresholds, when the model folder has ``thresholds.json``, are kept
-    for callers that need yes/no decisions; the tracker works on probabilities.
+    ``spec``: ``"goemotions-minilm"`` (the classifier shipped with the package), a folder or a hub
+    id. Multi-label models (``problem_type == "multi_label_classification"``) use a sigmoid per
+    label; others a softmax. Per-label decision thresholds come from ``thresholds.json`` when the
+    folder has one (else 0.5); the tracker itself works on probabilities.
     """
 
     def __init__(self, spec: str, device: str = "cpu", max_length: int = 128):
-        resolved = resolve_optional(spec, "emotion classifier", "--emotion-classifier")
+        resolved = resolve_classifier(spec)
         if resolved is None:
             raise ModelNotFoundError(UNAVAILABLE_NO_CLASSIFIER)
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        import torch
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(resolved.location)
-            self.model = AutoModelForSequenceClassification.from_pretrained(resolved.location).to(device).eval()
+            config = AutoConfig.from_pretrained(resolved.location)
+            if "BertMeanPoolForSequenceClassification" in (config.architectures or []):
+                from .emotion_model import BertMeanPoolForSequenceClassification as cls  # our own head: no remote code
+            else:
+                cls = AutoModelForSequenceClassification
+            self.model = cls.from_pretrained(resolved.location, dtype=torch.float32).to(device).eval()
         except Exception as exc:  # noqa: BLE001 - re-raised with what to do
             raise ModelNotFoundError(f"could not load the emotion classifier {spec!r}: {exc}") from exc
         self.resolved = resolved
         self.device = device
-        self.max_length = max_length
+        self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", max_length) or max_length)
         cfg = self.model.config
         self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
         self.multi_label = cfg.problem_type == "multi_label_classification"
+        self.thresholds = {label: 0.5 for label in self.labels}
+        thresholds_file = Path(resolved.location) / "thresholds.json" if resolved.is_local else None
+        if thresholds_file is not None and thresholds_file.is_file():
+            self.thresholds.update(json.loads(thresholds_file.read_text()))
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, float]]:
         import torch
@@ -197,3 +210,31 @@ class EmotionClassifier:
             logits = self.model(**enc.to(self.device)).logits.float()
         probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
         return [dict(zip(self.labels, row.tolist())) for row in probs.cpu()]
+
+    def detected(self, probabilities: dict[str, float]) -> list[str]:
+        """Labels at or above their tuned threshold, most probable first."""
+        hits = [k for k, v in probabilities.items() if v >= self.thresholds.get(k, 0.5)]
+        return sorted(hits, key=lambda k: -probabilities[k])
+
+    def explain(self, text: str, labels: Sequence[str] | None = None, top_words: int = 5) -> dict[str, list[tuple[str, float]]]:
+        """Which words pushed each label: leave-one-out occlusion.
+
+        Each word is removed in turn and the message re-read; a word's weight for a label is the
+        probability lost without it (negative: the word held the label back). ``labels`` defaults
+        to the three most probable non-neutral labels. One batched forward pass per message.
+        """
+        words = text.split()
+        base = self.predict([text])[0]
+        if labels is None:
+            labels = [k for k, _ in sorted(base.items(), key=lambda kv: -kv[1]) if k != "neutral"][:3]
+        if not words:
+            return {label: [] for label in labels}
+        variants = [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
+        occluded = []
+        for start in range(0, len(variants), 64):
+            occluded += self.predict(variants[start:start + 64])
+        out = {}
+        for label in labels:
+            weights = [(words[i], round(base[label] - occluded[i][label], 4)) for i in range(len(words))]
+            out[label] = sorted(weights, key=lambda wv: -abs(wv[1]))[:top_words]
+        return out

@@ -129,6 +129,28 @@ def resolve_encoder(spec: str | None) -> ResolvedModel:
     return _resolve_local_or_hub(spec, "encoder", "--encoder")
 
 
+SHIPPED_CLASSIFIER = "goemotions-minilm"  # the emotion classifier shipped in bot/models/
+CLASSIFIER_ALIASES = {SHIPPED_CLASSIFIER, "default"}
+
+
+def shipped_classifier_dir() -> Path:
+    return Path(__file__).resolve().parent / "models" / SHIPPED_CLASSIFIER
+
+
+def resolve_classifier(spec: str | None) -> ResolvedModel | None:
+    """Resolve the emotion classifier: the shipped one by name, a folder or a hub id; None if not set."""
+    if spec is not None and spec.strip().lower() in CLASSIFIER_ALIASES:
+        folder = shipped_classifier_dir()
+        if not (folder / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"the shipped emotion classifier is missing from {folder}; reinstall the package, or train one with "
+                "python -m finetune.train_classifier and pass its folder to --emotion-classifier")
+        return ResolvedModel(spec, "package", str(folder), None,
+                             "GoEmotions emotion classifier (MiniLM, mean pooling) shipped with the package",
+                             _list_files(folder))
+    return resolve_optional(spec, "emotion classifier", "--emotion-classifier")
+
+
 def resolve_optional(spec: str | None, what: str, option: str) -> ResolvedModel | None:
     """Resolve an adapter or classifier; ``None`` or an empty string means 'not configured'."""
     if spec is None or not str(spec).strip():

@@ -54,6 +54,17 @@ def trajectory_frame(states: list[EmotionState], top_n: int = 4):
     return pd.DataFrame(rows, columns=PLOT_COLUMNS).astype({"turn": "int64", "emotion": "str", "confidence": "float64"})
 
 
+def explanation_markdown(explanation: dict[str, list[tuple[str, float]]]) -> str:
+    if not explanation:
+        return "_No emotion to explain._"
+    lines = ["**Why this reading** (words that moved each emotion most; removing the word changes the "
+             "confidence by the amount shown)", ""]
+    for label, words in explanation.items():
+        shown = ", ".join(f"“{w}” {v:+.0%}" for w, v in words) or "no single word stands out"
+        lines.append(f"- **{label}**: {shown}")
+    return "\n".join(lines)
+
+
 def trajectory_figure(states: list[EmotionState], top_n: int = 4):
     """A line per emotion (those ever in the top ``top_n``): running confidence against turn."""
     from matplotlib.figure import Figure  # no pyplot: no global figure state shared between sessions
@@ -126,6 +137,12 @@ def build_app(config: BotConfig | None = None, bot=None):
             gr.Warning("Sorry, something went wrong with that turn. Your conversation is unchanged; please try again.")
             yield message, bot.history(sid), gr.skip(), gr.skip(), gr.skip()
 
+    def why(request: gr.Request):
+        try:
+            return explanation_markdown(bot.explain(session_id=session_id(request)))
+        except BotError as exc:
+            return f"_{exc}_"
+
     def stop(request: gr.Request):
         """Stop the reply being written; what was written so far is kept as the reply."""
         event = stops.get(session_id(request))
@@ -160,11 +177,16 @@ def build_app(config: BotConfig | None = None, bot=None):
             with gr.Column(scale=2):
                 md = gr.Markdown(state_markdown(bot.emotion_state("")), elem_id="emotion-state")
                 label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="emotion-label")
+                with gr.Accordion("Why this reading?", open=False):
+                    explain_btn = gr.Button("Explain the last message", elem_id="explain", size="sm",
+                                            interactive=bot.emotion_classifier is not None)
+                    explanation = gr.Markdown(elem_id="explanation")
                 plot = gr.Plot(trajectory_figure([]), label="Emotion trajectory", elem_id="trajectory", format="png")
         outputs = [box, chatbot, md, label, plot]
         box.submit(respond, [box], outputs, api_name="respond")
         send.click(respond, [box], outputs, api_name=False)
         halt.click(stop, None, None, api_name="stop", queue=False)
+        explain_btn.click(why, None, explanation, api_name="explain")
         clear.click(reset, None, outputs, api_name="reset")
         chatbot.clear(reset, None, outputs, api_name=False)  # the chat box's own trash button
         demo.unload(forget)

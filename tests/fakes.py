@@ -60,3 +60,12 @@ class KeywordClassifier:
             probs["neutral"] = 0.05 if hits else 0.9
             out.append(probs)
         return out
+
+    def explain(self, text, labels=None, top_words=5):
+        """Words that are keywords get weight 0.9 for their label."""
+        out = {}
+        for word, label in self.KEYWORDS.items():
+            hits = [w for w in text.split() if word in w.lower()]
+            if hits:
+                out.setdefault(label, []).extend((w, 0.9) for w in hits)
+        return out

@@ -57,6 +57,17 @@ def test_emotion_panel_and_trajectory_update(fake_app):
     assert set(frame["turn"]) == {1, 2} and "anger" in set(frame["emotion"])  # one point per turn
 
 
+def test_why_this_reading_names_the_words(fake_app):
+    from gradio_client import Client
+
+    bot, url = fake_app
+    client = Client(url, verbose=False)
+    assert "no message to explain" in client.predict(api_name="/explain")
+    client.predict("Today I feel so sad", api_name="/respond")
+    md = client.predict(api_name="/explain")
+    assert "**sadness**" in md and "“sad”" in md
+
+
 def test_bad_input_in_the_ui_keeps_the_conversation(fake_app):
     from gradio_client import Client
 

@@ -1,0 +1,274 @@
+"""Fine-tune a BERT encoder on GoEmotions (28 labels, multi-label) and save a classifier the bot loads.
+
+    python -m finetune.train_classifier --data-dir ../shared/data/goemotions --output runs/clf
+    python -m finetune.train_classifier --epochs 1 --limit-train 2000      # a quick run
+    python -m finetune.train_classifier --base bert-base-uncased --batch-size 64   # any hub encoder
+
+Every ``TrainConfig`` field is a ``--flag``. The recipe: mean-pooling head (see bot/emotion_model.py),
+sigmoid + binary cross-entropy (or focal loss, optionally with per-label positive weights),
+AdamW with linear warmup and decay, length-grouped batches, bf16 autocast on CUDA. The epoch with
+the best dev macro-F1 is kept; per-label thresholds are tuned on dev; test is read once, at the end,
+for the report. The saved weights are rounded to ``save_dtype`` before the final evaluation, so the
+reported figures are those of the artifact on disk.
+
+Output folder: ``config.json`` + ``model.safetensors`` + tokenizer (loadable by
+``transformers.pipeline("text-classification", model=..., trust_remote_code=True)`` and by the bot),
+``thresholds.json``, ``run_summary.json`` (config, commit, data files and hashes, metrics, timings),
+``per_label_f1.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import subprocess
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class TrainConfig:
+    data_dir: str | None = None  # GoEmotions TSV folder; default $EMPATHETIC_BOT_DATA, else the hub dataset
+    base: str = "all-minilm-l6-v2"  # encoder: the embedded MiniLM, a folder or a hub id
+    output: str = "runs/emotion-classifier"
+    epochs: int = 8
+    lr: float = 1e-4
+    batch_size: int = 32
+    max_length: int = 64
+    weight_decay: float = 0.01
+    warmup: float = 0.06  # share of steps with linear warmup
+    loss: str = "bce"  # "bce" or "focal"
+    focal_gamma: float = 2.0
+    class_weights: bool = False  # positive weight per label: sqrt(negatives / positives)
+    limit_train: int | None = None
+    limit_eval: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None  # CPU threads for torch
+    save_dtype: str = "float16"  # "float16" halves the artifact; "float32" keeps full precision
+    eval_test: bool = True
+
+
+def parse_args(argv=None) -> TrainConfig:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for f in fields(TrainConfig):
+        default = f.default
+        if f.type in ("bool",) or isinstance(default, bool):
+            parser.add_argument(f"--{f.name.replace('_', '-')}", default=default,
+                                type=lambda s: s.lower() in ("1", "true", "yes", "on"), metavar="BOOL")
+        else:
+            kind = {"int | None": int, "int": int, "float": float}.get(str(f.type), str)
+            parser.add_argument(f"--{f.name.replace('_', '-')}", default=default, type=kind)
+    return TrainConfig(**vars(parser.parse_args(argv)))
+
+
+def git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffle, sort by length inside chunks of 50 batches, then shuffle the batches: little padding, still random."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start:start + chunk], key=lambda i: lengths[i])
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(ids: list[list[int]], pad_id: int, device):
+    import torch
+
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for r, x in enumerate(ids):
+        input_ids[r, :len(x)] = torch.tensor(x)
+        mask[r, :len(x)] = 1
+    return input_ids.to(device), mask.to(device)
+
+
+def predict(model, token_ids: list[list[int]], pad_id: int, device, batch_size: int = 128) -> np.ndarray:
+    """Sigmoid probabilities, (n, labels), in the original order."""
+    import torch
+
+    model.eval()
+    order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
+    out = np.zeros((len(token_ids), model.config.num_labels), dtype=np.float32)
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            input_ids, mask = collate([token_ids[i] for i in idx], pad_id, device)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(input_ids=input_ids, attention_mask=mask).logits
+            out[idx] = torch.sigmoid(logits.float()).cpu().numpy()
+    return out
+
+
+def loss_fn(cfg: TrainConfig, pos_weight):
+    import torch.nn.functional as F
+
+    def bce(logits, target):
+        return F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
+
+    def focal(logits, target):
+        ce = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight, reduction="none")
+        p = logits.sigmoid()
+        p_t = p * target + (1 - p) * (1 - target)
+        return ((1 - p_t) ** cfg.focal_gamma * ce).mean()
+
+    if cfg.loss not in ("bce", "focal"):
+        raise ValueError("loss must be 'bce' or 'focal'")
+    return bce if cfg.loss == "bce" else focal
+
+
+def train(cfg: TrainConfig) -> dict:
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+    from bot.emotion_model import BertMeanPoolForSequenceClassification
+    from bot.resolve import resolve_encoder
+    from eval.classifier import classifier_metrics, plot_per_label, tune_thresholds
+    from finetune.goemotions import load_split
+
+    t_start = time.time()
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if cfg.device == "auto" else cfg.device))
+    out_dir = Path(cfg.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # ---- data --------------------------------------------------------------------------------------
+    train_split = load_split(cfg.data_dir, "train", cfg.limit_train)
+    dev_split = load_split(cfg.data_dir, "dev", cfg.limit_eval)
+    names = train_split.label_names
+    encoder = resolve_encoder(cfg.base)
+    tokenizer = AutoTokenizer.from_pretrained(encoder.location)
+
+    def encode(texts):
+        return tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
+
+    train_ids, dev_ids = encode(train_split.texts), encode(dev_split.texts)
+    pad_id = tokenizer.pad_token_id or 0
+    print(f"train {len(train_ids)} / dev {len(dev_ids)} examples, {len(names)} labels, device {device}")
+
+    # ---- model -------------------------------------------------------------------------------------
+    model = BertMeanPoolForSequenceClassification.from_pretrained(
+        encoder.location, num_labels=len(names), id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)}, problem_type="multi_label_classification",
+    ).to(device)
+    positives = train_split.labels.sum(0)
+    pos_weight = None
+    if cfg.class_weights:
+        neg = len(train_split.labels) - positives
+        pos_weight = torch.tensor(np.sqrt(neg / np.maximum(positives, 1)), dtype=torch.float32, device=device)
+    criterion = loss_fn(cfg, pos_weight)
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total_steps), total_steps)
+    targets = torch.tensor(train_split.labels)
+    rng = random.Random(cfg.seed)
+
+    # ---- train -------------------------------------------------------------------------------------
+    history, best = [], {"dev_macro_f1": -1.0}
+    best_state = None
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        t_epoch, seen_tokens, losses = time.time(), 0, []
+        bar = tqdm(length_grouped_batches([len(x) for x in train_ids], cfg.batch_size, rng),
+                   desc=f"epoch {epoch}/{cfg.epochs}", mininterval=5)
+        for batch in bar:
+            input_ids, mask = collate([train_ids[i] for i in batch], pad_id, device)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(input_ids=input_ids, attention_mask=mask).logits
+            loss = criterion(logits.float(), targets[batch].to(device))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            seen_tokens += int(mask.sum())
+            if len(losses) % 50 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        dev_probs = predict(model, dev_ids, pad_id, device)
+        dev_at_half = classifier_metrics(dev_split.labels, dev_probs, names, 0.5)["macro_f1"]
+        dev_tuned = classifier_metrics(dev_split.labels, dev_probs, names,
+                                       tune_thresholds(dev_split.labels, dev_probs))["macro_f1"]
+        elapsed = time.time() - t_epoch
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "first_loss": float(np.mean(losses[:20])),
+               "last_loss": float(np.mean(losses[-20:])), "dev_macro_f1_at_0.5": dev_at_half,
+               "dev_macro_f1_tuned": dev_tuned, "seconds": elapsed, "train_tokens_per_s": seen_tokens / elapsed}
+        history.append(row)
+        print(json.dumps(row))
+        if dev_tuned > best["dev_macro_f1"]:
+            best = {"epoch": epoch, "dev_macro_f1": dev_tuned}
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    # ---- keep the best epoch, round to the saved dtype, tune thresholds, test once ------------------
+    model.load_state_dict(best_state)
+    save_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[cfg.save_dtype]
+    model = model.to(save_dtype).to(torch.float32)  # the weights the artifact holds
+    dev_probs = predict(model, dev_ids, pad_id, device)
+    thresholds = tune_thresholds(dev_split.labels, dev_probs)
+    metrics = {"dev": classifier_metrics(dev_split.labels, dev_probs, names, thresholds)}
+    data_files = {"train": [train_split.source, train_split.sha256], "dev": [dev_split.source, dev_split.sha256]}
+    if cfg.eval_test:
+        test_split = load_split(cfg.data_dir, "test", cfg.limit_eval)
+        test_probs = predict(model, encode(test_split.texts), pad_id, device)
+        metrics["test_tuned"] = classifier_metrics(test_split.labels, test_probs, names, thresholds)
+        metrics["test_at_0.5"] = classifier_metrics(test_split.labels, test_probs, names, 0.5)
+        data_files["test"] = [test_split.source, test_split.sha256]
+        plot_per_label(metrics["test_tuned"], out_dir / "per_label_f1.png")
+
+    # ---- save --------------------------------------------------------------------------------------
+    BertMeanPoolForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+    model.to(save_dtype).save_pretrained(out_dir)
+    tokenizer.model_max_length = cfg.max_length
+    tokenizer.save_pretrained(out_dir)
+    (out_dir / "thresholds.json").write_text(json.dumps(dict(zip(names, map(float, thresholds))), indent=1))
+    summary = {
+        "config": asdict(cfg), "commit": git_commit(), "encoder": encoder.description, "device": str(device),
+        "torch": torch.__version__, "data_files": data_files, "best": best, "history": history,
+        "metrics": metrics, "wall_seconds": time.time() - t_start,
+        "peak_cuda_memory_mb": (torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None,
+    }
+    (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=1))
+    headline = metrics.get("test_tuned", metrics["dev"])
+    print(f"saved {out_dir}: macro-F1 {headline['macro_f1']:.3f}, Ekman macro-F1 {headline['ekman']['macro_f1']:.3f} "
+          f"({'test' if cfg.eval_test else 'dev'}, tuned thresholds); best epoch {best['epoch']}")
+    return summary
+
+
+def main(argv=None) -> int:
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""Training the emotion classifier end to end on a tiny fixture, on CPU."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FIXTURE = Path(__file__).resolve().parent.parent / "data" / "fixtures" / "goemotions"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from finetune.train_classifier import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("clf")
+    cfg = TrainConfig(data_dir=str(FIXTURE), output=str(out), epochs=4, lr=1e-3, batch_size=8, warmup=0.0,
+                      max_length=32, threads=2)
+    return out, train(cfg)
+
+
+def test_loss_goes_down(trained):
+    _, summary = trained
+    h = summary["history"]
+    assert h[-1]["last_loss"] < h[0]["first_loss"] * 0.8
+
+
+def test_artifact_files_and_summary(trained):
+    out, summary = trained
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "thresholds.json", "run_summary.json",
+                 "emotion_model.py", "per_label_f1.png"):
+        assert (out / name).is_file(), name
+    assert summary["data_files"]["train"][1] and summary["best"]["epoch"] >= 1
+    assert set(summary["metrics"]) == {"dev", "test_tuned", "test_at_0.5"}
+    assert json.loads((out / "config.json").read_text())["architectures"] == [
+        "BertMeanPoolForSequenceClassification"]
+
+
+def test_reload_gives_the_reported_predictions(trained):
+    """The saved artifact, reloaded, reproduces the dev figures the trainer computed in memory."""
+    from bot.emotion import EmotionClassifier
+    from eval.classifier import classifier_metrics
+    from eval.classifier_suite import classifier_probabilities
+    from finetune.goemotions import load_split
+
+    out, summary = trained
+    clf = EmotionClassifier(str(out))
+    dev = load_split(FIXTURE, "dev")
+    probs = classifier_probabilities(clf, dev.texts, dev.label_names)
+    thresholds = np.array([clf.thresholds[n] for n in dev.label_names])
+    again = classifier_metrics(dev.labels, probs, dev.label_names, thresholds)
+    assert again["macro_f1"] == pytest.approx(summary["metrics"]["dev"]["macro_f1"], abs=1e-9)
+    reported = summary["metrics"]["dev"]["per_label"]
+    for label, m in again["per_label"].items():
+        assert (m["precision"], m["recall"], m["f1"]) == pytest.approx(
+            (reported[label]["precision"], reported[label]["recall"], reported[label]["f1"]), abs=1e-9), label
+
+
+def test_pipeline_loads_the_artifact_with_the_same_probabilities(trained):
+    from transformers import pipeline
+
+    from bot.emotion import EmotionClassifier
+
+    out, _ = trained
+    text = "I am so happy and thankful today"
+    pipe = pipeline("text-classification", model=str(out), trust_remote_code=True, top_k=None)
+    from_pipe = {d["label"]: d["score"] for d in pipe(text)}
+    ours = EmotionClassifier(str(out)).predict([text])[0]
+    assert from_pipe.keys() == ours.keys()
+    assert max(abs(from_pipe[k] - ours[k]) for k in ours) < 1e-5
