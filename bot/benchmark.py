@@ -55,7 +55,7 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
         for _ in range(30):
             for text in CONVERSATION:
                 t0 = time.perf_counter()
-                bot.emotion_classifier.predict([text])
+                bot._classify([text])  # on the model thread, as in a turn
                 times.append((time.perf_counter() - t0) * 1e3)
         classify_ms = {"median": round(statistics.median(times), 2), "p90": round(sorted(times)[int(0.9 * len(times))], 2)}
     info = bot.info()["reply_model"]

@@ -20,7 +20,8 @@ from typing import Sequence
 from .config import BotConfig, DEFAULT_BASE_MODEL, DEFAULT_ENCODER
 from .errors import BotError, InvalidInputError
 
-CHAT_HELP = "Commands: /reset forgets this conversation, /state shows the emotion state, /help, /quit."
+CHAT_HELP = ("Commands: /reset forgets this conversation, /state shows the emotion state, "
+             "/why shows which words gave your last message its emotions, /help, /quit.")
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -247,6 +248,14 @@ def run_chat(config: BotConfig, session_id: str = "cli") -> int:
             continue
         if command == "/state":
             print(f"state> {bot.emotion_state(session_id).summary()}", file=out, flush=True)
+            continue
+        if command == "/why":
+            try:
+                for label, words in bot.explain(session_id=session_id).items():
+                    shown = ", ".join(f"{w} {v:+.0%}" for w, v in words) or "no single word stands out"
+                    print(f"why> {label}: {shown}", file=out, flush=True)
+            except BotError as exc:
+                print(f"why> {exc}", file=out, flush=True)
             continue
         if command == "/help":
             print(CHAT_HELP, file=out, flush=True)

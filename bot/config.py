@@ -28,8 +28,9 @@ class ModelConfig:
     ``base_model``: ``"smollm2-135m"`` (the embedded default), a local folder, a local ``.gguf``
     file, or a Hugging Face hub id such as ``HuggingFaceTB/SmolLM2-360M-Instruct``.
     ``adapter``: an optional PEFT adapter (local folder or hub id) attached to the base model.
-    ``emotion_classifier``: a trained emotion classifier (local folder or hub id). ``None`` means
-    emotion tracking is unavailable and every reply says so.
+    ``emotion_classifier``: ``"goemotions-minilm"`` (the classifier shipped with the package), a
+    local folder or a hub id. ``None`` or ``""`` turns emotion tracking off; every reply then says
+    that it is unavailable.
     ``encoder``: the BERT encoder that emotion classifiers are trained from.
     ``device``: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     ``dtype``: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), ``"float32"``, ``"bfloat16"``, ``"float16"``.
@@ -39,7 +40,7 @@ class ModelConfig:
 
     base_model: str = DEFAULT_BASE_MODEL
     adapter: str | None = None
-    emotion_classifier: str | None = None
+    emotion_classifier: str | None = "goemotions-minilm"
     encoder: str = DEFAULT_ENCODER
     device: str = "auto"
     dtype: str = "auto"

@@ -181,7 +181,7 @@ class EmpatheticBot:
         tracker = EmotionTracker()
         if self.emotion_classifier is not None:
             earlier = [m["content"] for m in history if m["role"] == "user"]
-            for probs in (self.emotion_classifier.predict(earlier) if earlier else []):
+            for probs in (self._classify(earlier) if earlier else []):
                 tracker.update(probs)
         reply, _ = yield from self._turn(messages[-1].get("content"), history, tracker, "", cancel)
         yield reply
@@ -191,7 +191,7 @@ class EmpatheticBot:
         screened = screen_input(text, self.config.conversation.max_input_chars)
         t_screen = time.perf_counter()
         if self.emotion_classifier is not None:
-            state = tracker.update(self.emotion_classifier.predict([screened.text])[0])
+            state = tracker.update(self._classify([screened.text])[0])
         else:
             tracker.turn += 1
             state = EmotionState.unavailable(turn=tracker.turn)
@@ -286,7 +286,15 @@ class EmpatheticBot:
                 raise InvalidInputError("There is no message to explain yet.")
             text = users[-1]
         screened = screen_input(text, self.config.conversation.max_input_chars)
-        return self.emotion_classifier.explain(screened.text, top_words=top_words)
+        return self._on_model_thread(self.emotion_classifier.explain, screened.text, top_words=top_words)
+
+    def _on_model_thread(self, fn, *args, **kwargs):
+        """Classifier work runs on the reply model's thread when it has one (see ReplyModel._worker)."""
+        call = getattr(self.reply_model, "call", None)
+        return call(fn, *args, **kwargs) if call is not None else fn(*args, **kwargs)
+
+    def _classify(self, texts: list[str]) -> list[dict[str, float]]:
+        return self._on_model_thread(self.emotion_classifier.predict, texts)
 
     # -- integration -------------------------------------------------------------------------------
     def as_runnable(self, default_session_id: str = DEFAULT_SESSION):

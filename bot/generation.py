@@ -6,20 +6,20 @@ a cache folder (``ModelConfig.cache_dir``) so that later starts load plain safet
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from .config import GenerationConfig, ModelConfig
 from .errors import GenerationError, ModelNotFoundError
-from .resolve import ResolvedModel, resolve_base_model, resolve_optional
+from .resolve import ResolvedModel, file_sha256, resolve_base_model, resolve_optional
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +54,12 @@ def pick_dtype(dtype: str, device: str):
         raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _gguf_cache_folder(resolved: ResolvedModel, cache_dir: str | None) -> Path | None:
     if cache_dir == "":
         return None
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     gguf = Path(resolved.location) / resolved.gguf_file
-    return root / "gguf" / f"{gguf.stem}-{_file_digest(gguf)[:16]}"
+    return root / "gguf" / f"{gguf.stem}-{file_sha256(gguf)[:16]}"
 
 
 def mark_dequantized(model) -> None:
@@ -79,6 +71,73 @@ def mark_dequantized(model) -> None:
         model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+
+
+def _write_cache(cache: Path, tok, model) -> None:
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=cache.name + ".", dir=cache.parent))
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        try:
+            os.rename(tmp, cache)  # atomic: a concurrent start sees all of it or none
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+        log.info("cached the converted model in %s", cache)
+    except OSError as exc:
+        log.warning("could not cache the converted model in %s: %s", cache, exc)
+
+
+def _load_gguf(resolved: ResolvedModel, dtype, cache_dir: str | None):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cache = _gguf_cache_folder(resolved, cache_dir)
+    if cache is not None and (cache / "config.json").is_file():
+        try:
+            return (AutoTokenizer.from_pretrained(cache), AutoModelForCausalLM.from_pretrained(cache, dtype=dtype),
+                    str(cache))
+        except Exception as exc:  # noqa: BLE001 - a broken cache is rebuilt, not fatal
+            log.warning("ignoring the unreadable model cache %s: %s", cache, exc)
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        raise ModelNotFoundError("reading a .gguf model needs the gguf package: pip install gguf") from None
+    tok = AutoTokenizer.from_pretrained(resolved.location, gguf_file=resolved.gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(resolved.location, gguf_file=resolved.gguf_file, dtype=dtype)
+    mark_dequantized(model)
+    if cache is not None:
+        _write_cache(cache, tok, model)
+    return tok, model, resolved.location
+
+
+def load_base(resolved: ResolvedModel, dtype, cache_dir: str | None = None):
+    """(tokenizer, causal LM, where it was read from) for a resolved base model, on the CPU."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        if resolved.gguf_file:
+            return _load_gguf(resolved, dtype, cache_dir)
+        return (AutoTokenizer.from_pretrained(resolved.location),
+                AutoModelForCausalLM.from_pretrained(resolved.location, dtype=dtype), resolved.location)
+    except ModelNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        hint = " (a hub id needs a network connection the first time)" if resolved.kind == "hub" else ""
+        raise ModelNotFoundError(f"could not load the base model {resolved.spec!r}{hint}: {exc}") from exc
+
+
+def plain_model_folder(resolved: ResolvedModel, cache_dir: str | None = None) -> str:
+    """A folder (or hub id) that ``from_pretrained`` reads without ``gguf_file``: for a GGUF model, the
+    converted copy in the cache (made now if missing). 4-bit loading (QLoRA) needs this."""
+    if not resolved.gguf_file:
+        return resolved.location
+    import torch
+
+    _, _, loaded_from = _load_gguf(resolved, torch.float32, cache_dir if cache_dir != "" else None)
+    folder = _gguf_cache_folder(resolved, cache_dir if cache_dir != "" else None)
+    if folder is None or not (folder / "config.json").is_file():
+        raise ModelNotFoundError(f"could not write a converted copy of {resolved.spec!r} (loaded from {loaded_from})")
+    return str(folder)
 
 
 @dataclass
@@ -94,27 +153,13 @@ class ReplyModel:
     """Tokenizer + causal LM (+ adapter). Thread-safe for one generation at a time per instance."""
 
     def __init__(self, config: ModelConfig):
-        import torch  # noqa: F401  (fail here, clearly, if torch is missing)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         t0 = time.perf_counter()
         self.config = config
         self.resolved = resolve_base_model(config.base_model)
         self.adapter = resolve_optional(config.adapter, "adapter", "--adapter")
         self.device = pick_device(config.device)
         self.dtype = pick_dtype(config.dtype, self.device)
-        self.loaded_from = self.resolved.location
-        try:
-            if self.resolved.gguf_file:
-                self.tokenizer, self.model = self._load_gguf(AutoTokenizer, AutoModelForCausalLM)
-            else:
-                self.tokenizer = AutoTokenizer.from_pretrained(self.resolved.location)
-                self.model = AutoModelForCausalLM.from_pretrained(self.resolved.location, dtype=self.dtype)
-        except ModelNotFoundError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            hint = " (a hub id needs a network connection the first time)" if self.resolved.kind == "hub" else ""
-            raise ModelNotFoundError(f"could not load the base model {self.resolved.spec!r}{hint}: {exc}") from exc
+        self.tokenizer, self.model, self.loaded_from = load_base(self.resolved, self.dtype, config.cache_dir)
         if self.adapter is not None:
             self._attach_adapter()
         self.model.to(device=self.device, dtype=self.dtype).eval()
@@ -126,45 +171,12 @@ class ReplyModel:
             )
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
         self._lock = threading.Lock()
+        # All torch work of this model, and of the bot's classifier (see ``call``), runs on this one
+        # thread. On CPU each thread that runs torch ops keeps its own OpenMP team; a second team
+        # (say, the classifier running on the caller's thread) halves generation speed on 2 cores.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reply-model")
         self.load_s = time.perf_counter() - t0
         log.info("reply model %s loaded on %s (%s) in %.1fs", self.resolved.spec, self.device, self.dtype, self.load_s)
-
-    # -- loading -------------------------------------------------------------------------------
-    def _load_gguf(self, AutoTokenizer, AutoModelForCausalLM):
-        cache = _gguf_cache_folder(self.resolved, self.config.cache_dir)
-        if cache is not None and (cache / "config.json").is_file():
-            try:
-                tok = AutoTokenizer.from_pretrained(cache)
-                model = AutoModelForCausalLM.from_pretrained(cache, dtype=self.dtype)
-                self.loaded_from = str(cache)
-                return tok, model
-            except Exception as exc:  # noqa: BLE001 - a broken cache is rebuilt, not fatal
-                log.warning("ignoring the unreadable model cache %s: %s", cache, exc)
-        try:
-            import gguf  # noqa: F401
-        except ImportError:
-            raise ModelNotFoundError("reading a .gguf model needs the gguf package: pip install gguf") from None
-        tok = AutoTokenizer.from_pretrained(self.resolved.location, gguf_file=self.resolved.gguf_file)
-        model = AutoModelForCausalLM.from_pretrained(self.resolved.location, gguf_file=self.resolved.gguf_file,
-                                                     dtype=self.dtype)
-        mark_dequantized(model)
-        if cache is not None:
-            self._write_cache(cache, tok, model)
-        return tok, model
-
-    def _write_cache(self, cache: Path, tok, model) -> None:
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=cache.name + ".", dir=cache.parent))
-            model.save_pretrained(tmp)
-            tok.save_pretrained(tmp)
-            try:
-                os.rename(tmp, cache)  # atomic: a concurrent start sees all of it or none
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
-            log.info("cached the converted model in %s", cache)
-        except OSError as exc:
-            log.warning("could not cache the converted model in %s: %s", cache, exc)
 
     def _attach_adapter(self) -> None:
         from peft import PeftModel
@@ -175,6 +187,10 @@ class ReplyModel:
             raise ModelNotFoundError(f"could not load the adapter {self.adapter.spec!r}: {exc}") from exc
         # Merging makes generation as fast as the bare base model.
         self.model = peft_model.merge_and_unload()
+
+    def call(self, fn, *args, **kwargs):
+        """Run ``fn`` on the model's own thread and return its result (see ``_worker``)."""
+        return self._worker.submit(fn, *args, **kwargs).result()
 
     # -- tokens ----------------------------------------------------------------------------------
     def encode(self, messages: list[dict]) -> list[int]:
@@ -240,8 +256,7 @@ class ReplyModel:
 
         with self._lock:
             started = time.perf_counter()
-            worker = threading.Thread(target=run, name="reply-generation", daemon=True)
-            worker.start()
+            done = self._worker.submit(run)
             completed = False
             try:
                 for chunk in streamer:
@@ -251,7 +266,7 @@ class ReplyModel:
             finally:
                 if not completed:
                     abandoned.set()
-                worker.join()
+                done.result()
                 stats.generate_s = time.perf_counter() - started
         if failure:
             raise GenerationError(f"the reply model failed: {failure[0]}") from failure[0]

@@ -6,12 +6,13 @@ and ``original/labels.txt``; each TSV row is ``text <TAB> comma-separated label 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from bot.resolve import file_sha256
 
 HUB_ID = "google-research-datasets/go_emotions"
 DATA_ENV = "EMPATHETIC_BOT_DATA"
@@ -36,10 +37,6 @@ def find_goemotions_dir(data_dir: str | os.PathLike | None) -> Path | None:
         if (candidate / "train.tsv").is_file() and (candidate / "labels.txt").is_file():
             return candidate
     return None
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_split(data_dir: str | os.PathLike | None, split: str, limit: int | None = None) -> Split:
@@ -72,7 +69,7 @@ def load_split(data_dir: str | os.PathLike | None, split: str, limit: int | None
     labels = np.zeros((len(texts), len(names)), dtype=np.float32)
     for r, ids in enumerate(rows):
         labels[r, ids] = 1.0
-    return Split(texts, labels, names, str(path), _sha256(path))
+    return Split(texts, labels, names, str(path), file_sha256(path))
 
 
 def _load_from_hub(split: str, limit: int | None) -> Split:

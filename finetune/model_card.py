@@ -48,7 +48,8 @@ neutral, multi-label). It is the emotion classifier the empathetic bot runs on e
 ## Use
 ```python
 from transformers import pipeline
-clf = pipeline("text-classification", model="path/to/goemotions-minilm", trust_remote_code=True, top_k=None)
+clf = pipeline("text-classification", model="path/to/goemotions-minilm", trust_remote_code=True, top_k=None,
+               dtype="float32")  # stored in float16; compute in float32 on a CPU
 clf("I can't believe I failed again, I'm so frustrated")
 ```
 `trust_remote_code=True` runs `emotion_model.py` from this folder (30 lines: BERT, mean pooling, one

@@ -51,6 +51,8 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None  # CPU threads for torch
     save_dtype: str = "float16"  # "float16" halves the artifact; "float32" keeps full precision
+    lora_r: int = 0  # 0: full fine-tuning; >0: LoRA of this rank on the attention and feed-forward layers
+    lora_alpha: int = 32
     eval_test: bool = True
 
 
@@ -75,19 +77,6 @@ def git_commit() -> str | None:
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return None
-
-
-def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffle, sort by length inside chunks of 50 batches, then shuffle the batches: little padding, still random."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    chunk = batch_size * 50
-    batches = []
-    for start in range(0, len(order), chunk):
-        part = sorted(order[start:start + chunk], key=lambda i: lengths[i])
-        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
-    rng.shuffle(batches)
-    return batches
 
 
 def collate(ids: list[list[int]], pad_id: int, device):
@@ -141,12 +130,14 @@ def train(cfg: TrainConfig) -> dict:
     from tqdm.auto import tqdm
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
+    from finetune.batching import length_grouped_batches
+
     from bot.emotion_model import BertMeanPoolForSequenceClassification
     from bot.resolve import resolve_encoder
     from eval.classifier import classifier_metrics, plot_per_label, tune_thresholds
     from finetune.goemotions import load_split
 
-    t_start = time.time()
+    t_start, commit = time.time(), git_commit()  # the code that runs, before anything can change it
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -176,6 +167,14 @@ def train(cfg: TrainConfig) -> dict:
         encoder.location, num_labels=len(names), id2label=dict(enumerate(names)),
         label2id={n: i for i, n in enumerate(names)}, problem_type="multi_label_classification",
     ).to(device)
+    if cfg.lora_r > 0:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.1, modules_to_save=["classifier"],
+            target_modules=["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"trainable parameters: {trainable:,}")
     positives = train_split.labels.sum(0)
     pos_weight = None
     if cfg.class_weights:
@@ -232,6 +231,11 @@ def train(cfg: TrainConfig) -> dict:
 
     # ---- keep the best epoch, round to the saved dtype, tune thresholds, test once ------------------
     model.load_state_dict(best_state)
+    adapter_bytes = None
+    if cfg.lora_r > 0:  # keep the small adapter for comparison, ship the merged model
+        model.save_pretrained(out_dir / "adapter")
+        adapter_bytes = sum(f.stat().st_size for f in (out_dir / "adapter").iterdir())
+        model = model.merge_and_unload()
     save_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[cfg.save_dtype]
     model = model.to(save_dtype).to(torch.float32)  # the weights the artifact holds
     dev_probs = predict(model, dev_ids, pad_id, device)
@@ -253,9 +257,10 @@ def train(cfg: TrainConfig) -> dict:
     tokenizer.save_pretrained(out_dir)
     (out_dir / "thresholds.json").write_text(json.dumps(dict(zip(names, map(float, thresholds))), indent=1))
     summary = {
-        "config": asdict(cfg), "commit": git_commit(), "encoder": encoder.description, "device": str(device),
+        "config": asdict(cfg), "commit": commit, "encoder": encoder.description, "device": str(device),
         "torch": torch.__version__, "data_files": data_files, "best": best, "history": history,
-        "metrics": metrics, "wall_seconds": time.time() - t_start,
+        "metrics": metrics, "wall_seconds": time.time() - t_start, "trainable_parameters": trainable,
+        "artifact_bytes": (out_dir / "model.safetensors").stat().st_size, "adapter_bytes": adapter_bytes,
         "peak_cuda_memory_mb": (torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None,
     }
     (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=1))

@@ -47,7 +47,9 @@ def test_info_no_load_lists_files_quickly():
     report = json.loads(p.stdout)
     assert report["base_model"]["kind"] == "package"
     assert report["encoder"]["files"]
-    assert "unavailable" in report["emotion_tracking"]
+    assert report["emotion_classifier"]["kind"] == "package" and "emotion_tracking" not in report
+    p = run(["info", "--no-load", "--json", "--emotion-classifier", ""])  # turned off on purpose
+    assert "unavailable" in json.loads(p.stdout)["emotion_tracking"]
 
 
 @pytest.mark.slow
@@ -56,7 +58,7 @@ def test_info_loads_and_reports_device_and_dtype():
     out = p.stdout.decode()
     assert p.returncode == 0, p.stderr.decode()
     assert "device: cpu" in out and "dtype: float32" in out and "SmolLM2-135M-Instruct" in out
-    assert "emotion tracking: Emotion tracking is unavailable" in out
+    assert "emotion classifier: GoEmotions emotion classifier" in out
 
 
 @pytest.mark.slow
@@ -69,6 +71,7 @@ def test_chat_holds_a_conversation_and_survives_bad_input():
         b"a" * 100_000,                       # huge
         "I feel 😢 but também um pouco melhor".encode(),
         b"/state",
+        b"/why",
         b"/reset",
         b"Hello again.",
         b"/quit",
@@ -85,7 +88,9 @@ def test_chat_holds_a_conversation_and_survives_bad_input():
     assert "not valid UTF-8" in out
     assert out.count("The message is empty") == 2
     assert "100,000 characters long" in out
-    assert "state> Emotion tracking is unavailable" in out
+    state = [line for line in out.splitlines() if line.startswith("state> ")]
+    assert len(state) == 1 and "valence" in state[0] and "%" in state[0]
+    assert any(line.startswith("why> ") and "%" in line for line in out.splitlines())
     assert "Conversation forgotten" in out
 
 

@@ -20,10 +20,12 @@ def test_three_turn_conversation_on_the_default_models(real_bot):
         assert len(items) > 2, "the reply should arrive in several streamed chunks"
         assert reply.text.strip(), "replies are never empty"
         assert reply.turn == i
-        assert reply.emotion.turn == i and not reply.emotion.available  # no classifier yet: says so
+        assert reply.emotion.turn == i and reply.emotion.available and reply.emotion.top
+        assert reply.guidance != "unavailable" and reply.timings["emotion_ms"] > 0
         assert reply.timings["new_tokens"] > 0 and reply.timings["first_token_ms"] > 0
         prompt_tokens.append(reply.timings["prompt_tokens"])
     assert prompt_tokens[0] < prompt_tokens[1] < prompt_tokens[2]  # history is in the prompt
+    assert real_bot.trajectory(sid)[0].valence == "negative"  # failing a test and feeling like an idiot
     history = real_bot.history(sid)
     assert [m["role"] for m in history] == ["user", "assistant"] * 3
     assert [s.turn for s in real_bot.trajectory(sid)] == [1, 2, 3]
@@ -65,6 +67,26 @@ def test_bad_input_is_refused_without_touching_history(real_bot):
         with pytest.raises(InvalidInputError):
             real_bot.chat(bad, session_id=sid)
     assert real_bot.history(sid) == before
+
+
+def test_emotion_state_follows_the_conversation(real_bot):
+    sid = "mood"
+    first = real_bot.chat("I just got the job I wanted, I'm so happy!", session_id=sid).emotion
+    assert first.valence == "positive" and first.primary in {"joy", "excitement", "admiration", "gratitude", "pride",
+                                                               "optimism", "love", "relief", "approval"}
+    later = None
+    for text in ["But now my boss is yelling at me and I'm furious.", "He keeps blaming me for his mistakes, I'm so angry!"]:
+        later = real_bot.chat(text, session_id=sid).emotion
+    assert later.valence == "negative"
+    assert {"anger", "annoyance"} & {s.label for s in later.top}
+    assert any(s.trend in ("rising", "new") for s in later.top if s.label in ("anger", "annoyance"))
+
+
+def test_why_this_reading(real_bot):
+    why = real_bot.explain("My dog died yesterday and I miss him so much")
+    assert why and all(len(words) <= 5 for words in why.values())
+    top_label, words = next(iter(why.items()))
+    assert {w.strip(".,").lower() for w, _ in words[:3]} & {"died", "miss", "dog"}, why
 
 
 def test_info_describes_the_loaded_model(real_bot):

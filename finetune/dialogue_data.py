@@ -1,0 +1,255 @@
+"""Turn empathetic dialogues into supervised examples for the reply adapter.
+
+    python -m finetune.dialogue_data --data-dir ../shared/data --output runs/sft          # ED + ESConv
+    python -m finetune.dialogue_data --jsonl my_transcripts.jsonl --output runs/sft-own  # your own conversations
+
+Every listener / supporter turn that follows a user turn becomes one example: the conversation so
+far, the emotion state that the project's classifier and tracker compute over the user's turns
+(exactly as the bot does while serving), and the reply. Each example is rendered with the same
+prompt templates the bot uses, so training and serving see the same prompts.
+
+Sources:
+* EmpatheticDialogues (``empatheticdialogues/``): conversations from ``by_emotion_annotated/*.csv``
+  (the file name is the gold emotion); the official valid and test conversations are those listed in
+  ``splits_valid_test/fixed_{valid,test}.csv``, every other conversation is train.
+* ESConv (``esconv/{train,valid}.txt``): seeker = user, supporter = assistant; consecutive turns of
+  one speaker are joined into one message.
+* Your own JSONL: one conversation per line, ``{"id": "...", "split": "train", "messages":
+  [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}, ...]}``; ``id`` and
+  ``split`` (train / valid / test) are optional (default: train).
+
+Cleaning: text is whitespace-normalised (``_comma_`` becomes ","), empty turns and conversations
+without a reply are dropped, and exact duplicate (history, reply) examples are kept once. The
+counts of each step are printed and saved in ``counts.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+DATA_ENV = "EMPATHETIC_BOT_DATA"
+
+
+@dataclass
+class Conversation:
+    id: str
+    source: str
+    split: str
+    messages: list[dict]  # alternating {"role": "user" | "assistant", "content"}
+    emotion: str | None = None  # the dataset's own label, kept for evaluation
+    situation: str | None = None
+
+
+@dataclass
+class Counts:
+    conversations: dict = field(default_factory=dict)
+    dropped_conversations: dict = field(default_factory=dict)
+    examples: dict = field(default_factory=dict)
+    duplicates: int = 0
+
+    def add(self, table: dict, key: str, n: int = 1) -> None:
+        table[key] = table.get(key, 0) + n
+
+
+def _clean(text: str | None) -> str:
+    return re.sub(r"\s+", " ", (text or "").replace("_comma_", ",")).strip()
+
+
+def _merge_turns(turns: Iterable[tuple[str, str]]) -> list[dict]:
+    """Drop empty turns and join consecutive turns of one role, so roles alternate."""
+    out: list[dict] = []
+    for role, text in turns:
+        text = _clean(text)
+        if not text:
+            continue
+        if out and out[-1]["role"] == role:
+            out[-1]["content"] += " " + text
+        else:
+            out.append({"role": role, "content": text})
+    return out
+
+
+def read_empathetic_dialogues(root: Path) -> Iterator[Conversation]:
+    root = Path(root)
+    split_of: dict[str, str] = {}
+    for split, name in (("valid", "fixed_valid.csv"), ("test", "fixed_test.csv")):
+        path = root / "splits_valid_test" / name
+        if path.is_file():
+            with open(path, encoding="utf-8", newline="") as f:
+                for row in csv.DictReader(f):
+                    split_of[row["conv_id"]] = split
+    files = sorted((root / "by_emotion_annotated").glob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no EmpatheticDialogues CSVs under {root / 'by_emotion_annotated'}")
+    for path in files:
+        convs: dict[str, dict] = {}
+        with open(path, encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                c = convs.setdefault(row["Dialog_ID"], {"turns": [], "situation": None})
+                if row.get("Type") == "situation":
+                    c["situation"] = _clean(row.get("Text"))
+                elif row.get("Type") == "utterance":
+                    c["turns"].append(("user" if row.get("Actor") == "speaker" else "assistant", row.get("Text")))
+        for conv_id, c in convs.items():
+            yield Conversation(conv_id, "empatheticdialogues", split_of.get(conv_id, "train"), _merge_turns(c["turns"]),
+                               emotion=path.stem, situation=c["situation"])
+
+
+def read_esconv(root: Path) -> Iterator[Conversation]:
+    root = Path(root)
+    found = False
+    for split in ("train", "valid", "test"):
+        path = root / f"{split}.txt"
+        if not path.is_file():
+            continue
+        found = True
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                try:
+                    d = json.loads(line)
+                    turns = [("user" if t["speaker"] == "usr" else "assistant", t.get("text")) for t in d["dialog"]]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
+                yield Conversation(f"esconv:{split}:{i}", "esconv", split, _merge_turns(turns),
+                                   emotion=d.get("emotion_type"), situation=_clean(d.get("situation")))
+    if not found:
+        raise FileNotFoundError(f"no ESConv train.txt / valid.txt under {root}")
+
+
+def read_jsonl(path: Path) -> Iterator[Conversation]:
+    """Your own conversations (format in the module docstring). Broken lines are skipped, not fatal."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for i, line in enumerate(f):
+            try:
+                d = json.loads(line)
+                turns = [(m["role"], m["content"]) for m in d["messages"] if m.get("role") in ("user", "assistant")]
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+                continue
+            split = d.get("split", "train") if d.get("split") in ("train", "valid", "test") else "train"
+            yield Conversation(str(d.get("id", f"{Path(path).stem}:{i}")), "jsonl", split, _merge_turns(turns))
+
+
+def find_sources(data_dir: str | None, jsonl: list[str] | None) -> list[Iterator[Conversation]]:
+    sources = [read_jsonl(Path(p)) for p in (jsonl or [])]
+    root = data_dir or (None if jsonl else os.environ.get(DATA_ENV))
+    if root:
+        root = Path(root).expanduser()
+        if (root / "empatheticdialogues").is_dir():
+            sources.append(read_empathetic_dialogues(root / "empatheticdialogues"))
+        if (root / "esconv").is_dir():
+            sources.append(read_esconv(root / "esconv"))
+        if not sources:
+            raise FileNotFoundError(f"no empatheticdialogues/ or esconv/ folder under {root}")
+    if not sources:
+        raise FileNotFoundError(f"give --data-dir (or ${DATA_ENV}) with empatheticdialogues/ and esconv/, or --jsonl")
+    return sources
+
+
+class StateReader:
+    """The serving-time emotion state for every user turn of a conversation (classifier + tracker)."""
+
+    def __init__(self, classifier=None):
+        self.classifier = classifier
+
+    def states(self, conv: Conversation) -> list:
+        from bot.emotion import EmotionState, EmotionTracker
+
+        users = [m["content"] for m in conv.messages if m["role"] == "user"]
+        if self.classifier is None:
+            return [EmotionState.unavailable(turn=i + 1) for i in range(len(users))]
+        tracker = EmotionTracker()
+        probs = self.classifier.predict(users) if users else []
+        return [tracker.update(p) for p in probs]
+
+
+def conversation_examples(conv: Conversation, book, reader: StateReader) -> Iterator[dict]:
+    """One example per assistant turn that follows a user turn."""
+    states = reader.states(conv)
+    user_turns = 0
+    for i, m in enumerate(conv.messages):
+        if m["role"] == "user":
+            user_turns += 1
+            continue
+        if user_turns == 0:  # the assistant spoke first: nothing to answer yet
+            continue
+        state = states[user_turns - 1]
+        history, last = conv.messages[:i - 1], conv.messages[i - 1]
+        yield {
+            "id": f"{conv.id}#{i}", "source": conv.source, "split": conv.split, "dataset_emotion": conv.emotion,
+            "messages": book.render(history, last["content"], state), "reply": m["content"],
+            "emotion_state": state.summary(), "guidance": book.guidance_key(state),
+        }
+
+
+def prepare(sources: list[Iterator[Conversation]], output: Path, classifier=None, prompts_dir: str | None = None,
+            limit: int | None = None, progress: bool = True) -> Counts:
+    """Write ``{split}.jsonl`` files of examples and ``counts.json`` under ``output``."""
+    from bot.prompting import PromptBook
+
+    book = PromptBook(prompts_dir)
+    reader = StateReader(classifier)
+    counts = Counts()
+    seen: set[str] = set()
+    output.mkdir(parents=True, exist_ok=True)
+    files = {}
+    try:
+        n_conv = 0
+        for source in sources:
+            for conv in source:
+                if limit and n_conv >= limit:
+                    break
+                key = f"{conv.source}/{conv.split}"
+                if not any(m["role"] == "assistant" for m in conv.messages[1:]):
+                    counts.add(counts.dropped_conversations, key)
+                    continue
+                counts.add(counts.conversations, key)
+                n_conv += 1
+                for ex in conversation_examples(conv, book, reader):
+                    digest = hashlib.sha256(json.dumps([ex["messages"][1:], ex["reply"]]).encode()).hexdigest()
+                    if digest in seen:
+                        counts.duplicates += 1
+                        continue
+                    seen.add(digest)
+                    if ex["split"] not in files:
+                        files[ex["split"]] = open(output / f"{ex['split']}.jsonl", "w", encoding="utf-8")
+                    files[ex["split"]].write(json.dumps(ex, ensure_ascii=False) + "\n")
+                    counts.add(counts.examples, key)
+                if progress and n_conv % 2000 == 0:
+                    print(f"{n_conv} conversations, {sum(counts.examples.values())} examples", flush=True)
+    finally:
+        for f in files.values():
+            f.close()
+    (output / "counts.json").write_text(json.dumps(counts.__dict__, indent=1, sort_keys=True))
+    return counts
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", help=f"folder with empatheticdialogues/ and esconv/ (default ${DATA_ENV})")
+    p.add_argument("--jsonl", action="append", help="your own conversations (repeatable)")
+    p.add_argument("--output", default="runs/sft-data")
+    p.add_argument("--emotion-classifier", default="goemotions-minilm",
+                   help="classifier for the emotion state ('' for none: the state says unavailable)")
+    p.add_argument("--prompts-dir", default=None)
+    p.add_argument("--limit", type=int, default=None, help="only the first N conversations (a quick run)")
+    args = p.parse_args(argv)
+    classifier = None
+    if args.emotion_classifier:
+        from bot.emotion import EmotionClassifier
+
+        classifier = EmotionClassifier(args.emotion_classifier)
+    counts = prepare(find_sources(args.data_dir, args.jsonl), Path(args.output), classifier, args.prompts_dir, args.limit)
+    print(json.dumps(counts.__dict__, indent=1, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

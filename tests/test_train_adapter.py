@@ -1,0 +1,77 @@
+"""LoRA and AdaLoRA training of the reply adapter: a few steps on CPU on the fixture conversations."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from finetune.dialogue_data import prepare, read_jsonl
+
+FIXTURE = Path(__file__).resolve().parent.parent / "data" / "fixtures" / "conversations.jsonl"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sft_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sft")
+    prepare([read_jsonl(FIXTURE)], out, progress=False)
+    return out
+
+
+def run(sft_data, out, **overrides):
+    from finetune.train_adapter import AdapterConfig, train
+
+    settings = dict(data=str(sft_data), output=str(out), max_steps=4, batch_size=4, lr=2e-3, max_length=384,
+                    eval_every=100, save_every=2, threads=2)
+    cfg = AdapterConfig(**{**settings, **overrides})
+    return train(cfg)
+
+
+@pytest.fixture(scope="module")
+def lora_run(sft_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lora")
+    return out, run(sft_data, out)
+
+
+def test_lora_lowers_validation_loss_and_saves_a_peft_adapter(lora_run):
+    out, summary = lora_run
+    assert summary["valid_losses"][-1]["loss"] < summary["valid_losses"][0]["loss"]
+    assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
+    assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    assert summary["tokens_per_s"] > 0 and summary["steps"] == 4 and summary["data"]["train.jsonl"]["sha256"]
+
+
+def test_the_bot_loads_the_adapter_and_replies(lora_run):
+    from bot import BotConfig, EmpatheticBot
+
+    out, _ = lora_run
+    config = BotConfig()
+    config.model.adapter = str(out)
+    config.model.emotion_classifier = None
+    config.generation.max_new_tokens = 12
+    bot = EmpatheticBot(config)
+    assert bot.info()["reply_model"]["adapter"].endswith(str(out))
+    assert bot.chat("I lost my keys and I'm so stressed.").text.strip()
+
+
+def test_resume_continues_from_the_checkpoint(lora_run, sft_data, tmp_path):
+    out, _ = lora_run
+    state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())
+    assert state["step"] == 4
+    resumed = run(sft_data, tmp_path, resume=str(out / "checkpoint"), max_steps=6)
+    assert resumed["steps"] == 6 and [x["step"] for x in resumed["train_losses"]] == [5, 6]
+
+
+def test_adalora_trains_with_its_rank_schedule(sft_data, tmp_path):
+    summary = run(sft_data, tmp_path, method="adalora", r=4, adalora_init_r=8)
+    assert summary["valid_losses"][-1]["loss"] < summary["valid_losses"][0]["loss"]
+    assert json.loads((tmp_path / "adapter_config.json").read_text())["peft_type"] == "ADALORA"
+
+
+def test_qlora_needs_cuda(sft_data, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("covered by a GPU run")
+    with pytest.raises(SystemExit, match="QLoRA needs CUDA"):
+        run(sft_data, tmp_path, method="qlora")
