@@ -88,10 +88,10 @@ def _write_cache(cache: Path, tok, model) -> None:
         log.warning("could not cache the converted model in %s: %s", cache, exc)
 
 
-def _load_gguf(resolved: ResolvedModel, dtype, cache_dir: str | None):
+def _load_gguf(resolved: ResolvedModel, dtype, cache: Path | None):
+    """Read the converted copy in ``cache`` when it is there; else convert the GGUF and write it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cache = _gguf_cache_folder(resolved, cache_dir)
     if cache is not None and (cache / "config.json").is_file():
         try:
             return (AutoTokenizer.from_pretrained(cache), AutoModelForCausalLM.from_pretrained(cache, dtype=dtype),
@@ -116,7 +116,7 @@ def load_base(resolved: ResolvedModel, dtype, cache_dir: str | None = None):
 
     try:
         if resolved.gguf_file:
-            return _load_gguf(resolved, dtype, cache_dir)
+            return _load_gguf(resolved, dtype, _gguf_cache_folder(resolved, cache_dir))
         return (AutoTokenizer.from_pretrained(resolved.location),
                 AutoModelForCausalLM.from_pretrained(resolved.location, dtype=dtype), resolved.location)
     except ModelNotFoundError:
@@ -131,12 +131,14 @@ def plain_model_folder(resolved: ResolvedModel, cache_dir: str | None = None) ->
     converted copy in the cache (made now if missing). 4-bit loading (QLoRA) needs this."""
     if not resolved.gguf_file:
         return resolved.location
-    import torch
+    # 4-bit loading needs the converted copy even where caching is off (``cache_dir == ""``).
+    folder = _gguf_cache_folder(resolved, cache_dir or None)
+    if not (folder / "config.json").is_file():
+        import torch
 
-    _, _, loaded_from = _load_gguf(resolved, torch.float32, cache_dir if cache_dir != "" else None)
-    folder = _gguf_cache_folder(resolved, cache_dir if cache_dir != "" else None)
-    if folder is None or not (folder / "config.json").is_file():
-        raise ModelNotFoundError(f"could not write a converted copy of {resolved.spec!r} (loaded from {loaded_from})")
+        _load_gguf(resolved, torch.float32, folder)  # converts and writes the copy
+    if not (folder / "config.json").is_file():
+        raise ModelNotFoundError(f"could not write a converted copy of {resolved.spec!r} to {folder}")
     return str(folder)
 
 
