@@ -15,10 +15,21 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from .config import BotConfig, DEFAULT_BASE_MODEL, DEFAULT_ENCODER
 from .errors import BotError, InvalidInputError
+
+EVAL_HELP = """Score the bot (or any chatbot's transcripts) and write report.json + report.md.
+
+examples:
+  empathetic-bot eval --data-dir ../shared/data                      every bot suite on the default bot
+  empathetic-bot eval quality empathy --adapter runs/adapter/final   some suites on another bot
+  empathetic-bot eval classifier --data-dir ../shared/data           GoEmotions metrics of the emotion classifier
+  empathetic-bot eval --transcripts replies.jsonl --data-dir ../shared/data    another system's replies
+  empathetic-bot eval --compare reports/base reports/adapter --output reports/compare
+"""
 
 CHAT_HELP = ("Commands: /reset forgets this conversation, /state shows the emotion state, "
              "/why shows which words gave your last message its emotions, /help, /quit.")
@@ -81,17 +92,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--no-load", action="store_true", help="resolve files only; do not load the models")
-    p = sub.add_parser("eval", help="run an evaluation suite and write a report")
-    p.add_argument("suite", choices=["classifier"], help="classifier: GoEmotions metrics for an emotion classifier")
-    p.add_argument("--emotion-classifier", default="goemotions-minilm", help="classifier to score (name, folder or hub id)")
-    p.add_argument("--data-dir", default=None,
-                   help="GoEmotions folder (default $EMPATHETIC_BOT_DATA; without either, the hub dataset)")
-    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    p.add_argument("--limit", type=int, default=None, help="score only the first N examples")
-    p.add_argument("--latency-samples", type=int, default=200, help="messages timed one at a time (0 skips)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--output", default="reports/classifier", help="folder for the JSON, Markdown and plot")
-    p.add_argument("-v", "--verbose", action="count", default=0)
+    p = sub.add_parser("eval", help="run evaluation suites and write a report", description=EVAL_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suites", nargs="*", metavar="SUITE",
+                   help="classifier, quality, empathy, advice, safety, latency, all (default: every suite but classifier)")
+    _add_model_options(p)
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--data-dir", default=None, help="folder with empatheticdialogues/, epitome/, esconv/, goemotions/ "
+                   "(default $EMPATHETIC_BOT_DATA; the classifier suite also accepts the goemotions/ folder itself)")
+    g.add_argument("--samples", type=int, default=60, help="replies generated and scored (default 60)")
+    g.add_argument("--ppl-samples", type=int, default=300,
+                   help="reference replies for perplexity and emotion accuracy (default 300)")
+    g.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    g.add_argument("--scenarios", default=None, help="crisis scenario JSONL (default data/safety/crisis_scenarios.jsonl)")
+    g.add_argument("--safety-max-new-tokens", type=int, default=48)
+    g.add_argument("--transcripts", default=None, help="score this JSONL of (context, response) rows instead of the bot")
+    g.add_argument("--write-contexts", default=None, metavar="FILE",
+                   help="write the EmpatheticDialogues test contexts as JSONL for another system to answer, and stop")
+    g.add_argument("--compare", nargs="+", default=None, metavar="REPORT",
+                   help="lay these report.json files (or their folders) side by side, and stop")
+    g.add_argument("--label", default=None, help="name of this run in reports and comparisons")
+    g.add_argument("--output", default="reports/eval", help="folder for the reports (default reports/eval)")
+    g = p.add_argument_group("classifier suite")
+    g.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    g.add_argument("--limit", type=int, default=None, help="score only the first N GoEmotions examples")
+    g.add_argument("--latency-samples", type=int, default=200, help="messages timed one at a time (0 skips)")
     p = sub.add_parser("bench", help="measure cold start, memory, time to first token and tokens/s")
     _add_model_options(p)
     p.add_argument("--runs", type=int, default=1, help="repeat the three-turn conversation this many times")
@@ -144,10 +169,60 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from eval.bot_suite import SUITES, EvalConfig, run, write_contexts
+
+    if args.compare:
+        from eval.report import compare
+
+        print(compare(args.compare, args.output), end="")
+        print(f"written: {args.output}/compare.md")
+        return 0
+    seed = 0 if args.seed is None else args.seed
+    if args.write_contexts:
+        n = write_contexts(args.data_dir, args.write_contexts, args.samples, seed)
+        print(f"wrote {n} contexts to {args.write_contexts}; answer them and score the result with --transcripts")
+        return 0
+    suites = list(dict.fromkeys(args.suites or SUITES))
+    if "all" in suites:
+        suites = ["classifier", *SUITES]
+    unknown = [s for s in suites if s not in ("classifier", *SUITES)]
+    if unknown:
+        raise ValueError(f"unknown suite(s) {', '.join(unknown)}; choose from classifier, {', '.join(SUITES)}, all")
+    if "classifier" in suites:
+        _classifier_suite(args)
+    suites = [s for s in suites if s != "classifier"]
+    if not suites:
+        return 0
+    cfg = EvalConfig(suites=tuple(suites), data_dir=args.data_dir, samples=args.samples, ppl_samples=args.ppl_samples,
+                     seed=seed, bootstrap=args.bootstrap, scenarios=args.scenarios,
+                     safety_max_new_tokens=args.safety_max_new_tokens, transcripts=args.transcripts, label=args.label,
+                     output=args.output, cache_dir=args.cache_dir)
+    bot = None
+    if not args.transcripts:
+        from .core import EmpatheticBot
+
+        config = config_from_args(args)
+        config.generation.seed = seed  # the same replies every run
+        bot = EmpatheticBot(config)
+    report = run(cfg, bot)
+    print(f"{report['label']} ({report['wall_seconds']} s):")
+    for name, fig in report["headline"].items():
+        ci = f" [{fig['ci95'][0]:.3f}, {fig['ci95'][1]:.3f}]" if fig.get("ci95") else ""
+        print(f"  {name}: {fig['value']:.3f}{ci}")
+    print(f"  report: {args.output}/report.md")
+    return 0
+
+
+def _classifier_suite(args: argparse.Namespace) -> None:
     from eval.classifier_suite import run
 
-    report = run(args.emotion_classifier, args.data_dir, args.output, split=args.split, limit=args.limit,
-                 latency_samples=args.latency_samples, device=args.device)
+    from .generation import pick_device
+
+    data_dir = args.data_dir
+    if data_dir and (Path(data_dir).expanduser() / "goemotions").is_dir():
+        data_dir = str(Path(data_dir).expanduser() / "goemotions")
+    report = run(args.emotion_classifier or "goemotions-minilm", data_dir, args.output, split=args.split, limit=args.limit,
+                 latency_samples=args.latency_samples, device=pick_device(args.device))
     t = report["tuned_thresholds"]
     print(f"{report['classifier']} on GoEmotions {args.split} ({report['data']['n']} comments):")
     print(f"  macro-F1 {t['macro_f1']:.3f} (tuned thresholds), {report['at_0.5']['macro_f1']:.3f} (0.5); "
@@ -156,7 +231,6 @@ def run_eval(args: argparse.Namespace) -> int:
     if report["latency"]:
         print(f"  one message: {report['latency']['median_ms']} ms median, {report['latency']['p90_ms']} ms p90")
     print(f"  report: {args.output}/classifier.md")
-    return 0
 
 
 def _human_size(n: int) -> str:

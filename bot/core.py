@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
 from .config import BotConfig
+from .crisis import detect_crisis
 from .emotion import EmotionClassifier, EmotionState, EmotionTracker
 from .errors import BotError, GenerationError, InvalidInputError
 from .prompting import PromptBook
@@ -41,7 +42,9 @@ class Reply:
     """What one turn produced.
 
     ``text``: the reply. ``emotion``: the running emotion state after the user's message.
-    ``safety``: flags raised while screening the message (see ``bot.safety``).
+    ``safety``: flags raised while screening the message (see ``bot.safety``), and
+    ``crisis:<category>`` when it may mean someone is in danger (see ``bot.crisis``).
+    ``crisis``: that category, or None. When set, ``text`` ends with the help resources for it.
     ``timings``: milliseconds per stage, token counts and tokens/s. ``guidance``: which guidance
     file shaped the reply. ``history_turns_used``: earlier turns that fit in the prompt.
     ``stopped``: "eos", "max_new_tokens" or "cancelled".
@@ -56,6 +59,7 @@ class Reply:
     guidance: str = ""
     history_turns_used: int = 0
     stopped: str = "eos"
+    crisis: str | None = None
 
     def __str__(self) -> str:
         return self.text
@@ -177,26 +181,50 @@ class EmpatheticBot:
         """
         if not messages or messages[-1].get("role") != "user":
             raise InvalidInputError("the conversation must end with a user message")
+        history, tracker = self._replay(messages)
+        reply, _ = yield from self._turn(messages[-1].get("content"), history, tracker, "", cancel)
+        yield reply
+
+    def prompt(self, messages: list[dict]) -> tuple[list[dict], EmotionState, str | None]:
+        """What ``respond(messages)`` would send to the reply model: the rendered prompt, the emotion
+        state and the crisis category (or None). For evaluation (perplexity of a reference reply)."""
+        if not messages or messages[-1].get("role") != "user":
+            raise InvalidInputError("the conversation must end with a user message")
+        history, tracker = self._replay(messages)
+        screened, signal, state = self._read(messages[-1].get("content"), tracker)
+        crisis = signal.category if signal else None
+        return self._fit_prompt(history, screened.text, state, crisis)[0], state, crisis
+
+    def _replay(self, messages: list[dict]) -> tuple[list[dict], EmotionTracker]:
+        """The earlier turns, and a tracker that has read the earlier user messages."""
         history = [m for m in messages[:-1] if m.get("role") in ("user", "assistant")]
         tracker = EmotionTracker()
         if self.emotion_classifier is not None:
             earlier = [m["content"] for m in history if m["role"] == "user"]
             for probs in (self._classify(earlier) if earlier else []):
                 tracker.update(probs)
-        reply, _ = yield from self._turn(messages[-1].get("content"), history, tracker, "", cancel)
-        yield reply
+        return history, tracker
 
-    def _turn(self, text, history: list[dict], tracker: EmotionTracker, session_id: str, cancel):
-        t0 = time.perf_counter()
+    def _read(self, text, tracker: EmotionTracker):
+        """Screen a message, look for crisis language, and update the tracker with its emotions."""
         screened = screen_input(text, self.config.conversation.max_input_chars)
-        t_screen = time.perf_counter()
+        signal = detect_crisis(screened.text)
         if self.emotion_classifier is not None:
             state = tracker.update(self._classify([screened.text])[0])
         else:
             tracker.turn += 1
             state = EmotionState.unavailable(turn=tracker.turn)
+        return screened, signal, state
+
+    def _turn(self, text, history: list[dict], tracker: EmotionTracker, session_id: str, cancel):
+        t0 = time.perf_counter()
+        screened, signal, state = self._read(text, tracker)
+        crisis = signal.category if signal else None
+        flags = screened.flags + ((signal.flag,) if signal else ())
+        if signal:
+            log.warning("session %r: message flagged as possible crisis (%s)", session_id, crisis)
         t_emotion = time.perf_counter()
-        messages, kept = self._fit_prompt(history, screened.text, state)
+        messages, kept = self._fit_prompt(history, screened.text, state, crisis)
         t_prompt = time.perf_counter()
         if self.config.conversation.log_conversations:
             log.debug("session %r user: %s", session_id, screened.text)
@@ -218,11 +246,14 @@ class EmpatheticBot:
             reply_text = trim_to_sentence(reply_text)
         if not reply_text:
             reply_text = "I'm here and listening. Could you tell me a little more about how you're feeling?"
+        if crisis:
+            resources = self.prompts.resources(crisis)
+            yield "\n\n" + resources
+            reply_text = f"{reply_text}\n\n{resources}"
         t_end = time.perf_counter()
         gen_s = stats.generate_s or (t_end - t_prompt)
         timings = {
-            "screen_ms": (t_screen - t0) * 1e3,
-            "emotion_ms": (t_emotion - t_screen) * 1e3,
+            "emotion_ms": (t_emotion - t0) * 1e3,  # screening, crisis check and emotion reading
             "prompt_ms": (t_prompt - t_emotion) * 1e3,
             "first_token_ms": (stats.first_token_s * 1e3) if stats.first_token_s is not None else None,
             "generate_ms": gen_s * 1e3,
@@ -236,12 +267,13 @@ class EmpatheticBot:
             log.debug("session %r bot: %s", session_id, reply_text)
         reply = Reply(
             text=reply_text, emotion=state, session_id=session_id, turn=len(history) // 2 + 1,
-            safety=screened.flags, timings=timings, guidance=self.prompts.guidance_key(state),
-            history_turns_used=kept, stopped=stats.stopped,
+            safety=flags, timings=timings, guidance=self.prompts.guidance_key(state, crisis),
+            history_turns_used=kept, stopped=stats.stopped, crisis=crisis,
         )
         return reply, screened.text
 
-    def _fit_prompt(self, history: list[dict], text: str, state: EmotionState) -> tuple[list[dict], int]:
+    def _fit_prompt(self, history: list[dict], text: str, state: EmotionState,
+                    crisis: str | None = None) -> tuple[list[dict], int]:
         """The prompt with as many recent whole turns as fit the token budget (oldest dropped first)."""
         window = self.reply_model.context_window
         budget = min(self.config.conversation.context_tokens or window,
@@ -250,7 +282,7 @@ class EmpatheticBot:
         history = history[len(history) - 2 * n_turns:]  # whole user/assistant pairs only
 
         def build(drop: int) -> list[dict]:
-            return self.prompts.render(history[2 * drop:], text, state)
+            return self.prompts.render(history[2 * drop:], text, state, crisis)
 
         full = build(0)
         if self.reply_model.count_tokens(full) <= budget:

@@ -39,6 +39,12 @@ class PromptBook:
         if guidance_dir.is_dir():
             for f in sorted(guidance_dir.glob("*.md")):
                 self.guidance[f.stem] = f.read_text(encoding="utf-8").strip()
+        # What to tell someone who may be in danger, per crisis category (see bot/crisis.py).
+        self.crisis_resources: dict[str, str] = {}
+        crisis_dir = self.dir / "crisis"
+        if crisis_dir.is_dir():
+            for f in sorted(crisis_dir.glob("*.md")):
+                self.crisis_resources[f.stem] = f.read_text(encoding="utf-8").strip()
         self.persona_name = persona_name
         self._template  # parse now so a broken template fails at start-up, not mid-conversation
 
@@ -53,8 +59,11 @@ class PromptBook:
         except Exception as exc:  # noqa: BLE001
             raise PromptError(f"{self.dir / 'system.md'} is not a valid template: {exc}") from exc
 
-    def guidance_key(self, state: EmotionState) -> str:
-        """Which guidance file applies: the top emotion's own, then its Ekman group, then default."""
+    def guidance_key(self, state: EmotionState, crisis: str | None = None) -> str:
+        """Which guidance file applies: ``crisis`` when the message was flagged, else the top emotion's
+        own, then its Ekman group, then default."""
+        if crisis and "crisis" in self.guidance:
+            return "crisis"
         if not state.available:
             return "unavailable" if "unavailable" in self.guidance else "default"
         label = state.primary
@@ -66,7 +75,14 @@ class PromptBook:
     def system_text(self, state: EmotionState) -> str:
         return self.render([], "", state)[0]["content"]
 
-    def render(self, history: list[Message], user_text: str, state: EmotionState) -> list[Message]:
+    def resources(self, crisis: str) -> str:
+        """The help text for a crisis category; a generic line where the prompts folder has none."""
+        return self.crisis_resources.get(crisis) or (
+            "If you or someone else is in danger, please call your local emergency number now "
+            "(911 in the US and Canada, 999 in the UK, 112 in the EU).")
+
+    def render(self, history: list[Message], user_text: str, state: EmotionState,
+               crisis: str | None = None) -> list[Message]:
         """Messages for one turn: system (persona + guidance), earlier turns, the new user message."""
         if state.available and state.top:
             emotion = f"The person seems to feel: {state.summary()}."
@@ -74,7 +90,7 @@ class PromptBook:
             emotion = ""
         values = {
             "name": self.persona_name,
-            "guidance": self.guidance.get(self.guidance_key(state), ""),
+            "guidance": self.guidance.get(self.guidance_key(state, crisis), ""),
             "emotion": emotion,
             "history": [(m["role"] if m["role"] != "user" else "human", m["content"]) for m in history],
             "input": user_text,

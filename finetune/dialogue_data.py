@@ -172,6 +172,8 @@ class StateReader:
 
 def conversation_examples(conv: Conversation, book, reader: StateReader) -> Iterator[dict]:
     """One example per assistant turn that follows a user turn."""
+    from bot.crisis import detect_crisis
+
     states = reader.states(conv)
     user_turns = 0
     for i, m in enumerate(conv.messages):
@@ -182,10 +184,12 @@ def conversation_examples(conv: Conversation, book, reader: StateReader) -> Iter
             continue
         state = states[user_turns - 1]
         history, last = conv.messages[:i - 1], conv.messages[i - 1]
+        signal = detect_crisis(last["content"])  # as the bot does: crisis guidance for flagged messages
+        crisis = signal.category if signal else None
         yield {
             "id": f"{conv.id}#{i}", "source": conv.source, "split": conv.split, "dataset_emotion": conv.emotion,
-            "messages": book.render(history, last["content"], state), "reply": m["content"],
-            "emotion_state": state.summary(), "guidance": book.guidance_key(state),
+            "messages": book.render(history, last["content"], state, crisis), "reply": m["content"],
+            "emotion_state": state.summary(), "guidance": book.guidance_key(state, crisis),
         }
 
 
