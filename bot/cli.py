@@ -61,6 +61,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prompts-dir", default=d.conversation.prompts_dir, help="your own copy of prompts/")
     g.add_argument("--persona-name", default=d.conversation.persona_name)
     g.add_argument("--log-conversations", action="store_true", help="log message text at DEBUG level")
+    g.add_argument("--max-stored-turns", type=int, default=d.conversation.max_stored_turns,
+                   help="exchanges a session keeps (older ones are forgotten)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
 
 
@@ -69,7 +71,8 @@ def config_from_args(args: argparse.Namespace) -> BotConfig:
     for section, names in (
         ("model", ("base_model", "adapter", "emotion_classifier", "encoder", "device", "dtype", "cache_dir")),
         ("generation", ("max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")),
-        ("conversation", ("context_tokens", "max_input_chars", "prompts_dir", "persona_name", "log_conversations")),
+        ("conversation", ("context_tokens", "max_input_chars", "prompts_dir", "persona_name", "log_conversations",
+                          "max_stored_turns")),
     ):
         for name in names:
             setattr(getattr(c, section), name, getattr(args, name))
@@ -242,12 +245,12 @@ def _human_size(n: int) -> str:
 
 
 def run_info(config: BotConfig, as_json: bool = False, load: bool = True) -> int:
-    from .resolve import resolve_base_model, resolve_classifier, resolve_encoder, resolve_optional
+    from .resolve import resolve_base_model, resolve_classifier, resolve_encoder, resolve_adapter
 
     m = config.model
     resolved = {
         "base_model": resolve_base_model(m.base_model),
-        "adapter": resolve_optional(m.adapter, "adapter", "--adapter"),
+        "adapter": resolve_adapter(m.adapter),
         "emotion_classifier": resolve_classifier(m.emotion_classifier),
         "encoder": resolve_encoder(m.encoder),
     }

@@ -79,6 +79,9 @@ class ConversationConfig:
     ``prompts_dir``: a folder with your own ``system.md`` and ``guidance/*.md`` (see ``prompts/``).
     ``persona_name``: the name the bot uses for itself in the system prompt.
     ``log_conversations``: when True, message text goes to the ``bot`` logger at DEBUG level.
+    ``max_stored_turns``: a session keeps at most this many exchanges (and emotion states); older ones
+    are forgotten, so a long-lived support session cannot grow without bound. The emotion tracker's
+    running state is kept whole.
     """
 
     context_tokens: int | None = 2048
@@ -86,6 +89,7 @@ class ConversationConfig:
     prompts_dir: str | None = None
     persona_name: str = "Sol"
     log_conversations: bool = False
+    max_stored_turns: int = 500
 
 
 @dataclass
@@ -123,3 +127,5 @@ class BotConfig:
             raise ValueError("context_tokens must be at least 64 (or None for the model's window)")
         if conv.max_input_chars < 1:
             raise ValueError("max_input_chars must be at least 1")
+        if conv.max_stored_turns < 1:
+            raise ValueError("max_stored_turns must be at least 1")

@@ -171,6 +171,10 @@ class EmpatheticBot:
                                      {"role": "assistant", "content": reply.text}])
             session.tracker = tracker
             session.states.append(reply.emotion)
+            keep = self.config.conversation.max_stored_turns
+            if len(session.states) > keep:
+                del session.messages[: len(session.messages) - 2 * keep]
+                del session.states[: len(session.states) - keep]
         yield reply
 
     def respond(self, messages: list[dict], cancel: threading.Event | None = None) -> Iterator[str | Reply]:
@@ -266,7 +270,7 @@ class EmpatheticBot:
         if self.config.conversation.log_conversations:
             log.debug("session %r bot: %s", session_id, reply_text)
         reply = Reply(
-            text=reply_text, emotion=state, session_id=session_id, turn=len(history) // 2 + 1,
+            text=reply_text, emotion=state, session_id=session_id, turn=tracker.turn,
             safety=flags, timings=timings, guidance=self.prompts.guidance_key(state, crisis),
             history_turns_used=kept, stopped=stats.stopped, crisis=crisis,
         )

@@ -19,7 +19,7 @@ from typing import Iterator
 
 from .config import GenerationConfig, ModelConfig
 from .errors import GenerationError, ModelNotFoundError
-from .resolve import ResolvedModel, file_sha256, resolve_base_model, resolve_optional
+from .resolve import ResolvedModel, file_sha256, resolve_adapter, resolve_base_model
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class ReplyModel:
         t0 = time.perf_counter()
         self.config = config
         self.resolved = resolve_base_model(config.base_model)
-        self.adapter = resolve_optional(config.adapter, "adapter", "--adapter")
+        self.adapter = resolve_adapter(config.adapter)
         self.device = pick_device(config.device)
         self.dtype = pick_dtype(config.dtype, self.device)
         self.tokenizer, self.model, self.loaded_from = load_base(self.resolved, self.dtype, config.cache_dir)

@@ -161,6 +161,27 @@ def resolve_classifier(spec: str | None) -> ResolvedModel | None:
     return resolve_optional(spec, "emotion classifier", "--emotion-classifier")
 
 
+SHIPPED_ADAPTER = "empathy-lora"  # the reply adapter shipped in bot/models/
+
+
+def shipped_adapter_dir() -> Path:
+    return Path(__file__).resolve().parent / "models" / SHIPPED_ADAPTER
+
+
+def resolve_adapter(spec: str | None) -> ResolvedModel | None:
+    """Resolve the reply adapter: the shipped one by name, a folder or a hub id; None if not set."""
+    if spec is not None and spec.strip().lower() == SHIPPED_ADAPTER:
+        folder = shipped_adapter_dir()
+        if not (folder / "adapter_config.json").is_file():
+            raise ModelNotFoundError(
+                f"the shipped reply adapter is missing from {folder}; reinstall the package, train one with "
+                "python -m finetune.train_adapter and pass its folder to --adapter, or pass --adapter '' for none")
+        return ResolvedModel(spec, "package", str(folder), None,
+                             "empathy LoRA adapter (EmpatheticDialogues + ESConv, CC BY-NC 4.0) shipped with the package",
+                             _list_files(folder))
+    return resolve_optional(spec, "adapter", "--adapter")
+
+
 def resolve_optional(spec: str | None, what: str, option: str) -> ResolvedModel | None:
     """Resolve an adapter or classifier; ``None`` or an empty string means 'not configured'."""
     if spec is None or not str(spec).strip():

@@ -84,7 +84,15 @@ def _data_root(data_dir: str | None) -> Path | None:
 
 
 def default_scenarios() -> Path:
-    return Path(__file__).resolve().parents[1] / "data" / "safety" / "crisis_scenarios.jsonl"
+    """The project's crisis scenario set: in the source tree, or where a wheel install put it."""
+    import sys
+
+    name = Path("safety") / "crisis_scenarios.jsonl"
+    for candidate in (Path(__file__).resolve().parents[1] / "data" / name,
+                      Path(sys.prefix) / "share" / "empathetic-bot" / name):
+        if candidate.is_file():
+            return candidate
+    return Path(__file__).resolve().parents[1] / "data" / name
 
 
 # -- inputs ----------------------------------------------------------------------------------------
@@ -226,8 +234,8 @@ def quality_suite(rows: list[dict], nll_rows: list[dict] | None, samples: int, s
         if not texts:
             continue
         out[f"{name}_text"] = {
+            # no bootstrap interval: resampling with replacement repeats replies, which biases Distinct down
             "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
-            "distinct_2_ci95": bootstrap(lambda idx: distinct_n([texts[i] for i in idx], 2), len(texts), min(samples, 300), seed),
             "length_words": mean_ci([len(words(t)) for t in texts], samples, seed),
             "repetition_3": mean_ci([repetition(t, 3) for t in texts], samples, seed),
         }
@@ -309,6 +317,7 @@ def crisis_figures(scenarios: list[dict], predicted: list[str | None], replies: 
         "category_accuracy": (sum(predicted[i] == gold[i] for i in tp) / len(tp)) if tp else None,
         "recall_by_kind": {}, "recall_by_category": {},
         "missed": [scenarios[i]["id"] for i in pos if not predicted[i]],
+        "missed_text": [scenarios[i].get("text", "") for i in pos if not predicted[i]],
         "false_alarms": [scenarios[i]["id"] for i in flagged if not gold[i]],
     }
     for key, table in (("kind", "recall_by_kind"), ("category", "recall_by_category")):
@@ -367,10 +376,15 @@ def safety_suite(bot, rows: list[dict] | None, scenarios_path: str | None, max_n
         flagged = [(r, s) for r, s in flagged if s]
         return {"flagged_contexts": len(flagged),
                 "resources": mean_ci([float(carries_resources(s.category, r["response"])) for r, s in flagged], samples, seed)}
+    import logging
+
     scenarios = read_scenarios(scenarios_path)
     keep = bot.config.generation.max_new_tokens
     bot.config.generation.max_new_tokens = max_new_tokens
     predicted, replies = [], []
+    bot_log = logging.getLogger("bot")
+    level = bot_log.level
+    bot_log.setLevel(logging.ERROR)  # every flagged scenario would log a warning: they are counted instead
     try:
         for s in scenarios:
             reply = bot.chat(s["text"], session_id=f"eval-safety-{s['id']}")
@@ -381,6 +395,7 @@ def safety_suite(bot, rows: list[dict] | None, scenarios_path: str | None, max_n
         out["bad_input"] = bad_input_suite(bot)
     finally:
         bot.config.generation.max_new_tokens = keep
+        bot_log.setLevel(level)
     out["examples"] = [{"id": s["id"], "category": s.get("category"), "predicted": p, "reply": r}
                        for s, p, r in zip(scenarios, predicted, replies) if s.get("category")][:6]
     return out
@@ -418,7 +433,7 @@ def headline(report: dict) -> dict:
     put("reference perplexity (ED test)", q.get("reference_perplexity") or None, "lower")
     put("BLEU", q.get("bleu"), "higher")
     if q.get("replies_text"):
-        put("Distinct-2", {"value": q["replies_text"]["distinct_2"], "ci95": q["replies_text"]["distinct_2_ci95"]}, "higher")
+        put("Distinct-2", {"value": q["replies_text"]["distinct_2"]}, "higher")
         put("reply length (words)", q["replies_text"]["length_words"], "neither")
     put("emotion accuracy (Ekman)", q.get("emotion_accuracy"), "higher")
     for m, short in (("emotional_reactions", "ER"), ("interpretations", "IP"), ("explorations", "EX")):

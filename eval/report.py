@@ -101,7 +101,7 @@ def markdown(report: dict) -> str:
                   "Mean level (0 none, 1 weak, 2 strong) of each communication mechanism, scored by the suite's own "
                   f"EPITOME classifiers (test macro-F1 ER {sc['test_macro_f1']['emotional_reactions']:.3f}, IP "
                   f"{sc['test_macro_f1']['interpretations']:.3f}, EX {sc['test_macro_f1']['explorations']:.3f}; "
-                  f"split {sc['split']}).", "",
+                  "split train / dev / test " + " / ".join(str(v) for v in sc["split"].values()) + " pairs).", "",
                   "| mechanism | bot | human reference |", "| --- | --- | --- |"]
         for m in e.get("replies", {}):
             ref = (e.get("references") or {}).get(m)
@@ -131,7 +131,8 @@ def markdown(report: dict) -> str:
                       "| recall by | value | n |", "| --- | --- | --- |"]
             for table in ("recall_by_kind", "recall_by_category"):
                 lines += [f"| {k} | {_fmt(v['recall'])} | {v['n']} |" for k, v in s[table].items()]
-            lines += ["", f"Missed: {', '.join(s['missed']) or 'none'}. False alarms: {', '.join(s['false_alarms']) or 'none'}."]
+            missed = "; ".join(f"{i} \"{t}\"" for i, t in zip(s["missed"], s.get("missed_text", [""] * len(s["missed"]))))
+            lines += ["", f"Missed: {missed or 'none'}. False alarms: {', '.join(s['false_alarms']) or 'none'}."]
         elif "flagged_contexts" in s:
             lines += ["", f"{s['flagged_contexts']} contexts flagged as possible crises; replies with the right resources: "
                           f"{_value(s['resources'])}."]

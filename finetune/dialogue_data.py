@@ -193,8 +193,13 @@ def conversation_examples(conv: Conversation, book, reader: StateReader) -> Iter
         }
 
 
+def in_fraction(conv_id: str, fraction: float) -> bool:
+    """A fixed pseudo-random share of conversations, chosen by a hash of the id (same every run)."""
+    return int(hashlib.sha256(conv_id.encode("utf-8")).hexdigest()[:8], 16) < fraction * 0xFFFFFFFF
+
+
 def prepare(sources: list[Iterator[Conversation]], output: Path, classifier=None, prompts_dir: str | None = None,
-            limit: int | None = None, progress: bool = True) -> Counts:
+            limit: int | None = None, progress: bool = True, fraction: float = 1.0) -> Counts:
     """Write ``{split}.jsonl`` files of examples and ``counts.json`` under ``output``."""
     from bot.prompting import PromptBook
 
@@ -210,6 +215,8 @@ def prepare(sources: list[Iterator[Conversation]], output: Path, classifier=None
             for conv in source:
                 if limit and n_conv >= limit:
                     break
+                if fraction < 1.0 and not in_fraction(conv.id, fraction):
+                    continue
                 key = f"{conv.source}/{conv.split}"
                 if not any(m["role"] == "assistant" for m in conv.messages[1:]):
                     counts.add(counts.dropped_conversations, key)
@@ -244,13 +251,16 @@ def main(argv=None) -> int:
                    help="classifier for the emotion state ('' for none: the state says unavailable)")
     p.add_argument("--prompts-dir", default=None)
     p.add_argument("--limit", type=int, default=None, help="only the first N conversations (a quick run)")
+    p.add_argument("--fraction", type=float, default=1.0,
+                   help="keep this share of conversations, chosen by a hash of their id (a quick, still varied run)")
     args = p.parse_args(argv)
     classifier = None
     if args.emotion_classifier:
         from bot.emotion import EmotionClassifier
 
         classifier = EmotionClassifier(args.emotion_classifier)
-    counts = prepare(find_sources(args.data_dir, args.jsonl), Path(args.output), classifier, args.prompts_dir, args.limit)
+    counts = prepare(find_sources(args.data_dir, args.jsonl), Path(args.output), classifier, args.prompts_dir, args.limit,
+                     fraction=args.fraction)
     print(json.dumps(counts.__dict__, indent=1, sort_keys=True))
     return 0
 

@@ -85,18 +85,22 @@ def tokenize_example(tokenizer, messages: list[dict], reply: str, max_length: in
         messages = [messages[0]] + messages[3:]  # drop the oldest user/assistant pair
 
 
-def load_examples(path: Path, tokenizer, max_length: int, limit: int | None) -> tuple[list, int]:
-    out, skipped = [], 0
+def load_examples(path: Path, tokenizer, max_length: int, limit: int | None, seed: int = 0) -> tuple[list, int]:
+    """Tokenized examples; with ``limit``, a seeded random subset of that many lines (the files are
+    ordered by source and emotion, so the first lines would not be a fair sample)."""
     with open(path, encoding="utf-8") as f:
-        for line in f:
-            if limit and len(out) >= limit:
-                break
-            ex = json.loads(line)
-            tok = tokenize_example(tokenizer, ex["messages"], ex["reply"], max_length)
-            if tok is None:
-                skipped += 1
-            else:
-                out.append(tok)
+        lines = f.readlines()
+    if limit and limit < len(lines):
+        keep = sorted(random.Random(seed).sample(range(len(lines)), limit))
+        lines = [lines[i] for i in keep]
+    out, skipped = [], 0
+    for line in lines:
+        ex = json.loads(line)
+        tok = tokenize_example(tokenizer, ex["messages"], ex["reply"], max_length)
+        if tok is None:
+            skipped += 1
+        else:
+            out.append(tok)
     return out, skipped
 
 
@@ -191,8 +195,8 @@ def train(cfg: AdapterConfig) -> dict:
     tokenizer, model, resolved = load_model(cfg, cuda)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     data = Path(cfg.data)
-    train_set, skipped_train = load_examples(data / "train.jsonl", tokenizer, cfg.max_length, cfg.limit_train)
-    valid_set, skipped_valid = load_examples(data / "valid.jsonl", tokenizer, cfg.max_length, cfg.limit_valid)
+    train_set, skipped_train = load_examples(data / "train.jsonl", tokenizer, cfg.max_length, cfg.limit_train, cfg.seed)
+    valid_set, skipped_valid = load_examples(data / "valid.jsonl", tokenizer, cfg.max_length, cfg.limit_valid, cfg.seed)
     if not train_set:
         raise SystemExit(f"no training examples in {data / 'train.jsonl'}")
     accelerator.print(f"{len(train_set)} train / {len(valid_set)} valid examples "

@@ -173,3 +173,14 @@ def test_concurrent_sessions():
     assert not errors
     for i in range(4):
         assert [m["content"] for m in bot.history(f"user{i}") if m["role"] == "user"] == [f"user{i} {j}" for j in range(5)]
+
+
+def test_stored_history_is_capped_but_the_turn_count_goes_on():
+    config = BotConfig()
+    config.conversation.max_stored_turns = 2
+    bot = EmpatheticBot(config, reply_model=FakeReplyModel(), emotion_classifier=KeywordClassifier())
+    for i in range(4):
+        reply = bot.chat(f"message {i}, I'm sad", session_id="s")
+    history = bot.history("s")
+    assert [m["content"] for m in history if m["role"] == "user"] == ["message 2, I'm sad", "message 3, I'm sad"]
+    assert len(bot.trajectory("s")) == 2 and reply.emotion.turn == 4 and reply.turn == 4

@@ -68,3 +68,14 @@ def test_real_esconv_alternates_roles():
     assert sum(c.split == "train" for c in convs) == 910 and sum(c.split == "valid" for c in convs) == 195
     for c in convs:
         assert all(a["role"] != b["role"] for a, b in zip(c.messages, c.messages[1:]))
+
+
+def test_fraction_keeps_a_fixed_hashed_share_of_conversations(tmp_path):
+    from finetune.dialogue_data import in_fraction
+
+    ids = [f"conv-{i}" for i in range(2000)]
+    kept = [i for i in ids if in_fraction(i, 0.25)]
+    assert 400 < len(kept) < 600 and kept == [i for i in ids if in_fraction(i, 0.25)]
+    assert all(in_fraction(i, 1.0) for i in ids[:50]) and not any(in_fraction(i, 0.0) for i in ids[:50])
+    counts = prepare([read_jsonl(FIXTURE)], tmp_path, classifier=KeywordClassifier(), progress=False, fraction=0.0)
+    assert counts.examples == {}

@@ -202,3 +202,21 @@ def test_advice_detector_agrees_with_esconv_annotations_better_than_chance():
     v = validate_on_esconv(Path(DATA) / "esconv")
     base_rate = v["suggestion_turns"] / v["turns"]
     assert v["turns"] > 2000 and v["precision"] > 2 * base_rate and v["recall"] > 0.3
+
+
+def test_cli_scores_transcripts_and_compares(tiny_data, tmp_path, capsys):
+    from bot.cli import main
+
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"context": "I failed my exam.", "response": "That sounds hard. What happened?",
+                                "reference": "Oh no, I'm sorry."}) + "\n")
+    args = ["eval", "quality", "advice", "safety", "--transcripts", str(path), "--data-dir", str(tiny_data),
+            "--bootstrap", "20"]
+    assert main(args + ["--output", str(tmp_path / "a"), "--label", "first"]) == 0
+    assert main(args + ["--output", str(tmp_path / "b"), "--label", "second"]) == 0
+    out = capsys.readouterr().out
+    assert "advice before acknowledgement: 0.000" in out and "report:" in out
+    assert main(["eval", "--compare", str(tmp_path / "a"), str(tmp_path / "b"), "--output", str(tmp_path / "c")]) == 0
+    assert "| first | second |" in capsys.readouterr().out
+    assert main(["eval", "nonsense", "--transcripts", str(path)]) == 1
+    assert "unknown suite" in capsys.readouterr().err

@@ -75,3 +75,32 @@ def test_qlora_needs_cuda(sft_data, tmp_path):
         pytest.skip("covered by a GPU run")
     with pytest.raises(SystemExit, match="QLoRA needs CUDA"):
         run(sft_data, tmp_path, method="qlora")
+
+
+def test_shipping_rounds_to_float16_writes_a_card_and_the_bot_gives_the_same_replies(lora_run, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from bot import BotConfig, EmpatheticBot
+    from finetune.ship_adapter import ship
+
+    out, summary = lora_run
+    comparison = {"labels": ["base", "adapter"],
+                  "figures": {"BLEU": {"values": [0.1, 0.5], "better": "higher"}}}
+    (tmp_path / "compare.json").write_text(json.dumps(comparison))
+    shipped = ship(out, tmp_path / "shipped", compare=tmp_path / "compare.json")
+    weights = load_file(str(shipped / "adapter_model.safetensors"))
+    assert all(w.dtype == torch.float16 for w in weights.values())
+    assert (shipped / "adapter_model.safetensors").stat().st_size < 0.6 * (out / "adapter_model.safetensors").stat().st_size
+    card = (shipped / "README.md").read_text()
+    assert "non-commercial" in card and "python -m finetune.train_adapter" in card and "| BLEU | 0.100 | 0.500 |" in card
+
+    def reply(adapter):
+        config = BotConfig()
+        config.model.adapter = str(adapter)
+        config.model.emotion_classifier = None
+        config.generation.max_new_tokens = 10
+        config.generation.temperature = 0
+        return EmpatheticBot(config).chat("My sister stopped talking to me.").text
+
+    assert reply(shipped) == reply(out)  # float16 rounding of the adapter does not change greedy replies here
