@@ -40,7 +40,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models")
     g.add_argument("--base-model", default=d.model.base_model,
                    help=f"reply model: {DEFAULT_BASE_MODEL!r} (embedded), a folder, a .gguf file or a hub id")
-    g.add_argument("--adapter", default=d.model.adapter, help="PEFT adapter folder or hub id to attach")
+    g.add_argument("--adapter", default=d.model.adapter,
+                   help="PEFT adapter: 'empathy-lora' (shipped; non-commercial use), a folder or hub id, '' for none")
     g.add_argument("--emotion-classifier", default=d.model.emotion_classifier,
                    help="trained emotion classifier folder or hub id (default: none, tracking unavailable)")
     g.add_argument("--encoder", default=d.model.encoder, help=f"BERT encoder ({DEFAULT_ENCODER!r} is embedded)")

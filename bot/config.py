@@ -27,7 +27,9 @@ class ModelConfig:
 
     ``base_model``: ``"smollm2-135m"`` (the embedded default), a local folder, a local ``.gguf``
     file, or a Hugging Face hub id such as ``HuggingFaceTB/SmolLM2-360M-Instruct``.
-    ``adapter``: an optional PEFT adapter (local folder or hub id) attached to the base model.
+    ``adapter``: a PEFT adapter attached to (and merged into) the base model: ``"empathy-lora"`` (the
+    adapter shipped with the package, trained on EmpatheticDialogues and ESConv: non-commercial use
+    only), a local folder or a hub id. ``None`` or ``""`` runs the base model alone.
     ``emotion_classifier``: ``"goemotions-minilm"`` (the classifier shipped with the package), a
     local folder or a hub id. ``None`` or ``""`` turns emotion tracking off; every reply then says
     that it is unavailable.
@@ -39,7 +41,7 @@ class ModelConfig:
     """
 
     base_model: str = DEFAULT_BASE_MODEL
-    adapter: str | None = None
+    adapter: str | None = "empathy-lora"
     emotion_classifier: str | None = "goemotions-minilm"
     encoder: str = DEFAULT_ENCODER
     device: str = "auto"

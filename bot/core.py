@@ -98,8 +98,9 @@ class EmpatheticBot:
             reply_model = ReplyModel(self.config.model)
         self.reply_model = reply_model
         if emotion_classifier is None and self.config.model.emotion_classifier:
-            emotion_classifier = EmotionClassifier(self.config.model.emotion_classifier,
-                                                   device=getattr(reply_model, "device", "cpu"))
+            # loaded on the reply model's thread, like all its later work (see ReplyModel._worker)
+            emotion_classifier = self._on_model_thread(EmotionClassifier, self.config.model.emotion_classifier,
+                                                       device=getattr(reply_model, "device", "cpu"))
         self.emotion_classifier = emotion_classifier
         self._sessions: dict[str, _Session] = {}
         self._sessions_lock = threading.Lock()

@@ -161,7 +161,18 @@ class ReplyModel:
         self.adapter = resolve_adapter(config.adapter)
         self.device = pick_device(config.device)
         self.dtype = pick_dtype(config.dtype, self.device)
-        self.tokenizer, self.model, self.loaded_from = load_base(self.resolved, self.dtype, config.cache_dir)
+        # All torch work of this model, and of the bot's classifier (see ``call``), runs on this one
+        # thread, loading included. On CPU each thread that runs torch ops keeps its own OpenMP team,
+        # and a second team (say, the classifier on the caller's thread, or an adapter merged on it)
+        # halves generation speed on 2 cores.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reply-model")
+        self.call(self._load)
+        self._lock = threading.Lock()
+        self.load_s = time.perf_counter() - t0
+        log.info("reply model %s loaded on %s (%s) in %.1fs", self.resolved.spec, self.device, self.dtype, self.load_s)
+
+    def _load(self) -> None:
+        self.tokenizer, self.model, self.loaded_from = load_base(self.resolved, self.dtype, self.config.cache_dir)
         if self.adapter is not None:
             self._attach_adapter()
         self.model.to(device=self.device, dtype=self.dtype).eval()
@@ -172,13 +183,6 @@ class ReplyModel:
                 f"the base model {self.resolved.spec!r} has no chat template; use an instruction-tuned (chat) model"
             )
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
-        self._lock = threading.Lock()
-        # All torch work of this model, and of the bot's classifier (see ``call``), runs on this one
-        # thread. On CPU each thread that runs torch ops keeps its own OpenMP team; a second team
-        # (say, the classifier running on the caller's thread) halves generation speed on 2 cores.
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reply-model")
-        self.load_s = time.perf_counter() - t0
-        log.info("reply model %s loaded on %s (%s) in %.1fs", self.resolved.spec, self.device, self.dtype, self.load_s)
 
     def _attach_adapter(self) -> None:
         from peft import PeftModel

@@ -141,44 +141,40 @@ def resolve_encoder(spec: str | None) -> ResolvedModel:
 
 SHIPPED_CLASSIFIER = "goemotions-minilm"  # the emotion classifier shipped in bot/models/
 CLASSIFIER_ALIASES = {SHIPPED_CLASSIFIER, "default"}
+SHIPPED_ADAPTER = "empathy-lora"  # the reply adapter shipped in bot/models/
 
 
 def shipped_classifier_dir() -> Path:
     return Path(__file__).resolve().parent / "models" / SHIPPED_CLASSIFIER
 
 
+def shipped_adapter_dir() -> Path:
+    return Path(__file__).resolve().parent / "models" / SHIPPED_ADAPTER
+
+
+def _shipped(spec: str, folder: Path, marker: str, description: str, missing: str) -> ResolvedModel:
+    if not (folder / marker).is_file():
+        raise ModelNotFoundError(f"the shipped {missing.format(folder=folder)}")
+    return ResolvedModel(spec, "package", str(folder), None, description, _list_files(folder))
+
+
 def resolve_classifier(spec: str | None) -> ResolvedModel | None:
     """Resolve the emotion classifier: the shipped one by name, a folder or a hub id; None if not set."""
     if spec is not None and spec.strip().lower() in CLASSIFIER_ALIASES:
-        folder = shipped_classifier_dir()
-        if not (folder / "config.json").is_file():
-            raise ModelNotFoundError(
-                f"the shipped emotion classifier is missing from {folder}; reinstall the package, or train one with "
-                "python -m finetune.train_classifier and pass its folder to --emotion-classifier")
-        return ResolvedModel(spec, "package", str(folder), None,
-                             "GoEmotions emotion classifier (MiniLM, mean pooling) shipped with the package",
-                             _list_files(folder))
+        return _shipped(spec, shipped_classifier_dir(), "config.json",
+                        "GoEmotions emotion classifier (MiniLM, mean pooling) shipped with the package",
+                        "emotion classifier is missing from {folder}; reinstall the package, or train one with "
+                        "python -m finetune.train_classifier and pass its folder to --emotion-classifier")
     return resolve_optional(spec, "emotion classifier", "--emotion-classifier")
-
-
-SHIPPED_ADAPTER = "empathy-lora"  # the reply adapter shipped in bot/models/
-
-
-def shipped_adapter_dir() -> Path:
-    return Path(__file__).resolve().parent / "models" / SHIPPED_ADAPTER
 
 
 def resolve_adapter(spec: str | None) -> ResolvedModel | None:
     """Resolve the reply adapter: the shipped one by name, a folder or a hub id; None if not set."""
     if spec is not None and spec.strip().lower() == SHIPPED_ADAPTER:
-        folder = shipped_adapter_dir()
-        if not (folder / "adapter_config.json").is_file():
-            raise ModelNotFoundError(
-                f"the shipped reply adapter is missing from {folder}; reinstall the package, train one with "
-                "python -m finetune.train_adapter and pass its folder to --adapter, or pass --adapter '' for none")
-        return ResolvedModel(spec, "package", str(folder), None,
-                             "empathy LoRA adapter (EmpatheticDialogues + ESConv, CC BY-NC 4.0) shipped with the package",
-                             _list_files(folder))
+        return _shipped(spec, shipped_adapter_dir(), "adapter_config.json",
+                        "empathy LoRA adapter (EmpatheticDialogues + ESConv, CC BY-NC 4.0) shipped with the package",
+                        "reply adapter is missing from {folder}; reinstall the package, train one with python -m "
+                        "finetune.train_adapter and pass its folder to --adapter, or pass --adapter '' for none")
     return resolve_optional(spec, "adapter", "--adapter")
 
 

@@ -23,10 +23,13 @@ def _fmt(fig) -> str:
     return f"{fig:.3f}" if isinstance(fig, float) else str(fig)
 
 
-def card(summary: dict, counts: dict | None, comparison: dict | None, size_mb: float) -> str:
+def card(summary: dict, counts: dict | None, comparison: dict | None, size_mb: float,
+         data_command: str | None = None, note: str | None = None) -> str:
     cfg = summary["config"]
-    args = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items()
-                    if v is not None and k not in ("data", "output", "resume", "cache_dir", "base_model"))
+    skip = {"data", "output", "resume", "cache_dir", "base_model"}
+    if cfg.get("method") != "adalora":
+        skip |= {k for k in cfg if k.startswith("adalora_")}
+    args = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items() if v is not None and k not in skip)
     vl = summary.get("valid_losses") or []
     curve = ", ".join(f"{v['loss']:.3f} (step {v['step']})" for v in vl)
     lines = [
@@ -42,6 +45,7 @@ def card(summary: dict, counts: dict | None, comparison: dict | None, size_mb: f
         "`python -m finetune.train_adapter --data runs/own`) and pass its folder to `--adapter`, or run without "
         "an adapter (`--adapter ''`).", "",
         "## Training", "",
+        *([note, ""] if note else []),
         f"- Base model: {summary['base_model']}; method {summary['method']}, "
         f"{summary['trainable_parameters']:,} trainable parameters; weights stored as float16 ({size_mb:.1f} MB).",
         f"- Examples: {summary['examples']['train']:,} train, {summary['examples']['valid']:,} validation "
@@ -51,8 +55,10 @@ def card(summary: dict, counts: dict | None, comparison: dict | None, size_mb: f
         lines.append("- Data preparation counts (conversations / examples per source and split): "
                      + "; ".join(f"{k} {counts['conversations'].get(k, 0):,} / {v:,}" for k, v in sorted(counts["examples"].items()))
                      + f"; {counts.get('duplicates', 0)} duplicates dropped.")
+    if data_command:
+        lines.append(f"- Data preparation: `{data_command}`")
     lines += [
-        f"- Command: `python -m finetune.train_adapter --data <prepared data> {args}`",
+        f"- Training: `python -m finetune.train_adapter --data {cfg['data']} {args}`",
         f"- Data files: " + ", ".join(f"{k} sha256 {v['sha256'][:16]}..." for k, v in summary["data"].items()),
         f"- Device: {summary['device']}; {summary['steps']} steps in {summary['train_seconds'] / 60:.1f} min, "
         f"{summary['tokens_per_s']:.0f} tokens/s; peak memory {summary['peak_memory_mb']:.0f} MB ({summary['peak_memory_kind']}).",
@@ -73,7 +79,8 @@ def card(summary: dict, counts: dict | None, comparison: dict | None, size_mb: f
     return "\n".join(lines) + "\n"
 
 
-def ship(source: Path, output: Path, counts: Path | None = None, compare: Path | None = None) -> Path:
+def ship(source: Path, output: Path, counts: Path | None = None, compare: Path | None = None,
+         data_command: str | None = None, note: str | None = None) -> Path:
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -88,7 +95,7 @@ def ship(source: Path, output: Path, counts: Path | None = None, compare: Path |
         (output / "data_counts.json").write_text(json.dumps(counts_d, indent=1))
     comparison = json.loads(compare.read_text()) if compare else None
     size = (output / "adapter_model.safetensors").stat().st_size / 2**20
-    (output / "README.md").write_text(card(summary, counts_d, comparison, size))
+    (output / "README.md").write_text(card(summary, counts_d, comparison, size, data_command, note))
     return output
 
 
@@ -98,9 +105,11 @@ def main(argv=None) -> int:
     p.add_argument("--output", required=True)
     p.add_argument("--data-counts", default=None, help="counts.json from finetune.dialogue_data")
     p.add_argument("--compare", default=None, help="compare.json from empathetic-bot eval --compare")
+    p.add_argument("--data-command", default=None, help="the command that prepared the data, for the card")
+    p.add_argument("--note", default=None, help="a paragraph for the card's training section")
     a = p.parse_args(argv)
     out = ship(Path(a.source), Path(a.output), Path(a.data_counts) if a.data_counts else None,
-               Path(a.compare) if a.compare else None)
+               Path(a.compare) if a.compare else None, a.data_command, a.note)
     print(f"wrote {out}")
     return 0
 

@@ -8,7 +8,7 @@ def test_defaults_are_valid_and_offline():
     c = BotConfig()
     c.validate()
     assert c.model.base_model == "smollm2-135m"
-    assert c.model.adapter is None and c.model.emotion_classifier == "goemotions-minilm"
+    assert c.model.adapter == "empathy-lora" and c.model.emotion_classifier == "goemotions-minilm"
 
 
 def test_from_dict_sets_nested_fields_and_rejects_unknown_keys():

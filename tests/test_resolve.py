@@ -61,3 +61,15 @@ def test_shipped_classifier_resolves_by_name():
     r = resolve_classifier("goemotions-minilm")
     assert r.kind == "package" and any(p.endswith("model.safetensors") for p, _ in r.files)
     assert resolve_classifier(None) is None and resolve_classifier("") is None
+
+
+def test_shipped_adapter_alias_and_a_clear_error_when_it_is_missing(monkeypatch, tmp_path):
+    import bot.resolve as resolve
+
+    assert resolve.resolve_adapter(None) is None and resolve.resolve_adapter("") is None
+    monkeypatch.setattr(resolve, "shipped_adapter_dir", lambda: tmp_path)
+    with pytest.raises(resolve.ModelNotFoundError, match="--adapter ''"):
+        resolve.resolve_adapter("empathy-lora")
+    (tmp_path / "adapter_config.json").write_text("{}")
+    found = resolve.resolve_adapter("Empathy-LoRA")
+    assert found.kind == "package" and found.location == str(tmp_path)

@@ -93,7 +93,7 @@ def test_shipping_rounds_to_float16_writes_a_card_and_the_bot_gives_the_same_rep
     assert all(w.dtype == torch.float16 for w in weights.values())
     assert (shipped / "adapter_model.safetensors").stat().st_size < 0.6 * (out / "adapter_model.safetensors").stat().st_size
     card = (shipped / "README.md").read_text()
-    assert "non-commercial" in card and "python -m finetune.train_adapter" in card and "| BLEU | 0.100 | 0.500 |" in card
+    assert "non-commercial" in card and "python -m finetune.train_adapter --data" in card and "| BLEU | 0.100 | 0.500 |" in card
 
     def reply(adapter):
         config = BotConfig()
