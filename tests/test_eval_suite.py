@@ -170,6 +170,7 @@ def test_small_sample_through_the_real_default_bot(real_bot, tiny_data, tmp_path
     cfg = EvalConfig(suites=("quality", "advice", "latency"), data_dir=str(tiny_data), samples=2, ppl_samples=6,
                      bootstrap=50, output=str(tmp_path / "real"))
     report = run(cfg, real_bot, progress=False)
+    assert "empathy LoRA adapter" in report["system"]["reply_model"]["adapter"]  # the shipped default
     ppl = report["quality"]["reference_perplexity"]
     assert ppl["n"] == 6 and 1 < ppl["value"] < 1000 and ppl["tokens"] > 50
     assert report["quality"]["replies"] == 2 and report["latency"]["tokens_per_s"]["median"] > 0
