@@ -121,6 +121,8 @@ def ed_test_examples(data_dir: str | None, n: int, seed: int = 0) -> list[dict]:
 def read_transcripts(path: str | Path) -> tuple[list[dict], int]:
     """Rows of a transcripts file; broken rows are counted and skipped."""
     rows, broken = [], 0
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"the transcripts file {path} does not exist (JSONL: one context/response row per line)")
     with open(path, encoding="utf-8", errors="replace") as f:
         for i, line in enumerate(f):
             if not line.strip():

@@ -156,7 +156,10 @@ def load_model(cfg: AdapterConfig, cuda: bool):
 
 
 def evaluate(model, batches, accelerator) -> float:
-    """Token-weighted mean loss over the reply tokens of the validation batches."""
+    """Token-weighted mean cross-entropy over the reply tokens of the validation batches.
+
+    Computed from the logits, not read from ``outputs.loss``: AdaLoRA adds its orthogonality
+    regulariser to that loss, which would make its validation loss incomparable with LoRA's."""
     import torch
 
     model.eval()
@@ -164,9 +167,11 @@ def evaluate(model, batches, accelerator) -> float:
     with torch.inference_mode():
         for batch in batches:
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            n = int((batch["labels"][:, 1:] != IGNORE).sum())
-            total += model(**batch).loss.item() * n
-            count += n
+            labels = batch.pop("labels")[:, 1:]
+            logits = model(**batch).logits[:, :-1].float()
+            total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
+                                                             ignore_index=IGNORE, reduction="sum"))
+            count += int((labels != IGNORE).sum())
     model.train()
     return total / max(count, 1)
 

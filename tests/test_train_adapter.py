@@ -62,9 +62,11 @@ def test_resume_continues_from_the_checkpoint(lora_run, sft_data, tmp_path):
     assert resumed["steps"] == 6 and [x["step"] for x in resumed["train_losses"]] == [5, 6]
 
 
-def test_adalora_trains_with_its_rank_schedule(sft_data, tmp_path):
+def test_adalora_trains_with_its_rank_schedule(sft_data, tmp_path, lora_run):
     summary = run(sft_data, tmp_path, method="adalora", r=4, adalora_init_r=8)
     assert summary["valid_losses"][-1]["loss"] < summary["valid_losses"][0]["loss"]
+    # validation is plain cross-entropy, without AdaLoRA's orthogonality term: before training it equals LoRA's
+    assert summary["valid_losses"][0]["loss"] == pytest.approx(lora_run[1]["valid_losses"][0]["loss"], rel=1e-4)
     assert json.loads((tmp_path / "adapter_config.json").read_text())["peft_type"] == "ADALORA"
 
 
