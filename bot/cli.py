@@ -64,6 +64,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-conversations", action="store_true", help="log message text at DEBUG level")
     g.add_argument("--max-stored-turns", type=int, default=d.conversation.max_stored_turns,
                    help="exchanges a session keeps (older ones are forgotten)")
+    g.add_argument("--crisis-reply", default=d.conversation.crisis_reply, choices=["fixed", "model"],
+                   help="reply to a possible crisis with the written opening (fixed) or a generated one (model)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
 
 
@@ -73,7 +75,7 @@ def config_from_args(args: argparse.Namespace) -> BotConfig:
         ("model", ("base_model", "adapter", "emotion_classifier", "encoder", "device", "dtype", "cache_dir")),
         ("generation", ("max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")),
         ("conversation", ("context_tokens", "max_input_chars", "prompts_dir", "persona_name", "log_conversations",
-                          "max_stored_turns")),
+                          "max_stored_turns", "crisis_reply")),
     ):
         for name in names:
             setattr(getattr(c, section), name, getattr(args, name))

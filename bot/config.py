@@ -84,6 +84,9 @@ class ConversationConfig:
     ``max_stored_turns``: a session keeps at most this many exchanges (and emotion states); older ones
     are forgotten, so a long-lived support session cannot grow without bound. The emotion tracker's
     running state is kept whole.
+    ``crisis_reply``: for a message flagged as a possible crisis (see ``bot.crisis``), ``"fixed"``
+    answers with the written ``prompts/crisis/opening.md``; ``"model"`` lets the reply model write it
+    under ``prompts/guidance/crisis.md``. Either way the category's resources follow.
     """
 
     context_tokens: int | None = 2048
@@ -92,6 +95,7 @@ class ConversationConfig:
     persona_name: str = "Sol"
     log_conversations: bool = False
     max_stored_turns: int = 500
+    crisis_reply: str = "fixed"
 
 
 @dataclass
@@ -131,3 +135,5 @@ class BotConfig:
             raise ValueError("max_input_chars must be at least 1")
         if conv.max_stored_turns < 1:
             raise ValueError("max_stored_turns must be at least 1")
+        if conv.crisis_reply not in ("fixed", "model"):
+            raise ValueError("crisis_reply must be 'fixed' or 'model'")

@@ -44,7 +44,9 @@ class Reply:
     ``text``: the reply. ``emotion``: the running emotion state after the user's message.
     ``safety``: flags raised while screening the message (see ``bot.safety``), and
     ``crisis:<category>`` when it may mean someone is in danger (see ``bot.crisis``).
-    ``crisis``: that category, or None. When set, ``text`` ends with the help resources for it.
+    ``crisis``: that category, or None. When set, ``text`` ends with the help resources for it (and,
+    with ``conversation.crisis_reply == "fixed"``, the default, begins with the written opening from
+    ``prompts/crisis/opening.md`` instead of a generated reply).
     ``timings``: milliseconds per stage, token counts and tokens/s. ``guidance``: which guidance
     file shaped the reply. ``history_turns_used``: earlier turns that fit in the prompt.
     ``stopped``: "eos", "max_new_tokens" or "cancelled".
@@ -227,7 +229,7 @@ class EmpatheticBot:
         crisis = signal.category if signal else None
         flags = screened.flags + ((signal.flag,) if signal else ())
         if signal:
-            log.warning("session %r: message flagged as possible crisis (%s)", session_id, crisis)
+            log.info("session %r: message flagged as possible crisis (%s)", session_id, crisis)
         t_emotion = time.perf_counter()
         messages, kept = self._fit_prompt(history, screened.text, state, crisis)
         t_prompt = time.perf_counter()
@@ -238,14 +240,19 @@ class EmpatheticBot:
 
         stats = StreamStats()
         parts: list[str] = []
-        try:
-            for chunk in self.reply_model.stream(messages, self.config.generation, stats, cancel):
-                parts.append(chunk)
-                yield chunk
-        except (GenerationError, InvalidInputError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - any model failure becomes one clear error
-            raise GenerationError(f"the reply model failed: {exc}") from exc
+        if crisis and self.config.conversation.crisis_reply == "fixed":
+            # A small model can say the wrong thing here; a written reply cannot.
+            parts.append(self.prompts.crisis_opening())
+            yield parts[0]
+        else:
+            try:
+                for chunk in self.reply_model.stream(messages, self.config.generation, stats, cancel):
+                    parts.append(chunk)
+                    yield chunk
+            except (GenerationError, InvalidInputError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - any model failure becomes one clear error
+                raise GenerationError(f"the reply model failed: {exc}") from exc
         reply_text = "".join(parts).strip()
         if stats.stopped == "max_new_tokens":
             reply_text = trim_to_sentence(reply_text)

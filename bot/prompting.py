@@ -75,6 +75,11 @@ class PromptBook:
     def system_text(self, state: EmotionState) -> str:
         return self.render([], "", state)[0]["content"]
 
+    def crisis_opening(self) -> str:
+        """The written first words of a reply to a flagged message (``prompts/crisis/opening.md``)."""
+        return self.crisis_resources.get("opening") or (
+            "I'm really glad you told me, and I'm taking what you said seriously. Are you safe right now?")
+
     def resources(self, crisis: str) -> str:
         """The help text for a crisis category; a generic line where the prompts folder has none."""
         return self.crisis_resources.get(crisis) or (

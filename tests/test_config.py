@@ -27,6 +27,7 @@ def test_from_dict_sets_nested_fields_and_rejects_unknown_keys():
     ("conversation", "context_tokens", 10, "context_tokens"),
     ("conversation", "max_input_chars", 0, "max_input_chars"),
     ("conversation", "max_stored_turns", 0, "max_stored_turns"),
+    ("conversation", "crisis_reply", "maybe", "crisis_reply"),
 ])
 def test_invalid_values_are_refused(section, key, value, message):
     with pytest.raises(ValueError, match=message):
@@ -46,7 +47,7 @@ def test_every_config_field_is_reachable_from_the_cli():
         "--device", "cpu", "--dtype", "bfloat16", "--cache-dir", "", "--max-new-tokens", "9", "--temperature", "0",
         "--top-p", "0.5", "--repetition-penalty", "1.3", "--seed", "3", "--context-tokens", "512",
         "--max-input-chars", "100", "--prompts-dir", "p", "--persona-name", "Kai", "--log-conversations",
-        "--max-stored-turns", "7",
+        "--max-stored-turns", "7", "--crisis-reply", "model",
     ])
     c = config_from_args(args)
     flat = {f"{s}.{k}": v for s, d in c.to_dict().items() for k, v in d.items()}
@@ -57,4 +58,5 @@ def test_every_config_field_is_reachable_from_the_cli():
         "generation.repetition_penalty": 1.3, "generation.seed": 3, "conversation.context_tokens": 512,
         "conversation.max_input_chars": 100, "conversation.prompts_dir": "p", "conversation.persona_name": "Kai",
         "conversation.log_conversations": True, "conversation.max_stored_turns": 7,
+        "conversation.crisis_reply": "model",
     }

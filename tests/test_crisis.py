@@ -80,16 +80,24 @@ def _bot(**kw):
     return EmpatheticBot(BotConfig(), reply_model=FakeReplyModel(**kw), emotion_classifier=KeywordClassifier())
 
 
-def test_bot_flags_crisis_uses_crisis_guidance_and_appends_resources():
-    bot = _bot(replies=["I'm really glad you told me."])
+def test_bot_answers_a_crisis_with_the_written_opening_and_resources_without_the_model():
+    bot = _bot(replies=["a generated reply"])
     chunks = list(bot.stream("I want to kill myself, I'm so sad", session_id="s"))
     reply = chunks[-1]
     assert reply.crisis == "self_harm" and "crisis:self_harm" in reply.safety and reply.guidance == "crisis"
-    assert reply.text.startswith("I'm really glad you told me.") and "988" in reply.text
+    assert reply.text.startswith("I'm really glad you told me") and "988" in reply.text
+    assert "a generated reply" not in reply.text and bot.reply_model.prompts == []  # the model was not asked
     assert "988" in "".join(c for c in chunks[:-1])  # streamed too, so a UI shows it
-    system = bot.reply_model.prompts[-1][0]["content"]
-    assert "may be in danger" in system
     assert bot.history("s")[-1]["content"] == reply.text
+
+
+def test_model_written_crisis_reply_uses_the_crisis_guidance():
+    config = BotConfig()
+    config.conversation.crisis_reply = "model"
+    bot = EmpatheticBot(config, reply_model=FakeReplyModel(replies=["I'm so sorry."]), emotion_classifier=KeywordClassifier())
+    reply = bot.chat("everyone would be better off without me")
+    assert reply.text.startswith("I'm so sorry.") and "988" in reply.text
+    assert "may be in danger" in bot.reply_model.prompts[-1][0]["content"]
 
 
 def test_ordinary_message_is_not_flagged():
