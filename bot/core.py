@@ -186,8 +186,6 @@ class EmpatheticBot:
         Used by the LangChain Runnable, where the caller keeps the history. The emotion state is
         rebuilt from the user messages, as a session would have built it.
         """
-        if not messages or messages[-1].get("role") != "user":
-            raise InvalidInputError("the conversation must end with a user message")
         history, tracker = self._replay(messages)
         reply, _ = yield from self._turn(messages[-1].get("content"), history, tracker, "", cancel)
         yield reply
@@ -195,8 +193,6 @@ class EmpatheticBot:
     def prompt(self, messages: list[dict]) -> tuple[list[dict], EmotionState, str | None]:
         """What ``respond(messages)`` would send to the reply model: the rendered prompt, the emotion
         state and the crisis category (or None). For evaluation (perplexity of a reference reply)."""
-        if not messages or messages[-1].get("role") != "user":
-            raise InvalidInputError("the conversation must end with a user message")
         history, tracker = self._replay(messages)
         screened, signal, state = self._read(messages[-1].get("content"), tracker)
         crisis = signal.category if signal else None
@@ -204,6 +200,8 @@ class EmpatheticBot:
 
     def _replay(self, messages: list[dict]) -> tuple[list[dict], EmotionTracker]:
         """The earlier turns, and a tracker that has read the earlier user messages."""
+        if not messages or messages[-1].get("role") != "user":
+            raise InvalidInputError("the conversation must end with a user message")
         history = [m for m in messages[:-1] if m.get("role") in ("user", "assistant")]
         tracker = EmotionTracker()
         if self.emotion_classifier is not None:

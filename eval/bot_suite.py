@@ -32,6 +32,7 @@ import numpy as np
 
 from eval.advice import read_reply
 from eval.metrics import bleu, bootstrap, distinct_n, mean_ci, perplexity, repetition, words
+from finetune.dialogue_data import data_root
 
 SUITES = ("quality", "empathy", "advice", "safety", "latency")
 
@@ -76,13 +77,6 @@ class EvalConfig:
     cache_dir: str | None = None
 
 
-def _data_root(data_dir: str | None) -> Path | None:
-    import os
-
-    root = data_dir or os.environ.get("EMPATHETIC_BOT_DATA")
-    return Path(root).expanduser() if root else None
-
-
 def default_scenarios() -> Path:
     """The project's crisis scenario set: in the source tree, or where a wheel install put it."""
     import sys
@@ -101,7 +95,7 @@ def ed_test_examples(data_dir: str | None, n: int, seed: int = 0) -> list[dict]:
     EmpatheticDialogues test conversations."""
     from finetune.dialogue_data import read_empathetic_dialogues
 
-    root = _data_root(data_dir)
+    root = data_root(data_dir)
     if root is None:
         raise FileNotFoundError("the quality suite reads EmpatheticDialogues: give --data-dir (or set EMPATHETIC_BOT_DATA)")
     folder = root / "empatheticdialogues" if (root / "empatheticdialogues").is_dir() else root
@@ -258,7 +252,6 @@ def empathy_suite(rows: list[dict], scorer, samples: int, seed: int) -> dict:
     from eval.epitome import MECHANISMS
 
     answered = [r for r in rows if r.get("response")]
-    seekers = [last_user(r["context"]) for r in answered]
     out = {"scorer": {k: scorer.info[k] for k in ("dev_macro_f1", "test_macro_f1", "best_epoch")} |
            {"encoder": scorer.info["encoder"], "split": scorer.info["data"]["split"]}}
     for name, texts, keep in (("replies", [r["response"] for r in answered], answered),
@@ -266,7 +259,7 @@ def empathy_suite(rows: list[dict], scorer, samples: int, seed: int) -> dict:
                                [r for r in answered if r.get("reference")])):
         if not texts:
             continue
-        levels = scorer.score([last_user(r["context"]) for r in keep] if name == "references" else seekers, texts)
+        levels = scorer.score([last_user(r["context"]) for r in keep], texts)
         out[name] = {m: {**mean_ci(levels[m].astype(float), samples, seed),
                          "levels": np.bincount(levels[m], minlength=3).tolist()} for m in MECHANISMS}
         for r, *lv in zip(keep, *(levels[m] for m in MECHANISMS)):
@@ -287,7 +280,7 @@ def advice_suite(rows: list[dict], data_dir: str | None, samples: int, seed: int
                                                              samples, seed),
                      "advice": mean_ci([float(x.advice) for x in readings], samples, seed),
                      "acknowledgement": mean_ci([float(x.acknowledgement) for x in readings], samples, seed)}
-    root = _data_root(data_dir)
+    root = data_root(data_dir)
     if root is not None and (root / "esconv" / "valid.txt").is_file():
         out["detector_vs_esconv"] = validate_on_esconv(root / "esconv")
     return out

@@ -59,13 +59,12 @@ def split_of(sp_id: str) -> str:
 
 def find_epitome(data_dir: str | None) -> Path:
     """``data_dir`` may be the epitome/ folder itself or a folder holding it (``$EMPATHETIC_BOT_DATA``)."""
-    import os
+    from finetune.dialogue_data import data_root
 
-    root = data_dir or os.environ.get("EMPATHETIC_BOT_DATA")
-    if not root:
+    root = data_root(data_dir)
+    if root is None:
         raise FileNotFoundError("the empathy scorers are trained on EPITOME: give --data-dir with epitome/*.csv "
                                 "(or set EMPATHETIC_BOT_DATA)")
-    root = Path(root).expanduser()
     for folder in (root, root / "epitome"):
         if all((folder / f).is_file() for f in FILES.values()):
             return folder
@@ -231,7 +230,7 @@ def train_scorer(folder: Path, output: Path, cfg: ScorerConfig, progress: bool =
         probs = _predict(model, tokenizer, [p.seeker for p in rows], [p.response for p in rows], cfg.max_length, "cpu")
         return macro_f1_by_mechanism(np.array([p.levels for p in rows]), probs.argmax(-1))
 
-    history, best, best_state = [], -1.0, None
+    history, best, best_state = [], None, None
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         total, n = 0.0, 0
@@ -252,17 +251,17 @@ def train_scorer(folder: Path, output: Path, cfg: ScorerConfig, progress: bool =
         if progress:
             print(f"  empathy scorer epoch {epoch}/{cfg.epochs}: loss {total / max(n, 1):.3f}, dev macro-F1 "
                   + " / ".join(f"{v:.3f}" for v in dev.values()) + f" ({time.time() - t0:.0f} s)", flush=True)
-        if mean_dev > best:
-            best, best_state = mean_dev, {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if best is None or mean_dev > best[0]:
+            best, best_state = (mean_dev, history[-1]), {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
-    best_epoch = max(history, key=lambda h: np.mean(list(h["dev_macro_f1"].values())))["epoch"]
+    best_epoch, best_dev = best[1]["epoch"], best[1]["dev_macro_f1"]
     info = {
         "config": asdict(cfg), "encoder": encoder.description, "commit": git_commit(),
         "data": {"folder": str(folder), "sha256": data_hash(folder), **counts,
                  "split": {k: len(v) for k, v in split.items()},
                  "split_rule": "group by seeker post; sha256(sp_id) mod 10: 0 test, 1 dev, else train"},
         "history": history, "best_epoch": best_epoch,
-        "dev_macro_f1": evaluate(split["dev"]), "test_macro_f1": evaluate(split["test"]),
+        "dev_macro_f1": best_dev, "test_macro_f1": evaluate(split["test"]),
         "train_seconds": round(time.time() - t0, 1),
     }
     output.mkdir(parents=True, exist_ok=True)

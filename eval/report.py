@@ -154,18 +154,16 @@ def markdown(report: dict) -> str:
 
 
 def write_report(report: dict, rows: list[dict], out: Path) -> None:
+    from eval.bot_suite import last_user
+
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
     with open(out / "replies.jsonl", "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps({k: r.get(k) for k in ("id", "emotion", "reading", "response", "reference", "epitome",
-                                                        "crisis", "error")} | {"user": _last_user(r)}) + "\n")
+                                                        "crisis", "error")} | {"user": last_user(r.get("context") or [])}) + "\n")
     plot_epitome(report, out / "epitome_levels.png")
     (out / "report.md").write_text(markdown(report))
-
-
-def _last_user(row: dict) -> str:
-    return next((m["content"] for m in reversed(row.get("context") or []) if m["role"] == "user"), "")
 
 
 def compare(paths: list[str | Path], output: str | Path) -> str:

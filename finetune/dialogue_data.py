@@ -38,6 +38,12 @@ from typing import Iterable, Iterator
 DATA_ENV = "EMPATHETIC_BOT_DATA"
 
 
+def data_root(data_dir: str | None) -> Path | None:
+    """The datasets folder: ``data_dir`` if given, else ``$EMPATHETIC_BOT_DATA``, else None."""
+    root = data_dir or os.environ.get(DATA_ENV)
+    return Path(root).expanduser() if root else None
+
+
 @dataclass
 class Conversation:
     id: str
