@@ -232,8 +232,9 @@ def _classifier_suite(args: argparse.Namespace) -> None:
     t = report["tuned_thresholds"]
     print(f"{report['classifier']} on GoEmotions {args.split} ({report['data']['n']} comments):")
     print(f"  macro-F1 {t['macro_f1']:.3f} (tuned thresholds), {report['at_0.5']['macro_f1']:.3f} (0.5); "
-          f"micro-F1 {t['micro_f1']:.3f}; Ekman macro-F1 {t['ekman']['macro_f1']:.3f}; "
-          f"sentiment macro-F1 {t['sentiment']['macro_f1']:.3f}; ECE {t['ece']:.3f}")
+          f"micro-F1 {t['micro_f1']:.3f}; Ekman macro-F1 {t['ekman']['macro_f1']:.3f}"
+          + (f" (labels collapsed), {t['ekman_direct']['macro_f1']:.3f} (group thresholds)" if "ekman_direct" in t else "")
+          + f"; sentiment macro-F1 {t['sentiment']['macro_f1']:.3f}; ECE {t['ece']:.3f}")
     if report["latency"]:
         print(f"  one message: {report['latency']['median_ms']} ms median, {report['latency']['p90_ms']} ms p90")
     print(f"  report: {args.output}/classifier.md")

@@ -62,6 +62,15 @@ EKMAN_GROUPS = {
     "neutral": ("neutral",),
 }
 
+GROUPINGS = {"ekman": EKMAN_GROUPS, "sentiment": SENTIMENT_GROUPS}
+
+
+def group_probabilities(probabilities: dict[str, float], groups: dict[str, tuple[str, ...]]) -> dict[str, float]:
+    """Label probabilities -> group probabilities: a group is as probable as its most probable label
+    (0 when none of its labels is read). The rule behind ``group_thresholds.json``."""
+    return {g: max((probabilities.get(label, 0.0) for label in labels), default=0.0) for g, labels in groups.items()}
+
+
 LABEL_TO_SENTIMENT = {label: group for group, labels in SENTIMENT_GROUPS.items() for label in labels}
 LABEL_TO_EKMAN = {label: group for group, labels in EKMAN_GROUPS.items() for label in labels}
 
@@ -201,6 +210,12 @@ class EmotionClassifier:
         thresholds_file = Path(resolved.location) / "thresholds.json" if resolved.is_local else None
         if thresholds_file is not None and thresholds_file.is_file():
             self.thresholds.update(json.loads(thresholds_file.read_text()))
+        # per grouping ("ekman", "sentiment"): a threshold per group on the group probability (group_thresholds.json)
+        self.group_thresholds: dict[str, dict[str, float]] = {}
+        groups_file = Path(resolved.location) / "group_thresholds.json" if resolved.is_local else None
+        if groups_file is not None and groups_file.is_file():
+            saved = json.loads(groups_file.read_text())
+            self.group_thresholds = {k: v for k, v in saved.items() if k in GROUPINGS and isinstance(v, dict)}
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, float]]:
         import torch
@@ -215,6 +230,17 @@ class EmotionClassifier:
         """Labels at or above their tuned threshold, most probable first."""
         hits = [k for k, v in probabilities.items() if v >= self.thresholds.get(k, 0.5)]
         return sorted(hits, key=lambda k: -probabilities[k])
+
+    def groups(self, probabilities: dict[str, float], grouping: str = "ekman") -> dict[str, float]:
+        """Group probabilities (``grouping``: "ekman" or "sentiment"): each group is as probable as its most
+        probable label."""
+        return group_probabilities(probabilities, GROUPINGS[grouping])
+
+    def detected_groups(self, probabilities: dict[str, float], grouping: str = "ekman") -> list[str]:
+        """Groups at or above their tuned threshold (0.5 without ``group_thresholds.json``), most probable first."""
+        probs = self.groups(probabilities, grouping)
+        cuts = self.group_thresholds.get(grouping, {})
+        return sorted((g for g, v in probs.items() if v >= cuts.get(g, 0.5)), key=lambda g: -probs[g])
 
     def explain(self, text: str, labels: Sequence[str] | None = None, top_words: int = 5) -> dict[str, list[tuple[str, float]]]:
         """Which words pushed each label: leave-one-out occlusion.

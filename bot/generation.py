@@ -2,10 +2,13 @@
 
 Loading a GGUF file de-quantizes every tensor, which takes seconds; the converted model is kept in
 a cache folder (``ModelConfig.cache_dir``) so that later starts load plain safetensors instead.
+A local adapter merged into a GGUF base is cached the same way (``merged/``, keyed by the hashes of
+the GGUF file and of the adapter's files), so later starts skip PEFT and the merge too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -60,6 +63,36 @@ def _gguf_cache_folder(resolved: ResolvedModel, cache_dir: str | None) -> Path |
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     gguf = Path(resolved.location) / resolved.gguf_file
     return root / "gguf" / f"{gguf.stem}-{file_sha256(gguf)[:16]}"
+
+
+def _merged_cache_folder(resolved: ResolvedModel, adapter: ResolvedModel, cache_dir: str | None, dtype) -> Path | None:
+    """Where the base with ``adapter`` merged in is kept; None when it is not cached (caching off, a
+    base that is not a GGUF file, or an adapter that is not a local folder: their contents have no
+    cheap fingerprint). Named ``<adapter folder's path hash>-<hash of base, adapter files and dtype>``."""
+    base_cache = _gguf_cache_folder(resolved, cache_dir) if resolved.gguf_file else None
+    if base_cache is None or not adapter.is_local:
+        return None
+    folder = Path(adapter.location).resolve()
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.name.startswith("adapter_") and p.suffix in (".json", ".safetensors", ".bin"))
+    if not files:
+        return None
+    h = hashlib.sha256(f"{base_cache.name}|{dtype}".encode())
+    for f in files:
+        h.update(f"{f.name}:{file_sha256(f)}".encode())
+    where = hashlib.sha256(str(folder).encode()).hexdigest()[:8]
+    return base_cache.parent.parent / "merged" / f"{where}-{h.hexdigest()[:16]}"
+
+
+def _replace_merged_cache(folder: Path, tok, model) -> None:
+    """Write ``folder`` and drop older merges of the same adapter folder (a retrained adapter would
+    otherwise leave one full copy of the model per training run)."""
+    prefix = folder.name.split("-")[0] + "-"
+    if folder.parent.is_dir():
+        for old in folder.parent.iterdir():
+            if old.name.startswith(prefix) and old.name != folder.name and "." not in old.name:
+                shutil.rmtree(old, ignore_errors=True)
+    _write_cache(folder, tok, model)
 
 
 def mark_dequantized(model) -> None:
@@ -172,9 +205,14 @@ class ReplyModel:
         log.info("reply model %s loaded on %s (%s) in %.1fs", self.resolved.spec, self.device, self.dtype, self.load_s)
 
     def _load(self) -> None:
-        self.tokenizer, self.model, self.loaded_from = load_base(self.resolved, self.dtype, self.config.cache_dir)
-        if self.adapter is not None:
-            self._attach_adapter()
+        merged = (_merged_cache_folder(self.resolved, self.adapter, self.config.cache_dir, self.dtype)
+                  if self.adapter is not None else None)
+        if not (merged is not None and self._load_merged(merged)):
+            self.tokenizer, self.model, self.loaded_from = load_base(self.resolved, self.dtype, self.config.cache_dir)
+            if self.adapter is not None:
+                self._attach_adapter()
+                if merged is not None:
+                    _replace_merged_cache(merged, self.tokenizer, self.model)
         self.model.to(device=self.device, dtype=self.dtype).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -183,6 +221,21 @@ class ReplyModel:
                 f"the base model {self.resolved.spec!r} has no chat template; use an instruction-tuned (chat) model"
             )
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
+
+    def _load_merged(self, folder: Path) -> bool:
+        """Load the cached base-with-adapter from ``folder``; False when it is not there or unreadable."""
+        if not (folder / "config.json").is_file():
+            return False
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype)
+        except Exception as exc:  # noqa: BLE001 - a broken cache is rebuilt, not fatal
+            log.warning("ignoring the unreadable merged-model cache %s: %s", folder, exc)
+            return False
+        self.loaded_from = str(folder)
+        return True
 
     def _attach_adapter(self) -> None:
         from peft import PeftModel

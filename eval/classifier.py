@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bot.emotion import EKMAN_GROUPS, SENTIMENT_GROUPS
+from bot.emotion import GROUPINGS
 
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.96, 0.01), 2)
 
@@ -36,6 +36,29 @@ def collapse(matrix: np.ndarray, label_names: list[str], groups: dict[str, tuple
     return out, names
 
 
+def group_probability_matrix(probs: np.ndarray, label_names: list[str],
+                             groups: dict[str, tuple[str, ...]]) -> tuple[np.ndarray, list[str]]:
+    """(n, labels) probabilities -> (n, groups): a group is as probable as its most probable member."""
+    index = {name: i for i, name in enumerate(label_names)}
+    names = list(groups)
+    out = np.zeros((probs.shape[0], len(names)), dtype=np.float32)
+    for g, group in enumerate(names):
+        cols = [index[label] for label in groups[group] if label in index]
+        if cols:
+            out[:, g] = probs[:, cols].max(axis=1)
+    return out, names
+
+
+def tune_group_thresholds(y_true: np.ndarray, probs: np.ndarray, label_names: list[str]) -> dict[str, dict[str, float]]:
+    """Per grouping (Ekman, sentiment), one threshold per group on the group probability, tuned for group F1."""
+    out = {}
+    for key, groups in GROUPINGS.items():
+        gy, names = collapse(y_true, label_names, groups)
+        gp, _ = group_probability_matrix(probs, label_names, groups)
+        out[key] = dict(zip(names, map(float, tune_thresholds(gy, gp))))
+    return out
+
+
 def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int = 10) -> float:
     """ECE over every (example, label) decision: sum over equal-width bins of |accuracy - confidence| x share."""
     p = probs.ravel()
@@ -63,16 +86,26 @@ def _scores(y_true: np.ndarray, pred: np.ndarray, names: list[str]) -> dict:
 
 
 def classifier_metrics(y_true: np.ndarray, probs: np.ndarray, label_names: list[str],
-                       thresholds: np.ndarray | float = 0.5) -> dict:
-    """Every figure the classifier suite reports, for one set of predictions."""
+                       thresholds: np.ndarray | float = 0.5,
+                       group_thresholds: dict[str, dict[str, float]] | None = None) -> dict:
+    """Every figure the classifier suite reports, for one set of predictions.
+
+    ``ekman`` / ``sentiment``: the label decisions collapsed to groups (a group is on when any of its
+    labels is). With ``group_thresholds`` (from ``tune_group_thresholds``), also ``ekman_direct`` /
+    ``sentiment_direct``: each group decided on its own probability against its own threshold.
+    """
     y = y_true.astype(bool)
     pred = probs >= np.asarray(thresholds)
     out = _scores(y, pred, label_names)
     out["ece"] = expected_calibration_error(y, probs)
-    for key, groups in (("ekman", EKMAN_GROUPS), ("sentiment", SENTIMENT_GROUPS)):
+    for key, groups in GROUPINGS.items():
         gy, names = collapse(y, label_names, groups)
         gp, _ = collapse(pred, label_names, groups)
         out[key] = _scores(gy, gp, names)
+        if group_thresholds and key in group_thresholds:
+            gprob, _ = group_probability_matrix(probs, label_names, groups)
+            cut = np.array([group_thresholds[key].get(n, 0.5) for n in names])
+            out[f"{key}_direct"] = _scores(gy, gprob >= cut, names)
     out["n_examples"] = int(y.shape[0])
     return out
 

@@ -24,7 +24,17 @@ def render(summary: dict, size_mb: float) -> str:
     t, h = m["test_tuned"], m["test_at_0.5"]
     best = summary["best"]
     args = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items()
-                    if k in ("epochs", "lr", "batch_size", "max_length", "loss", "class_weights", "seed", "save_dtype"))
+                    if k in ("epochs", "lr", "batch_size", "max_length", "loss", "class_weights", "seed", "save_dtype")
+                    or (k in ("group_loss_weight", "lora_r", "lora_alpha") and cfg.get("lora_r" if k == "lora_alpha" else k)))
+    direct = ""
+    if "ekman_direct" in t:
+        direct = (f"\n| macro-F1, Ekman groups (each group's probability against its own threshold tuned on dev) "
+                  f"| {t['ekman_direct']['macro_f1']:.3f} | |")
+    tuning = ("fully fine-tuned" if not cfg.get("lora_r") else
+              f"fine-tuned with LoRA (rank {cfg['lora_r']}, merged into the weights; the head trained in full)")
+    group_loss = ("" if not cfg.get("group_loss_weight") else
+                  f" plus {cfg['group_loss_weight']} x a binary cross-entropy on the 7 Ekman groups (a group's "
+                  "logit: the logsumexp of its labels' logits)")
     per_label = "\n".join(
         f"| {label} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
         for label, v in sorted(t["per_label"].items(), key=lambda kv: -kv[1]["f1"]))
@@ -41,9 +51,10 @@ base_model: sentence-transformers/all-MiniLM-L6-v2
 Reads one message and gives a probability for each of the 28 GoEmotions labels (27 emotions and
 neutral, multi-label). It is the emotion classifier the empathetic bot runs on every user turn.
 
-- Encoder: all-MiniLM-L6-v2 (6 layers, 384 wide, 22.7M parameters), fully fine-tuned, with a
+- Encoder: all-MiniLM-L6-v2 (6 layers, 384 wide, 22.7M parameters), {tuning}, with a
   mean-pooling head (`emotion_model.py`): the encoder was trained to be read by averaging token vectors.
-- Stored in {cfg['save_dtype']}: {size_mb:.1f} MB. Per-label decision thresholds tuned on dev: `thresholds.json`.
+- Stored in {cfg['save_dtype']}: {size_mb:.1f} MB. Per-label decision thresholds tuned on dev: `thresholds.json`;
+  per Ekman and sentiment group: `group_thresholds.json` (a group's probability is its most probable label's).
 
 ## Use
 ```python
@@ -61,7 +72,7 @@ linear layer). The bot loads the same class from its own package, without remote
 | --- | --- | --- |
 {_row("macro-F1, 28 labels", t["macro_f1"], h["macro_f1"])}
 {_row("micro-F1, 28 labels", t["micro_f1"], h["micro_f1"])}
-{_row("macro-F1, Ekman groups (28-label predictions collapsed)", t["ekman"]["macro_f1"], h["ekman"]["macro_f1"])}
+{_row("macro-F1, Ekman groups (28-label predictions collapsed)", t["ekman"]["macro_f1"], h["ekman"]["macro_f1"])}{direct}
 {_row("macro-F1, sentiment groups", t["sentiment"]["macro_f1"], h["sentiment"]["macro_f1"])}
 {_row("expected calibration error (10 bins, all label decisions)", t["ece"], h["ece"])}
 
@@ -82,7 +93,7 @@ thresholds; test 5,427 for this report only). Files and SHA-256 hashes are in `r
 ```
 python -m finetune.train_classifier --data-dir <GoEmotions folder> {args}
 ```
-Sigmoid outputs, binary cross-entropy, AdamW (weight decay {cfg['weight_decay']}), linear warmup
+Sigmoid outputs, binary cross-entropy{group_loss}, AdamW (weight decay {cfg['weight_decay']}), linear warmup
 ({cfg['warmup']:.0%}) and decay, length-grouped batches, max length {cfg['max_length']} tokens, seed
 {cfg['seed']}. Best epoch by dev macro-F1: {best['epoch']} of {cfg['epochs']}. Device: {summary['device']},
 wall time {summary['wall_seconds'] / 60:.0f} min, commit {summary['commit']}.

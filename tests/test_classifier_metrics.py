@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from bot.emotion import EKMAN_GROUPS, GOEMOTIONS_LABELS
-from eval.classifier import classifier_metrics, collapse, expected_calibration_error, tune_thresholds
+from eval.classifier import (classifier_metrics, collapse, expected_calibration_error, group_probability_matrix,
+                             tune_group_thresholds, tune_thresholds)
 from finetune.goemotions import find_goemotions_dir, load_split
 
 FIXTURE = Path(__file__).resolve().parent.parent / "data" / "fixtures" / "goemotions"
@@ -53,6 +54,28 @@ def test_collapse_to_groups():
     out, groups = collapse(m, names, EKMAN_GROUPS)
     assert out[0, groups.index("joy")] and not out[0, groups.index("anger")]
     assert out[1, groups.index("anger")] and out[2, groups.index("neutral")]
+
+
+def test_group_probability_is_its_most_probable_member():
+    names = ["joy", "love", "anger", "annoyance", "neutral"]
+    p = np.array([[0.2, 0.7, 0.1, 0.3, 0.05]])
+    gp, groups = group_probability_matrix(p, names, EKMAN_GROUPS)
+    assert gp[0, groups.index("joy")] == pytest.approx(0.7) and gp[0, groups.index("anger")] == pytest.approx(0.3)
+    assert gp[0, groups.index("disgust")] == 0.0  # no member among the labels
+
+
+def test_direct_group_decisions_use_group_thresholds():
+    # anger group: annoyance alone is never sure (0.3 / 0.35) but always right; a label threshold of 0.5
+    # misses it, a group threshold tuned on the group probability catches it
+    names = ["anger", "annoyance", "joy"]
+    y = np.array([[0, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]])
+    p = np.array([[0.1, 0.3, 0.1], [0.1, 0.35, 0.1], [0.1, 0.1, 0.9], [0.1, 0.05, 0.8]])
+    cuts = tune_group_thresholds(y, p, names)
+    assert 0.1 < cuts["ekman"]["anger"] <= 0.3
+    m = classifier_metrics(y, p, names, 0.5, cuts)
+    assert m["ekman"]["per_label"]["anger"]["f1"] == 0.0
+    assert m["ekman_direct"]["per_label"]["anger"]["f1"] == 1.0 and m["ekman_direct"]["per_label"]["joy"]["f1"] == 1.0
+    assert "ekman_direct" not in classifier_metrics(y, p, names, 0.5)
 
 
 def test_fixture_loads():

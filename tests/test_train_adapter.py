@@ -42,6 +42,12 @@ def test_lora_lowers_validation_loss_and_saves_a_peft_adapter(lora_run):
 
 
 def test_the_bot_loads_the_adapter_and_replies(lora_run):
+    """The first start merges the adapter and caches the result; the next start reads the merged copy
+    and has exactly the same weights and replies."""
+    import shutil
+
+    import torch
+
     from bot import BotConfig, EmpatheticBot
 
     out, _ = lora_run
@@ -49,9 +55,25 @@ def test_the_bot_loads_the_adapter_and_replies(lora_run):
     config.model.adapter = str(out)
     config.model.emotion_classifier = None
     config.generation.max_new_tokens = 12
-    bot = EmpatheticBot(config)
-    assert bot.info()["reply_model"]["adapter"].endswith(str(out))
-    assert bot.chat("I lost my keys and I'm so stressed.").text.strip()
+    config.generation.temperature = 0.0
+    first = EmpatheticBot(config)
+    merged = Path(first.reply_model.loaded_from)
+    try:
+        assert "merged" not in merged.parts  # merged now, from the base and the adapter
+        assert first.info()["reply_model"]["adapter"].endswith(str(out))
+        message = "I lost my keys and I'm so stressed."
+        reply = first.chat(message).text
+        assert reply.strip()
+        second = EmpatheticBot(config)
+        merged = Path(second.reply_model.loaded_from)
+        assert merged.parent.name == "merged" and (merged / "config.json").is_file()
+        for (name, a), (_, b) in zip(first.reply_model.model.state_dict().items(),
+                                     second.reply_model.model.state_dict().items()):
+            assert torch.equal(a, b), name
+        assert second.chat(message).text == reply
+    finally:
+        if merged.parent.name == "merged":
+            shutil.rmtree(merged, ignore_errors=True)  # one copy of the model per trained test adapter otherwise
 
 
 def test_resume_continues_from_the_checkpoint(lora_run, sft_data, tmp_path):

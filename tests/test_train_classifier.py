@@ -15,7 +15,7 @@ def trained(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("clf")
     cfg = TrainConfig(data_dir=str(FIXTURE), output=str(out), epochs=4, lr=1e-3, batch_size=8, warmup=0.0,
-                      max_length=32, threads=2)
+                      max_length=32, threads=2, group_loss_weight=0.5)
     return out, train(cfg)
 
 
@@ -27,8 +27,8 @@ def test_loss_goes_down(trained):
 
 def test_artifact_files_and_summary(trained):
     out, summary = trained
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "thresholds.json", "run_summary.json",
-                 "emotion_model.py", "per_label_f1.png"):
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "thresholds.json", "group_thresholds.json",
+                 "run_summary.json", "emotion_model.py", "per_label_f1.png"):
         assert (out / name).is_file(), name
     assert summary["data_files"]["train"][1] and summary["best"]["epoch"] >= 1
     assert set(summary["metrics"]) == {"dev", "test_tuned", "test_at_0.5"}
@@ -48,8 +48,16 @@ def test_reload_gives_the_reported_predictions(trained):
     dev = load_split(FIXTURE, "dev")
     probs = classifier_probabilities(clf, dev.texts, dev.label_names)
     thresholds = np.array([clf.thresholds[n] for n in dev.label_names])
-    again = classifier_metrics(dev.labels, probs, dev.label_names, thresholds)
+    assert set(clf.group_thresholds) == {"ekman", "sentiment"}
+    again = classifier_metrics(dev.labels, probs, dev.label_names, thresholds, clf.group_thresholds)
     assert again["macro_f1"] == pytest.approx(summary["metrics"]["dev"]["macro_f1"], abs=1e-9)
+    assert again["ekman_direct"]["macro_f1"] == pytest.approx(summary["metrics"]["dev"]["ekman_direct"]["macro_f1"], abs=1e-9)
+    reading = clf.predict([dev.texts[0]])[0]
+    assert clf.groups(reading)["joy"] == pytest.approx(max(reading[n] for n in ("joy", "love", "gratitude", "amusement",
+                                                                                "approval", "excitement", "optimism",
+                                                                                "relief", "pride", "admiration",
+                                                                                "desire", "caring")))
+    assert set(clf.detected_groups(reading)) <= set(clf.group_thresholds["ekman"])
     reported = summary["metrics"]["dev"]["per_label"]
     for label, m in again["per_label"].items():
         assert (m["precision"], m["recall"], m["f1"]) == pytest.approx(
@@ -69,3 +77,19 @@ def test_pipeline_loads_the_artifact_with_the_same_probabilities(trained):
     ours = EmotionClassifier(str(out)).predict([text])[0]
     assert from_pipe.keys() == ours.keys()
     assert max(abs(from_pipe[k] - ours[k]) for k in ours) < 1e-6
+
+
+def test_group_loss_is_bce_on_the_smooth_any_of_a_groups_labels():
+    import math
+
+    import torch
+
+    from finetune.train_classifier import group_loss
+
+    assert group_loss(["joy", "anger"], 0.0) is None
+    loss = group_loss(["joy", "love", "anger"], 2.0)  # groups present: joy (joy, love) and anger (anger)
+    logits = torch.tensor([[0.0, math.log(3.0), -1.0]])
+    target = torch.tensor([[0.0, 1.0, 0.0]])
+    joy_logit = math.log(1.0 + 3.0)  # logsumexp(0, log 3)
+    expected = 2.0 * (-math.log(1 / (1 + math.exp(-joy_logit))) - math.log(1 - 1 / (1 + math.exp(1.0)))) / 2
+    assert loss(logits, target).item() == pytest.approx(expected, rel=1e-6)
