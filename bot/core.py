@@ -229,7 +229,8 @@ class EmpatheticBot:
         if signal:
             log.info("session %r: message flagged as possible crisis (%s)", session_id, crisis)
         t_emotion = time.perf_counter()
-        messages, kept = self._fit_prompt(history, screened.text, state, crisis)
+        fixed = bool(crisis) and self.config.conversation.crisis_reply == "fixed"  # a written reply: no prompt
+        messages, kept = ([], 0) if fixed else self._fit_prompt(history, screened.text, state, crisis)
         t_prompt = time.perf_counter()
         if self.config.conversation.log_conversations:
             log.debug("session %r user: %s", session_id, screened.text)
@@ -238,7 +239,7 @@ class EmpatheticBot:
 
         stats = StreamStats()
         parts: list[str] = []
-        if crisis and self.config.conversation.crisis_reply == "fixed":
+        if fixed:
             # A small model can say the wrong thing here; a written reply cannot.
             parts.append(self.prompts.crisis_opening())
             yield parts[0]

@@ -81,12 +81,15 @@ def _bot(**kw):
 
 
 def test_bot_answers_a_crisis_with_the_written_opening_and_resources_without_the_model():
-    bot = _bot(replies=["a generated reply"])
+    bot = _bot(replies=["an earlier reply", "a generated reply"])
+    bot.chat("I had a rough week", session_id="s")
+    bot.reply_model.prompts.clear()
     chunks = list(bot.stream("I want to kill myself, I'm so sad", session_id="s"))
     reply = chunks[-1]
     assert reply.crisis == "self_harm" and "crisis:self_harm" in reply.safety and reply.guidance == "crisis"
     assert reply.text.startswith("I'm really glad you told me") and "988" in reply.text
     assert "a generated reply" not in reply.text and bot.reply_model.prompts == []  # the model was not asked
+    assert reply.history_turns_used == 0  # nor a prompt built
     assert "988" in "".join(c for c in chunks[:-1])  # streamed too, so a UI shows it
     assert bot.history("s")[-1]["content"] == reply.text
 
