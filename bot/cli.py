@@ -48,7 +48,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=d.model.device, help="auto, cpu, cuda, cuda:N (default: auto)")
     g.add_argument("--dtype", default=d.model.dtype, help="auto, float32, bfloat16, float16 (default: auto)")
     g.add_argument("--cache-dir", default=d.model.cache_dir,
-                   help="where converted GGUF models are cached ('' disables; default ~/.cache/empathetic-bot)")
+                   help="where converted GGUF models and merged adapters are cached ('' disables; default ~/.cache/empathetic-bot)")
     g = p.add_argument_group("generation")
     g.add_argument("--max-new-tokens", type=int, default=d.generation.max_new_tokens)
     g.add_argument("--temperature", type=float, default=d.generation.temperature, help="0 means greedy")

@@ -37,7 +37,8 @@ class ModelConfig:
     ``device``: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     ``dtype``: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), ``"float32"``, ``"bfloat16"``, ``"float16"``.
     ``cache_dir``: where a base model converted from GGUF is kept so later starts skip the
-    conversion; ``None`` uses ``$EMPATHETIC_BOT_CACHE`` or ``~/.cache/empathetic-bot``; ``""`` disables it.
+    conversion, and the GGUF base with a local adapter merged in, so they skip the merge too; ``None``
+    uses ``$EMPATHETIC_BOT_CACHE`` or ``~/.cache/empathetic-bot``; ``""`` disables it.
     """
 
     base_model: str = DEFAULT_BASE_MODEL
