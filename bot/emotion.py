@@ -174,11 +174,37 @@ class EmotionTracker:
         )
 
 
+def _load_adapter_form(folder: Path, meta: dict):
+    """A classifier saved as its LoRA adapter (``classifier.json`` + PEFT files): the encoder it names,
+    with the adapter and the trained head merged in."""
+    import torch
+    from peft import PeftModel
+    from transformers.utils import logging as hf_logging
+
+    from .emotion_model import BertMeanPoolForSequenceClassification
+    from .resolve import resolve_encoder
+
+    if meta.get("architecture") != "BertMeanPoolForSequenceClassification" or not meta.get("labels"):
+        raise ValueError(f"{folder / 'classifier.json'} does not describe a classifier this version can load")
+    labels = list(meta["labels"])
+    encoder = resolve_encoder(meta.get("encoder"))
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the encoder has no head yet (and a pooler the head does not use): expected
+    try:
+        base = BertMeanPoolForSequenceClassification.from_pretrained(
+            encoder.location, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={n: i for i, n in enumerate(labels)}, problem_type=meta.get("problem_type"), dtype=torch.float32)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return PeftModel.from_pretrained(base, str(folder)).merge_and_unload()
+
+
 class EmotionClassifier:
     """A sequence-classification model that reads messages and returns label probabilities.
 
     ``spec``: ``"goemotions-minilm"`` (the classifier shipped with the package), a folder or a hub
-    id. Multi-label models (``problem_type == "multi_label_classification"``) use a sigmoid per
+    id. A folder holds a full model, or a LoRA adapter with ``classifier.json`` naming its encoder
+    (the adapter is merged into the encoder on load). Multi-label models (``problem_type == "multi_label_classification"``) use a sigmoid per
     label; others a softmax. Per-label decision thresholds come from ``thresholds.json`` when the
     folder has one (else 0.5); the tracker itself works on probabilities.
     """
@@ -192,12 +218,19 @@ class EmotionClassifier:
 
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(resolved.location)
-            config = AutoConfig.from_pretrained(resolved.location)
-            if "BertMeanPoolForSequenceClassification" in (config.architectures or []):
-                from .emotion_model import BertMeanPoolForSequenceClassification as cls  # our own head: no remote code
+            adapter_form = Path(resolved.location) / "classifier.json" if resolved.is_local else None
+            if adapter_form is not None and adapter_form.is_file():
+                self.model = _load_adapter_form(Path(resolved.location), json.loads(adapter_form.read_text()))
             else:
-                cls = AutoModelForSequenceClassification
-            self.model = cls.from_pretrained(resolved.location, dtype=torch.float32).to(device).eval()
+                config = AutoConfig.from_pretrained(resolved.location)
+                if "BertMeanPoolForSequenceClassification" in (config.architectures or []):
+                    from .emotion_model import BertMeanPoolForSequenceClassification as cls  # our own head: no remote code
+                else:
+                    cls = AutoModelForSequenceClassification
+                self.model = cls.from_pretrained(resolved.location, dtype=torch.float32)
+            self.model = self.model.to(device).eval()
+        except ModelNotFoundError:
+            raise
         except Exception as exc:  # noqa: BLE001 - re-raised with what to do
             raise ModelNotFoundError(f"could not load the emotion classifier {spec!r}: {exc}") from exc
         self.resolved = resolved

@@ -13,6 +13,9 @@ reported figures are those of the artifact on disk.
 
 Output folder: ``config.json`` + ``model.safetensors`` + tokenizer (loadable by
 ``transformers.pipeline("text-classification", model=..., trust_remote_code=True)`` and by the bot),
+or with ``--lora-r``: the adapter (``adapter_config.json`` + ``adapter_model.safetensors`` +
+``classifier.json``, a few MB, loaded by the bot; ``python -m finetune.export_classifier`` merges it
+into a folder ``pipeline`` loads),
 ``thresholds.json`` (per label), ``group_thresholds.json`` (per Ekman and sentiment group, on the group
 probability = its most probable label's), ``run_summary.json`` (config, commit, data files and hashes, metrics, timings),
 ``per_label_f1.png``.
@@ -52,8 +55,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None  # CPU threads for torch
-    save_dtype: str = "float16"  # "float16" halves the artifact; "float32" keeps full precision
-    lora_r: int = 0  # 0: full fine-tuning; >0: LoRA of this rank on the attention and feed-forward layers
+    save_dtype: str = "float16"  # full fine-tuning: "float16" halves the artifact; "float32" keeps full precision
+    lora_r: int = 0  # 0: full fine-tuning; >0: LoRA of this rank on the attention and feed-forward layers,
+    #                 saved as the adapter (float32) plus classifier.json
+
     lora_alpha: int = 32
     eval_test: bool = True
 
@@ -147,6 +152,22 @@ def group_loss(label_names: list[str], weight: float):
         return weight * F.binary_cross_entropy_with_logits(group_logits, group_target)
 
     return loss
+
+
+def save_adapter_form(peft_model, out_dir: Path, encoder_spec: str, label_names: list[str]) -> None:
+    """Write a LoRA-trained classifier as its adapter: PEFT's ``adapter_config.json`` and
+    ``adapter_model.safetensors`` (LoRA matrices and the classification head), plus ``classifier.json``
+    naming the encoder (a spec ``bot.resolve.resolve_encoder`` reads) and the labels. A few MB instead of
+    a full copy of the encoder; ``python -m finetune.export_classifier`` writes the merged model."""
+    peft_model.save_pretrained(out_dir)
+    config_file = out_dir / "adapter_config.json"
+    config = json.loads(config_file.read_text())
+    config["base_model_name_or_path"] = encoder_spec  # not this machine's path to it
+    config_file.write_text(json.dumps(config, indent=1))
+    (out_dir / "README.md").unlink(missing_ok=True)  # PEFT's template card; the model card replaces it
+    (out_dir / "classifier.json").write_text(json.dumps({
+        "form": "lora-adapter", "encoder": encoder_spec, "architecture": "BertMeanPoolForSequenceClassification",
+        "problem_type": "multi_label_classification", "labels": list(label_names)}, indent=1))
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -260,13 +281,14 @@ def train(cfg: TrainConfig) -> dict:
 
     # ---- keep the best epoch, round to the saved dtype, tune thresholds, test once ------------------
     model.load_state_dict(best_state)
-    adapter_bytes = None
-    if cfg.lora_r > 0:  # keep the small adapter for comparison, ship the merged model
-        model.save_pretrained(out_dir / "adapter")
-        adapter_bytes = sum(f.stat().st_size for f in (out_dir / "adapter").iterdir())
+    if cfg.lora_r > 0:
+        # The artifact is the adapter (LoRA + head, float32); the figures are those of the base with it
+        # merged in, exactly as ``EmotionClassifier`` loads it.
+        save_adapter_form(model, out_dir, cfg.base, names)
         model = model.merge_and_unload()
-    save_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[cfg.save_dtype]
-    model = model.to(save_dtype).to(torch.float32)  # the weights the artifact holds
+    else:
+        save_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[cfg.save_dtype]
+        model = model.to(save_dtype).to(torch.float32)  # the weights the artifact holds
     dev_probs = predict(model, dev_ids, pad_id, device)
     thresholds = tune_thresholds(dev_split.labels, dev_probs)
     group_thresholds = tune_group_thresholds(dev_split.labels, dev_probs, names)
@@ -281,8 +303,12 @@ def train(cfg: TrainConfig) -> dict:
         plot_per_label(metrics["test_tuned"], out_dir / "per_label_f1.png")
 
     # ---- save --------------------------------------------------------------------------------------
-    BertMeanPoolForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
-    model.to(save_dtype).save_pretrained(out_dir)
+    if cfg.lora_r > 0:
+        weights = out_dir / "adapter_model.safetensors"
+    else:
+        BertMeanPoolForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+        model.to(save_dtype).save_pretrained(out_dir)
+        weights = out_dir / "model.safetensors"
     tokenizer.model_max_length = cfg.max_length
     tokenizer.save_pretrained(out_dir)
     (out_dir / "thresholds.json").write_text(json.dumps(dict(zip(names, map(float, thresholds))), indent=1))
@@ -291,7 +317,7 @@ def train(cfg: TrainConfig) -> dict:
         "config": asdict(cfg), "commit": commit, "encoder": encoder.description, "device": str(device),
         "torch": torch.__version__, "data_files": data_files, "best": best, "history": history,
         "metrics": metrics, "wall_seconds": time.time() - t_start, "trainable_parameters": trainable,
-        "artifact_bytes": (out_dir / "model.safetensors").stat().st_size, "adapter_bytes": adapter_bytes,
+        "artifact_bytes": weights.stat().st_size, "form": "lora-adapter" if cfg.lora_r > 0 else "full",
         "peak_cuda_memory_mb": (torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None,
     }
     (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=1))

@@ -93,3 +93,54 @@ def test_group_loss_is_bce_on_the_smooth_any_of_a_groups_labels():
     joy_logit = math.log(1.0 + 3.0)  # logsumexp(0, log 3)
     expected = 2.0 * (-math.log(1 / (1 + math.exp(-joy_logit))) - math.log(1 - 1 / (1 + math.exp(1.0)))) / 2
     assert loss(logits, target).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def trained_lora(tmp_path_factory):
+    from finetune.train_classifier import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("clf-lora")
+    cfg = TrainConfig(data_dir=str(FIXTURE), output=str(out), epochs=3, lr=3e-3, batch_size=8, warmup=0.0,
+                      max_length=32, threads=2, lora_r=4, lora_alpha=8)
+    return out, train(cfg)
+
+
+def test_lora_run_saves_the_adapter_form_and_reloads_to_the_reported_figures(trained_lora):
+    from bot.emotion import EmotionClassifier
+    from eval.classifier import classifier_metrics
+    from eval.classifier_suite import classifier_probabilities
+    from finetune.goemotions import load_split
+
+    out, summary = trained_lora
+    assert summary["history"][-1]["last_loss"] < summary["history"][0]["first_loss"]
+    assert not (out / "model.safetensors").exists() and (out / "adapter_model.safetensors").is_file()
+    meta = json.loads((out / "classifier.json").read_text())
+    assert meta["encoder"] == "all-minilm-l6-v2" and len(meta["labels"]) == 28
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "all-minilm-l6-v2"
+    assert summary["form"] == "lora-adapter" and summary["artifact_bytes"] < 5 * 2**20
+    clf = EmotionClassifier(str(out))
+    dev = load_split(FIXTURE, "dev")
+    probs = classifier_probabilities(clf, dev.texts, dev.label_names)
+    again = classifier_metrics(dev.labels, probs, dev.label_names,
+                               np.array([clf.thresholds[n] for n in dev.label_names]), clf.group_thresholds)
+    reported = summary["metrics"]["dev"]
+    assert again["macro_f1"] == pytest.approx(reported["macro_f1"], abs=1e-9)
+    assert again["ekman_direct"]["macro_f1"] == pytest.approx(reported["ekman_direct"]["macro_f1"], abs=1e-9)
+
+
+def test_export_makes_a_folder_the_pipeline_loads_with_the_same_probabilities(trained_lora, tmp_path):
+    from transformers import pipeline
+
+    from bot.emotion import EmotionClassifier
+    from finetune.export_classifier import main
+
+    out, _ = trained_lora
+    assert main([str(out), str(tmp_path / "export")]) == 0
+    assert (tmp_path / "export" / "emotion_model.py").is_file() and (tmp_path / "export" / "thresholds.json").is_file()
+    text = "I am so happy and thankful today"
+    pipe = pipeline("text-classification", model=str(tmp_path / "export"), trust_remote_code=True, top_k=None,
+                    dtype="float32")
+    from_pipe = {d["label"]: d["score"] for d in pipe([text])[0]}
+    ours = EmotionClassifier(str(out)).predict([text])[0]
+    assert from_pipe.keys() == ours.keys()
+    assert max(abs(from_pipe[k] - ours[k]) for k in ours) < 1e-5

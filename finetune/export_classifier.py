@@ -1,0 +1,59 @@
+"""Write an emotion classifier as one self-contained folder that ``transformers.pipeline`` loads.
+
+    python -m finetune.export_classifier goemotions-minilm exports/goemotions-minilm
+    python -m finetune.export_classifier runs/clf exports/clf --dtype float16
+
+The shipped classifier is a LoRA adapter over the all-MiniLM-L6-v2 encoder (a few MB). The export
+merges it into the encoder and writes ``config.json`` + ``model.safetensors`` + tokenizer +
+``emotion_model.py`` (the mean-pooling head, run with ``trust_remote_code=True``) and the threshold
+files, so the classifier can be used without this project:
+
+    pipeline("text-classification", model="exports/goemotions-minilm", trust_remote_code=True,
+             top_k=None, dtype="float32")
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+
+def export(spec: str, output: str, dtype: str = "float32") -> Path:
+    import torch
+
+    from bot.emotion import EmotionClassifier
+    from bot.emotion_model import BertMeanPoolForSequenceClassification
+
+    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype)
+    if torch_dtype is None:
+        raise ValueError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
+    clf = EmotionClassifier(spec)
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    model = clf.model
+    if isinstance(model, BertMeanPoolForSequenceClassification):
+        BertMeanPoolForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+    model.to(torch_dtype).save_pretrained(out)
+    clf.tokenizer.save_pretrained(out)
+    source = Path(clf.resolved.location)
+    for name in ("thresholds.json", "group_thresholds.json", "README.md"):
+        if clf.resolved.is_local and (source / name).is_file():
+            shutil.copyfile(source / name, out / name)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("classifier", help="goemotions-minilm (the shipped one), a folder or a hub id")
+    parser.add_argument("output", help="folder to write")
+    parser.add_argument("--dtype", default="float32", help="float32 (default, the reported figures), float16, bfloat16")
+    args = parser.parse_args(argv)
+    out = export(args.classifier, args.output, args.dtype)
+    print(f"wrote {out}: load it with transformers.pipeline('text-classification', model='{out}', "
+          f"trust_remote_code=True, top_k=None)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
