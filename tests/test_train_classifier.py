@@ -144,3 +144,19 @@ def test_export_makes_a_folder_the_pipeline_loads_with_the_same_probabilities(tr
     ours = EmotionClassifier(str(out)).predict([text])[0]
     assert from_pipe.keys() == ours.keys()
     assert max(abs(from_pipe[k] - ours[k]) for k in ours) < 1e-5
+
+
+def test_model_card_describes_the_adapter_and_compares_runs(trained, trained_lora):
+    from finetune.model_card import main
+
+    full, _ = trained
+    lora, summary = trained_lora
+    assert main([str(lora), "--compare", f"full={full / 'run_summary.json'}"]) == 0
+    card = (lora / "README.md").read_text()
+    assert "adapted with LoRA (rank 4" in card and "finetune.export_classifier" in card
+    assert f"| {summary['metrics']['test_tuned']['macro_f1']:.3f} |" in card
+    table = card[card.index("## Compared runs"):card.index("## License")]
+    assert "| this classifier | LoRA r4 |" in table
+    assert "| full | full fine-tuning (float16) + Ekman-group loss 0.5 |" in table
+    assert "Same for every run: data files, seed, batch size, max length, device." in table
+    assert "each group's probability against its own threshold" in card
