@@ -49,7 +49,8 @@ def render(summary: dict, size_mb: float) -> str:
     t, h = m["test_tuned"], m["test_at_0.5"]
     best = summary["best"]
     args = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items()
-                    if k in ("epochs", "lr", "batch_size", "max_length", "loss", "class_weights", "seed", "save_dtype")
+                    if k in ("epochs", "lr", "batch_size", "max_length", "loss", "class_weights", "seed")
+                    or (k == "save_dtype" and not cfg.get("lora_r"))
                     or (k in ("group_loss_weight", "lora_r", "lora_alpha") and cfg.get("lora_r" if k == "lora_alpha" else k)))
     direct = ""
     if "ekman_direct" in t:
