@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import string
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -174,6 +175,11 @@ class EmotionTracker:
         )
 
 
+def _shown(word: str) -> str:
+    """A word as an explanation shows it: without the punctuation around it ("angry," -> "angry")."""
+    return word.strip(string.punctuation + "\u201c\u201d\u2018\u2019") or word
+
+
 def _load_adapter_form(folder: Path, meta: dict):
     """A classifier saved as its LoRA adapter (``classifier.json`` + PEFT files): the encoder it names,
     with the adapter and the trained head merged in."""
@@ -294,6 +300,6 @@ class EmotionClassifier:
             occluded += self.predict(variants[start:start + 64])
         out = {}
         for label in labels:
-            weights = [(words[i], round(base[label] - occluded[i][label], 4)) for i in range(len(words))]
+            weights = [(_shown(words[i]), round(base[label] - occluded[i][label], 4)) for i in range(len(words))]
             out[label] = sorted(weights, key=lambda wv: -abs(wv[1]))[:top_words]
         return out

@@ -73,3 +73,9 @@ def test_eval_suite_reproduces_the_reported_test_figures(tmp_path):
             shipped["ekman_direct"]["macro_f1"], abs=0.002)
     assert report["tuned_thresholds"]["macro_f1"] >= 0.46  # at least BERT-base's published 0.46
     assert (tmp_path / "classifier.md").is_file() and (tmp_path / "per_label_f1.png").is_file()
+
+
+def test_explanation_names_words_without_their_punctuation(clf):
+    why = clf.explain("I'm so angry, my landlord kept my deposit!", labels=["anger"])
+    words = [w for w, _ in why["anger"]]
+    assert words[0] == "angry" and not any(w[-1] in ",.!?" for w in words), why
