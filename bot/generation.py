@@ -89,8 +89,8 @@ def _replace_merged_cache(folder: Path, tok, model) -> None:
     otherwise leave one full copy of the model per training run)."""
     prefix = folder.name.split("-")[0] + "-"
     if folder.parent.is_dir():
-        for old in folder.parent.iterdir():
-            if old.name.startswith(prefix) and old.name != folder.name and "." not in old.name:
+        for old in folder.parent.iterdir():  # includes an unreadable copy at ``folder`` itself
+            if old.name.startswith(prefix) and "." not in old.name:
                 shutil.rmtree(old, ignore_errors=True)
     _write_cache(folder, tok, model)
 

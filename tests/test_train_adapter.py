@@ -71,6 +71,10 @@ def test_the_bot_loads_the_adapter_and_replies(lora_run):
                                      second.reply_model.model.state_dict().items()):
             assert torch.equal(a, b), name
         assert second.chat(message).text == reply
+        (merged / "config.json").write_text("{")  # a broken copy is rebuilt, not fatal
+        third = EmpatheticBot(config)
+        assert "merged" not in Path(third.reply_model.loaded_from).parts
+        assert json.loads((merged / "config.json").read_text())["model_type"] == "llama"
     finally:
         if merged.parent.name == "merged":
             shutil.rmtree(merged, ignore_errors=True)  # one copy of the model per trained test adapter otherwise
