@@ -183,26 +183,34 @@ def _shown(word: str) -> str:
 def _load_adapter_form(folder: Path, meta: dict):
     """A classifier saved as its LoRA adapter (``classifier.json`` + PEFT files): the encoder it names,
     with the adapter and the trained head merged in."""
-    import torch
     from peft import PeftModel
-    from transformers.utils import logging as hf_logging
 
-    from .emotion_model import BertMeanPoolForSequenceClassification
     from .resolve import resolve_encoder
 
     if meta.get("architecture") != "BertMeanPoolForSequenceClassification" or not meta.get("labels"):
         raise ValueError(f"{folder / 'classifier.json'} does not describe a classifier this version can load")
-    labels = list(meta["labels"])
-    encoder = resolve_encoder(meta.get("encoder"))
+    base = new_classifier(resolve_encoder(meta.get("encoder")).location, meta["labels"], meta.get("problem_type"))
+    return PeftModel.from_pretrained(base, str(folder)).merge_and_unload()
+
+
+def new_classifier(encoder_location: str, labels: Sequence[str],
+                   problem_type: str | None = "multi_label_classification"):
+    """The mean-pooling classifier over an encoder, with a new head for ``labels`` (float32, CPU): what
+    training starts from, and what a saved adapter is merged into."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from .emotion_model import BertMeanPoolForSequenceClassification
+
+    labels = list(labels)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the encoder has no head yet (and a pooler the head does not use): expected
     try:
-        base = BertMeanPoolForSequenceClassification.from_pretrained(
-            encoder.location, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={n: i for i, n in enumerate(labels)}, problem_type=meta.get("problem_type"), dtype=torch.float32)
+        return BertMeanPoolForSequenceClassification.from_pretrained(
+            encoder_location, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={n: i for i, n in enumerate(labels)}, problem_type=problem_type, dtype=torch.float32)
     finally:
         hf_logging.set_verbosity(verbosity)
-    return PeftModel.from_pretrained(base, str(folder)).merge_and_unload()
 
 
 class EmotionClassifier:
@@ -245,16 +253,15 @@ class EmotionClassifier:
         cfg = self.model.config
         self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
         self.multi_label = cfg.problem_type == "multi_label_classification"
+        def saved(name: str) -> dict:
+            path = Path(resolved.location) / name
+            return json.loads(path.read_text()) if resolved.is_local and path.is_file() else {}
+
         self.thresholds = {label: 0.5 for label in self.labels}
-        thresholds_file = Path(resolved.location) / "thresholds.json" if resolved.is_local else None
-        if thresholds_file is not None and thresholds_file.is_file():
-            self.thresholds.update(json.loads(thresholds_file.read_text()))
-        # per grouping ("ekman", "sentiment"): a threshold per group on the group probability (group_thresholds.json)
-        self.group_thresholds: dict[str, dict[str, float]] = {}
-        groups_file = Path(resolved.location) / "group_thresholds.json" if resolved.is_local else None
-        if groups_file is not None and groups_file.is_file():
-            saved = json.loads(groups_file.read_text())
-            self.group_thresholds = {k: v for k, v in saved.items() if k in GROUPINGS and isinstance(v, dict)}
+        self.thresholds.update(saved("thresholds.json"))
+        # per grouping ("ekman", "sentiment"): a threshold per group on the group probability
+        self.group_thresholds: dict[str, dict[str, float]] = {
+            k: v for k, v in saved("group_thresholds.json").items() if k in GROUPINGS and isinstance(v, dict)}
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, float]]:
         import torch

@@ -121,16 +121,27 @@ def _write_cache(cache: Path, tok, model) -> None:
         log.warning("could not cache the converted model in %s: %s", cache, exc)
 
 
+def _read_cache(cache: Path | None, dtype):
+    """(tokenizer, model) from a cached copy (converted GGUF or merged adapter); None when the copy is
+    missing or unreadable: a broken cache is rebuilt, not fatal."""
+    if cache is None or not (cache / "config.json").is_file():
+        return None
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(cache), AutoModelForCausalLM.from_pretrained(cache, dtype=dtype)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("ignoring the unreadable model cache %s: %s", cache, exc)
+        return None
+
+
 def _load_gguf(resolved: ResolvedModel, dtype, cache: Path | None):
     """Read the converted copy in ``cache`` when it is there; else convert the GGUF and write it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if cache is not None and (cache / "config.json").is_file():
-        try:
-            return (AutoTokenizer.from_pretrained(cache), AutoModelForCausalLM.from_pretrained(cache, dtype=dtype),
-                    str(cache))
-        except Exception as exc:  # noqa: BLE001 - a broken cache is rebuilt, not fatal
-            log.warning("ignoring the unreadable model cache %s: %s", cache, exc)
+    cached = _read_cache(cache, dtype)
+    if cached is not None:
+        return (*cached, str(cache))
     try:
         import gguf  # noqa: F401
     except ImportError:
@@ -207,7 +218,10 @@ class ReplyModel:
     def _load(self) -> None:
         merged = (_merged_cache_folder(self.resolved, self.adapter, self.config.cache_dir, self.dtype)
                   if self.adapter is not None else None)
-        if not (merged is not None and self._load_merged(merged)):
+        cached = _read_cache(merged, self.dtype)
+        if cached is not None:
+            (self.tokenizer, self.model), self.loaded_from = cached, str(merged)
+        else:
             self.tokenizer, self.model, self.loaded_from = load_base(self.resolved, self.dtype, self.config.cache_dir)
             if self.adapter is not None:
                 self._attach_adapter()
@@ -221,21 +235,6 @@ class ReplyModel:
                 f"the base model {self.resolved.spec!r} has no chat template; use an instruction-tuned (chat) model"
             )
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
-
-    def _load_merged(self, folder: Path) -> bool:
-        """Load the cached base-with-adapter from ``folder``; False when it is not there or unreadable."""
-        if not (folder / "config.json").is_file():
-            return False
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(folder)
-            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype)
-        except Exception as exc:  # noqa: BLE001 - a broken cache is rebuilt, not fatal
-            log.warning("ignoring the unreadable merged-model cache %s: %s", folder, exc)
-            return False
-        self.loaded_from = str(folder)
-        return True
 
     def _attach_adapter(self) -> None:
         from peft import PeftModel

@@ -26,14 +26,9 @@ def tune_thresholds(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray = TH
 
 
 def collapse(matrix: np.ndarray, label_names: list[str], groups: dict[str, tuple[str, ...]]) -> tuple[np.ndarray, list[str]]:
-    """(n, labels) 0/1 -> (n, groups) 0/1: a group is on when any of its labels is."""
-    index = {name: i for i, name in enumerate(label_names)}
-    names = list(groups)
-    out = np.zeros((matrix.shape[0], len(names)), dtype=bool)
-    for g, group in enumerate(names):
-        cols = [index[label] for label in groups[group] if label in index]
-        out[:, g] = matrix[:, cols].astype(bool).any(axis=1)
-    return out, names
+    """(n, labels) 0/1 -> (n, groups): a group is on when any of its labels is."""
+    on, names = group_probability_matrix(matrix.astype(np.float32), label_names, groups)
+    return on > 0, names
 
 
 def group_probability_matrix(probs: np.ndarray, label_names: list[str],

@@ -20,14 +20,11 @@ from pathlib import Path
 
 
 def export(spec: str, output: str, dtype: str = "float32") -> Path:
-    import torch
-
     from bot.emotion import EmotionClassifier
     from bot.emotion_model import BertMeanPoolForSequenceClassification
+    from bot.generation import pick_dtype
 
-    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype)
-    if torch_dtype is None:
-        raise ValueError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
+    torch_dtype = pick_dtype(dtype, "cpu")  # before loading anything: an unknown dtype fails fast
     clf = EmotionClassifier(spec)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -47,7 +44,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("classifier", help="goemotions-minilm (the shipped one), a folder or a hub id")
     parser.add_argument("output", help="folder to write")
-    parser.add_argument("--dtype", default="float32", help="float32 (default, the reported figures), float16, bfloat16")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
+                        help="float32 (default: the reported figures), float16 or bfloat16")
     args = parser.parse_args(argv)
     out = export(args.classifier, args.output, args.dtype)
     print(f"wrote {out}: load it with transformers.pipeline('text-classification', model='{out}', "

@@ -177,7 +177,9 @@ def train(cfg: TrainConfig) -> dict:
 
     from finetune.batching import length_grouped_batches
 
+    from bot.emotion import new_classifier
     from bot.emotion_model import BertMeanPoolForSequenceClassification
+    from bot.generation import pick_dtype
     from bot.resolve import resolve_encoder
     from eval.classifier import classifier_metrics, plot_per_label, tune_group_thresholds, tune_thresholds
     from finetune.goemotions import load_split
@@ -208,10 +210,7 @@ def train(cfg: TrainConfig) -> dict:
     print(f"train {len(train_ids)} / dev {len(dev_ids)} examples, {len(names)} labels, device {device}")
 
     # ---- model -------------------------------------------------------------------------------------
-    model = BertMeanPoolForSequenceClassification.from_pretrained(
-        encoder.location, num_labels=len(names), id2label=dict(enumerate(names)),
-        label2id={n: i for i, n in enumerate(names)}, problem_type="multi_label_classification",
-    ).to(device)
+    model = new_classifier(encoder.location, names).to(device)
     if cfg.lora_r > 0:
         from peft import LoraConfig, get_peft_model
 
@@ -287,7 +286,7 @@ def train(cfg: TrainConfig) -> dict:
         save_adapter_form(model, out_dir, cfg.base, names)
         model = model.merge_and_unload()
     else:
-        save_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[cfg.save_dtype]
+        save_dtype = pick_dtype(cfg.save_dtype, "cpu")
         model = model.to(save_dtype).to(torch.float32)  # the weights the artifact holds
     dev_probs = predict(model, dev_ids, pad_id, device)
     thresholds = tune_thresholds(dev_split.labels, dev_probs)
