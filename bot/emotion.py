@@ -66,10 +66,40 @@ EKMAN_GROUPS = {
 GROUPINGS = {"ekman": EKMAN_GROUPS, "sentiment": SENTIMENT_GROUPS}
 
 
-def group_probabilities(probabilities: dict[str, float], groups: dict[str, tuple[str, ...]]) -> dict[str, float]:
-    """Label probabilities -> group probabilities: a group is as probable as its most probable label
-    (0 when none of its labels is read). The rule behind ``group_thresholds.json``."""
-    return {g: max((probabilities.get(label, 0.0) for label in labels), default=0.0) for g, labels in groups.items()}
+# How a group's probability comes from its labels' (the rule is saved in ``group_thresholds.json``):
+# "noisy-or": 1 - prod(1 - p), the chance that at least one of its labels is present if they were
+# independent; "max": its most probable label's. Noisy-or decides groups better on GoEmotions dev
+# (2-fold cross-validated Ekman macro-F1 0.644 vs 0.633 for the shipped classifier), most for the
+# groups with many labels (joy has 12).
+GROUP_RULES = ("noisy-or", "max")
+DEFAULT_GROUP_RULE = "noisy-or"
+
+
+def group_probability_matrix(probs, label_names: Sequence[str], groups: dict[str, tuple[str, ...]],
+                             rule: str = DEFAULT_GROUP_RULE):
+    """(n, labels) probabilities -> ((n, groups) array, group names), by ``rule`` (see ``GROUP_RULES``).
+    A group none of whose labels is known gets 0."""
+    import numpy as np
+
+    if rule not in GROUP_RULES:
+        raise ValueError(f"unknown group rule {rule!r}; expected one of {', '.join(GROUP_RULES)}")
+    probs = np.asarray(probs, dtype=np.float64)
+    index = {name: i for i, name in enumerate(label_names)}
+    names = list(groups)
+    out = np.zeros((probs.shape[0], len(names)), dtype=np.float32)
+    for g, group in enumerate(names):
+        member = probs[:, [index[label] for label in groups[group] if label in index]]
+        if member.shape[1]:
+            out[:, g] = member.max(axis=1) if rule == "max" else 1.0 - np.prod(1.0 - member, axis=1)
+    return out, names
+
+
+def group_probabilities(probabilities: dict[str, float], groups: dict[str, tuple[str, ...]],
+                        rule: str = DEFAULT_GROUP_RULE) -> dict[str, float]:
+    """One reading's label probabilities -> group probabilities, by ``rule``."""
+    labels = list(probabilities)
+    row, names = group_probability_matrix([[probabilities[k] for k in labels]], labels, groups, rule)
+    return dict(zip(names, map(float, row[0])))
 
 
 LABEL_TO_SENTIMENT = {label: group for group, labels in SENTIMENT_GROUPS.items() for label in labels}
@@ -180,6 +210,33 @@ def _shown(word: str) -> str:
     return word.strip(string.punctuation + "\u201c\u201d\u2018\u2019") or word
 
 
+def _load_model(location: str, is_local: bool):
+    """The classifier model at ``location`` (float32, CPU). A local folder with ``classifier.json`` holds
+    a LoRA adapter (merged into the encoder it names) or an ensemble of classifier folders; anything
+    else is a full model (the project's mean-pooling head, its ensemble, or any sequence classifier)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from . import emotion_model
+
+    meta_path = Path(location) / "classifier.json"
+    if is_local and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("form") == "ensemble":
+            members = meta.get("members") or []
+            if not members or not all(isinstance(m, str) and m and Path(m).name == m for m in members):
+                raise ValueError(f"{meta_path} lists no valid members (sub-folder names)")
+            return emotion_model.BertMeanPoolEnsembleForSequenceClassification.from_members(
+                [_load_model(str(Path(location) / m), True) for m in members])
+        return _load_adapter_form(Path(location), meta)
+    architectures = AutoConfig.from_pretrained(location).architectures or []
+    cls = AutoModelForSequenceClassification
+    for ours in ("BertMeanPoolForSequenceClassification", "BertMeanPoolEnsembleForSequenceClassification"):
+        if ours in architectures:
+            cls = getattr(emotion_model, ours)  # the project's own heads: no remote code
+    return cls.from_pretrained(location, dtype=torch.float32)
+
+
 def _load_adapter_form(folder: Path, meta: dict):
     """A classifier saved as its LoRA adapter (``classifier.json`` + PEFT files): the encoder it names,
     with the adapter and the trained head merged in."""
@@ -217,32 +274,24 @@ class EmotionClassifier:
     """A sequence-classification model that reads messages and returns label probabilities.
 
     ``spec``: ``"goemotions-minilm"`` (the classifier shipped with the package), a folder or a hub
-    id. A folder holds a full model, or a LoRA adapter with ``classifier.json`` naming its encoder
-    (the adapter is merged into the encoder on load). Multi-label models (``problem_type == "multi_label_classification"``) use a sigmoid per
-    label; others a softmax. Per-label decision thresholds come from ``thresholds.json`` when the
-    folder has one (else 0.5); the tracker itself works on probabilities.
+    id. A folder holds a full model; a LoRA adapter with ``classifier.json`` naming its encoder (the
+    adapter is merged into the encoder on load); or an ensemble: ``classifier.json`` with ``"form":
+    "ensemble"`` lists member folders inside it, each a classifier, and a label's probability is the
+    mean of theirs (``finetune.ensemble_classifier`` builds one). Multi-label models (``problem_type ==
+    "multi_label_classification"``) use a sigmoid per label; others a softmax. Per-label decision
+    thresholds come from ``thresholds.json`` when the folder has one (else 0.5); the tracker itself
+    works on probabilities.
     """
 
     def __init__(self, spec: str, device: str = "cpu", max_length: int = 128):
         resolved = resolve_classifier(spec)
         if resolved is None:
             raise ModelNotFoundError(UNAVAILABLE_NO_CLASSIFIER)
-        import torch
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(resolved.location)
-            adapter_form = Path(resolved.location) / "classifier.json" if resolved.is_local else None
-            if adapter_form is not None and adapter_form.is_file():
-                self.model = _load_adapter_form(Path(resolved.location), json.loads(adapter_form.read_text()))
-            else:
-                config = AutoConfig.from_pretrained(resolved.location)
-                if "BertMeanPoolForSequenceClassification" in (config.architectures or []):
-                    from .emotion_model import BertMeanPoolForSequenceClassification as cls  # our own head: no remote code
-                else:
-                    cls = AutoModelForSequenceClassification
-                self.model = cls.from_pretrained(resolved.location, dtype=torch.float32)
-            self.model = self.model.to(device).eval()
+            self.model = _load_model(resolved.location, resolved.is_local).to(device).eval()
         except ModelNotFoundError:
             raise
         except Exception as exc:  # noqa: BLE001 - re-raised with what to do
@@ -259,9 +308,21 @@ class EmotionClassifier:
 
         self.thresholds = {label: 0.5 for label in self.labels}
         self.thresholds.update(saved("thresholds.json"))
-        # per grouping ("ekman", "sentiment"): a threshold per group on the group probability
-        self.group_thresholds: dict[str, dict[str, float]] = {
-            k: v for k, v in saved("group_thresholds.json").items() if k in GROUPINGS and isinstance(v, dict)}
+        # the content of group_thresholds.json: "rule" (how group probabilities come from label
+        # probabilities, the one the thresholds were tuned for) and, per grouping ("ekman", "sentiment"),
+        # a threshold per group
+        cuts = saved("group_thresholds.json")
+        rule = cuts.get("rule", DEFAULT_GROUP_RULE)
+        if rule not in GROUP_RULES:
+            log.warning("group_thresholds.json names an unknown group rule %r; using %s without its thresholds",
+                        rule, DEFAULT_GROUP_RULE)
+            rule, cuts = DEFAULT_GROUP_RULE, {}
+        self.group_thresholds: dict = {"rule": rule, **{
+            k: v for k, v in cuts.items() if k in GROUPINGS and isinstance(v, dict)}}
+
+    @property
+    def group_rule(self) -> str:
+        return self.group_thresholds["rule"]
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, float]]:
         import torch
@@ -278,9 +339,8 @@ class EmotionClassifier:
         return sorted(hits, key=lambda k: -probabilities[k])
 
     def groups(self, probabilities: dict[str, float], grouping: str = "ekman") -> dict[str, float]:
-        """Group probabilities (``grouping``: "ekman" or "sentiment"): each group is as probable as its most
-        probable label."""
-        return group_probabilities(probabilities, GROUPINGS[grouping])
+        """Group probabilities (``grouping``: "ekman" or "sentiment"), by this classifier's group rule."""
+        return group_probabilities(probabilities, GROUPINGS[grouping], self.group_rule)
 
     def detected_groups(self, probabilities: dict[str, float], grouping: str = "ekman") -> list[str]:
         """Groups at or above their tuned threshold (0.5 without ``group_thresholds.json``), most probable first."""

@@ -8,6 +8,7 @@ the GGUF file and of the adapter's files), so later starts skip PEFT and the mer
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -62,7 +63,15 @@ def _gguf_cache_folder(resolved: ResolvedModel, cache_dir: str | None) -> Path |
         return None
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     gguf = Path(resolved.location) / resolved.gguf_file
-    return root / "gguf" / f"{gguf.stem}-{file_sha256(gguf)[:16]}"
+    stat = gguf.stat()
+    return root / "gguf" / f"{gguf.stem}-{_file_hash(str(gguf), stat.st_size, stat.st_mtime_ns)[:16]}"
+
+
+@functools.lru_cache(maxsize=8)
+def _file_hash(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, remembered while its size and modification time stay the same (a start
+    with an adapter names two caches after the same 100 MB base file)."""
+    return file_sha256(path)
 
 
 def _merged_cache_folder(resolved: ResolvedModel, adapter: ResolvedModel, cache_dir: str | None, dtype) -> Path | None:

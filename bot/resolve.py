@@ -86,7 +86,7 @@ def _resolve_local_or_hub(spec: str, what: str, option: str) -> ResolvedModel:
                 )
             return ResolvedModel(spec, "gguf", str(path.parent), path.name, f"GGUF file {path}",
                                  [(str(path), path.stat().st_size)])
-        if (path / "config.json").exists() or (path / "adapter_config.json").exists():
+        if any((path / marker).exists() for marker in ("config.json", "adapter_config.json", "classifier.json")):
             return ResolvedModel(spec, "local", str(path), None, f"local folder {path}", _list_files(path))
         ggufs = sorted(path.glob("*.gguf"))
         if len(ggufs) == 1:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bot.emotion import GROUPINGS
+from bot.emotion import DEFAULT_GROUP_RULE, GROUPINGS, group_probability_matrix
 
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.96, 0.01), 2)
 
@@ -27,29 +27,19 @@ def tune_thresholds(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray = TH
 
 def collapse(matrix: np.ndarray, label_names: list[str], groups: dict[str, tuple[str, ...]]) -> tuple[np.ndarray, list[str]]:
     """(n, labels) 0/1 -> (n, groups): a group is on when any of its labels is."""
-    on, names = group_probability_matrix(matrix.astype(np.float32), label_names, groups)
+    on, names = group_probability_matrix(matrix.astype(np.float32), label_names, groups, "max")
     return on > 0, names
 
 
-def group_probability_matrix(probs: np.ndarray, label_names: list[str],
-                             groups: dict[str, tuple[str, ...]]) -> tuple[np.ndarray, list[str]]:
-    """(n, labels) probabilities -> (n, groups): a group is as probable as its most probable member."""
-    index = {name: i for i, name in enumerate(label_names)}
-    names = list(groups)
-    out = np.zeros((probs.shape[0], len(names)), dtype=np.float32)
-    for g, group in enumerate(names):
-        cols = [index[label] for label in groups[group] if label in index]
-        if cols:
-            out[:, g] = probs[:, cols].max(axis=1)
-    return out, names
-
-
-def tune_group_thresholds(y_true: np.ndarray, probs: np.ndarray, label_names: list[str]) -> dict[str, dict[str, float]]:
-    """Per grouping (Ekman, sentiment), one threshold per group on the group probability, tuned for group F1."""
-    out = {}
+def tune_group_thresholds(y_true: np.ndarray, probs: np.ndarray, label_names: list[str],
+                          rule: str = DEFAULT_GROUP_RULE) -> dict:
+    """Per grouping (Ekman, sentiment), one threshold per group on the group probability (made by
+    ``rule``), tuned for group F1: ``{"rule": rule, "ekman": {group: threshold}, "sentiment": {...}}``,
+    the content of ``group_thresholds.json``."""
+    out: dict = {"rule": rule}
     for key, groups in GROUPINGS.items():
         gy, names = collapse(y_true, label_names, groups)
-        gp, _ = group_probability_matrix(probs, label_names, groups)
+        gp, _ = group_probability_matrix(probs, label_names, groups, rule)
         out[key] = dict(zip(names, map(float, tune_thresholds(gy, gp))))
     return out
 
@@ -82,12 +72,13 @@ def _scores(y_true: np.ndarray, pred: np.ndarray, names: list[str]) -> dict:
 
 def classifier_metrics(y_true: np.ndarray, probs: np.ndarray, label_names: list[str],
                        thresholds: np.ndarray | float = 0.5,
-                       group_thresholds: dict[str, dict[str, float]] | None = None) -> dict:
+                       group_thresholds: dict | None = None) -> dict:
     """Every figure the classifier suite reports, for one set of predictions.
 
     ``ekman`` / ``sentiment``: the label decisions collapsed to groups (a group is on when any of its
-    labels is). With ``group_thresholds`` (from ``tune_group_thresholds``), also ``ekman_direct`` /
-    ``sentiment_direct``: each group decided on its own probability against its own threshold.
+    labels is). With ``group_thresholds`` (from ``tune_group_thresholds``, or ``EmotionClassifier.group_thresholds``),
+    also ``ekman_direct`` / ``sentiment_direct``: each group decided on its own probability (made by the
+    dict's ``rule``) against its own threshold.
     """
     y = y_true.astype(bool)
     pred = probs >= np.asarray(thresholds)
@@ -98,7 +89,7 @@ def classifier_metrics(y_true: np.ndarray, probs: np.ndarray, label_names: list[
         gp, _ = collapse(pred, label_names, groups)
         out[key] = _scores(gy, gp, names)
         if group_thresholds and key in group_thresholds:
-            gprob, _ = group_probability_matrix(probs, label_names, groups)
+            gprob, _ = group_probability_matrix(probs, label_names, groups, group_thresholds.get("rule", DEFAULT_GROUP_RULE))
             cut = np.array([group_thresholds[key].get(n, 0.5) for n in names])
             out[f"{key}_direct"] = _scores(gy, gprob >= cut, names)
     out["n_examples"] = int(y.shape[0])

@@ -3,8 +3,9 @@
     python -m finetune.export_classifier goemotions-minilm exports/goemotions-minilm
     python -m finetune.export_classifier runs/clf exports/clf --dtype float16
 
-The shipped classifier is a LoRA adapter over the all-MiniLM-L6-v2 encoder (a few MB). The export
-merges it into the encoder and writes ``config.json`` + ``model.safetensors`` + tokenizer +
+A classifier saved as a LoRA adapter over the all-MiniLM-L6-v2 encoder (a few MB) is merged into the
+encoder; an ensemble becomes one model holding every member (its outputs are the log-odds of the
+members' mean probability). The export writes ``config.json`` + ``model.safetensors`` + tokenizer +
 ``emotion_model.py`` (the mean-pooling head, run with ``trust_remote_code=True``) and the threshold
 files, so the classifier can be used without this project:
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 def export(spec: str, output: str, dtype: str = "float32") -> Path:
     from bot.emotion import EmotionClassifier
-    from bot.emotion_model import BertMeanPoolForSequenceClassification
+    from bot import emotion_model
     from bot.generation import pick_dtype
 
     torch_dtype = pick_dtype(dtype, "cpu")  # before loading anything: an unknown dtype fails fast
@@ -29,8 +30,10 @@ def export(spec: str, output: str, dtype: str = "float32") -> Path:
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     model = clf.model
-    if isinstance(model, BertMeanPoolForSequenceClassification):
-        BertMeanPoolForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+    for ours in (emotion_model.BertMeanPoolForSequenceClassification,
+                 emotion_model.BertMeanPoolEnsembleForSequenceClassification):
+        if type(model) is ours:  # the project's own heads travel as emotion_model.py (trust_remote_code)
+            ours.register_for_auto_class("AutoModelForSequenceClassification")
     model.to(torch_dtype).save_pretrained(out)
     clf.tokenizer.save_pretrained(out)
     source = Path(clf.resolved.location)

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from bot.resolve import file_sha256
+from finetune.dialogue_data import DATA_ENV, data_root
 
 HUB_ID = "google-research-datasets/go_emotions"
-DATA_ENV = "EMPATHETIC_BOT_DATA"
 
 
 @dataclass
@@ -29,10 +29,9 @@ class Split:
 
 def find_goemotions_dir(data_dir: str | os.PathLike | None) -> Path | None:
     """The folder with train/dev/test.tsv, from an explicit path or ``$EMPATHETIC_BOT_DATA``."""
-    root = data_dir or os.environ.get(DATA_ENV)
-    if not root:
+    root = data_root(str(data_dir) if data_dir else None)
+    if root is None:
         return None
-    root = Path(root).expanduser()
     for candidate in (root, root / "original", root / "goemotions" / "original", root / "goemotions"):
         if (candidate / "train.tsv").is_file() and (candidate / "labels.txt").is_file():
             return candidate

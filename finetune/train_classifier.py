@@ -17,7 +17,7 @@ or with ``--lora-r``: the adapter (``adapter_config.json`` + ``adapter_model.saf
 ``classifier.json``, a few MB, loaded by the bot; ``python -m finetune.export_classifier`` merges it
 into a folder ``pipeline`` loads),
 ``thresholds.json`` (per label), ``group_thresholds.json`` (per Ekman and sentiment group, on the group
-probability = its most probable label's), ``run_summary.json`` (config, commit, data files and hashes, metrics, timings),
+probability made by ``--group-rule``: noisy-or by default, see ``bot.emotion.GROUP_RULES``), ``run_summary.json`` (config, commit, data files and hashes, metrics, timings),
 ``per_label_f1.png``.
 """
 
@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.emotion import GROUP_RULES
+
 
 @dataclass
 class TrainConfig:
@@ -49,6 +51,7 @@ class TrainConfig:
     loss: str = "bce"  # "bce" or "focal"
     focal_gamma: float = 2.0
     class_weights: bool = False  # positive weight per label: sqrt(negatives / positives)
+    group_rule: str = "noisy-or"  # how group probabilities come from label probabilities: "noisy-or" or "max"
     group_loss_weight: float = 0.0  # >0: add this times a BCE on the 7 Ekman groups (group logit: logsumexp of its labels')
     limit_train: int | None = None
     limit_eval: int | None = None
@@ -63,6 +66,9 @@ class TrainConfig:
     eval_test: bool = True
 
 
+CHOICES = {"loss": ("bce", "focal"), "group_rule": GROUP_RULES}
+
+
 def parse_args(argv=None) -> TrainConfig:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for f in fields(TrainConfig):
@@ -72,7 +78,7 @@ def parse_args(argv=None) -> TrainConfig:
                                 type=lambda s: s.lower() in ("1", "true", "yes", "on"), metavar="BOOL")
         else:
             kind = {"int | None": int, "int": int, "float": float}.get(str(f.type), str)
-            parser.add_argument(f"--{f.name.replace('_', '-')}", default=default, type=kind)
+            parser.add_argument(f"--{f.name.replace('_', '-')}", default=default, type=kind, choices=CHOICES.get(f.name))
     return TrainConfig(**vars(parser.parse_args(argv)))
 
 
@@ -266,7 +272,7 @@ def train(cfg: TrainConfig) -> dict:
         dev_probs = predict(model, dev_ids, pad_id, device)
         dev_at_half = classifier_metrics(dev_split.labels, dev_probs, names, 0.5)["macro_f1"]
         dev_fit = classifier_metrics(dev_split.labels, dev_probs, names, tune_thresholds(dev_split.labels, dev_probs),
-                                     tune_group_thresholds(dev_split.labels, dev_probs, names))
+                                     tune_group_thresholds(dev_split.labels, dev_probs, names, cfg.group_rule))
         dev_tuned = dev_fit["macro_f1"]
         elapsed = time.time() - t_epoch
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "first_loss": float(np.mean(losses[:20])),
@@ -290,7 +296,7 @@ def train(cfg: TrainConfig) -> dict:
         model = model.to(save_dtype).to(torch.float32)  # the weights the artifact holds
     dev_probs = predict(model, dev_ids, pad_id, device)
     thresholds = tune_thresholds(dev_split.labels, dev_probs)
-    group_thresholds = tune_group_thresholds(dev_split.labels, dev_probs, names)
+    group_thresholds = tune_group_thresholds(dev_split.labels, dev_probs, names, cfg.group_rule)
     metrics = {"dev": classifier_metrics(dev_split.labels, dev_probs, names, thresholds, group_thresholds)}
     data_files = {"train": [train_split.source, train_split.sha256], "dev": [dev_split.source, dev_split.sha256]}
     if cfg.eval_test:
@@ -311,7 +317,7 @@ def train(cfg: TrainConfig) -> dict:
     tokenizer.model_max_length = cfg.max_length
     tokenizer.save_pretrained(out_dir)
     (out_dir / "thresholds.json").write_text(json.dumps(dict(zip(names, map(float, thresholds))), indent=1))
-    (out_dir / "group_thresholds.json").write_text(json.dumps({"rule": "max", **group_thresholds}, indent=1))
+    (out_dir / "group_thresholds.json").write_text(json.dumps(group_thresholds, indent=1))
     summary = {
         "config": asdict(cfg), "commit": commit, "encoder": encoder.description, "device": str(device),
         "torch": torch.__version__, "data_files": data_files, "best": best, "history": history,

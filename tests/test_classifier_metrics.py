@@ -56,12 +56,30 @@ def test_collapse_to_groups():
     assert out[1, groups.index("anger")] and out[2, groups.index("neutral")]
 
 
-def test_group_probability_is_its_most_probable_member():
+def test_group_probability_rules():
     names = ["joy", "love", "anger", "annoyance", "neutral"]
     p = np.array([[0.2, 0.7, 0.1, 0.3, 0.05]])
-    gp, groups = group_probability_matrix(p, names, EKMAN_GROUPS)
+    gp, groups = group_probability_matrix(p, names, EKMAN_GROUPS, "max")
     assert gp[0, groups.index("joy")] == pytest.approx(0.7) and gp[0, groups.index("anger")] == pytest.approx(0.3)
     assert gp[0, groups.index("disgust")] == 0.0  # no member among the labels
+    gp, groups = group_probability_matrix(p, names, EKMAN_GROUPS)  # noisy-or: at least one member present
+    assert gp[0, groups.index("joy")] == pytest.approx(1 - 0.8 * 0.3)
+    assert gp[0, groups.index("anger")] == pytest.approx(1 - 0.9 * 0.7)
+    assert gp[0, groups.index("neutral")] == pytest.approx(0.05) and gp[0, groups.index("disgust")] == 0.0
+    with pytest.raises(ValueError, match="unknown group rule"):
+        group_probability_matrix(p, names, EKMAN_GROUPS, "mean")
+
+
+def test_dict_and_matrix_group_rules_agree():
+    from bot.emotion import GROUP_RULES, SENTIMENT_GROUPS, group_probabilities
+
+    rng = np.random.default_rng(0)
+    row = rng.random(len(GOEMOTIONS_LABELS))
+    reading = dict(zip(GOEMOTIONS_LABELS, row))
+    for rule in GROUP_RULES:
+        for groups in (EKMAN_GROUPS, SENTIMENT_GROUPS):
+            gp, names = group_probability_matrix(row[None, :], list(GOEMOTIONS_LABELS), groups, rule)
+            assert group_probabilities(reading, groups, rule) == pytest.approx(dict(zip(names, gp[0])), abs=1e-6)
 
 
 def test_direct_group_decisions_use_group_thresholds():
@@ -70,8 +88,8 @@ def test_direct_group_decisions_use_group_thresholds():
     names = ["anger", "annoyance", "joy"]
     y = np.array([[0, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]])
     p = np.array([[0.1, 0.3, 0.1], [0.1, 0.35, 0.1], [0.1, 0.1, 0.9], [0.1, 0.05, 0.8]])
-    cuts = tune_group_thresholds(y, p, names)
-    assert 0.1 < cuts["ekman"]["anger"] <= 0.3
+    cuts = tune_group_thresholds(y, p, names, "max")
+    assert cuts["rule"] == "max" and 0.1 < cuts["ekman"]["anger"] <= 0.3
     m = classifier_metrics(y, p, names, 0.5, cuts)
     assert m["ekman"]["per_label"]["anger"]["f1"] == 0.0
     assert m["ekman_direct"]["per_label"]["anger"]["f1"] == 1.0 and m["ekman_direct"]["per_label"]["joy"]["f1"] == 1.0

@@ -73,3 +73,28 @@ def test_shipped_adapter_alias_and_a_clear_error_when_it_is_missing(monkeypatch,
     (tmp_path / "adapter_config.json").write_text("{}")
     found = resolve.resolve_adapter("Empathy-LoRA")
     assert found.kind == "package" and found.location == str(tmp_path)
+
+
+def test_cache_names_hash_the_base_file_once_until_it_changes(tmp_path, monkeypatch):
+    import os
+
+    import bot.generation as gen
+
+    g = tmp_path / "x.gguf"
+    g.write_bytes(b"GGUF one")
+    calls = []
+    real = gen.file_sha256
+    monkeypatch.setattr(gen, "file_sha256", lambda path: calls.append(path) or real(path))
+    gen._file_hash.cache_clear()
+    r = resolve_base_model(str(g))
+    first = gen._gguf_cache_folder(r, str(tmp_path / "cache"))
+    assert gen._gguf_cache_folder(r, str(tmp_path / "cache")) == first and len(calls) == 1
+    g.write_bytes(b"GGUF two, longer")
+    os.utime(g, ns=(1, 1))
+    assert gen._gguf_cache_folder(r, str(tmp_path / "cache")) != first and len(calls) == 2
+
+
+def test_a_folder_with_only_classifier_json_resolves_as_a_classifier(tmp_path):
+    (tmp_path / "classifier.json").write_text("{}")
+    r = resolve_optional(str(tmp_path), "emotion classifier", "--emotion-classifier")
+    assert r.kind == "local" and r.is_local

@@ -48,15 +48,15 @@ def test_reload_gives_the_reported_predictions(trained):
     dev = load_split(FIXTURE, "dev")
     probs = classifier_probabilities(clf, dev.texts, dev.label_names)
     thresholds = np.array([clf.thresholds[n] for n in dev.label_names])
-    assert set(clf.group_thresholds) == {"ekman", "sentiment"}
+    assert set(clf.group_thresholds) == {"rule", "ekman", "sentiment"}
     again = classifier_metrics(dev.labels, probs, dev.label_names, thresholds, clf.group_thresholds)
     assert again["macro_f1"] == pytest.approx(summary["metrics"]["dev"]["macro_f1"], abs=1e-9)
     assert again["ekman_direct"]["macro_f1"] == pytest.approx(summary["metrics"]["dev"]["ekman_direct"]["macro_f1"], abs=1e-9)
     reading = clf.predict([dev.texts[0]])[0]
-    assert clf.groups(reading)["joy"] == pytest.approx(max(reading[n] for n in ("joy", "love", "gratitude", "amusement",
-                                                                                "approval", "excitement", "optimism",
-                                                                                "relief", "pride", "admiration",
-                                                                                "desire", "caring")))
+    assert clf.group_rule == summary["config"]["group_rule"] == "noisy-or"
+    joy = ("joy", "love", "gratitude", "amusement", "approval", "excitement", "optimism", "relief", "pride",
+           "admiration", "desire", "caring")
+    assert clf.groups(reading)["joy"] == pytest.approx(1 - np.prod([1 - reading[n] for n in joy]), abs=1e-6)
     assert set(clf.detected_groups(reading)) <= set(clf.group_thresholds["ekman"])
     reported = summary["metrics"]["dev"]["per_label"]
     for label, m in again["per_label"].items():
@@ -159,4 +159,81 @@ def test_model_card_describes_the_adapter_and_compares_runs(trained, trained_lor
     assert "| this classifier | LoRA r4 |" in table
     assert "| full | full fine-tuning (float16) + Ekman-group loss 0.5 |" in table
     assert "Same for every run: data files, seed, batch size, max length, device." in table
-    assert "each group's probability against its own threshold" in card
+    assert "macro-F1, Ekman groups (each group's probability, noisy-or: 1 - prod(1 - p)" in card
+
+
+def test_ensemble_of_two_runs_reads_their_mean_and_reloads_to_the_reported_figures(trained, trained_lora, tmp_path):
+    from bot.emotion import EmotionClassifier
+    from eval.classifier import classifier_metrics
+    from eval.classifier_suite import classifier_probabilities
+    from finetune.ensemble_classifier import build
+    from finetune.goemotions import load_split
+
+    full, lora = trained[0], trained_lora[0]
+    out = tmp_path / "ensemble"
+    summary = build(str(out), [str(full), str(lora)], str(FIXTURE), latency_samples=3)
+    meta = json.loads((out / "classifier.json").read_text())
+    assert meta["form"] == "ensemble" and meta["members"] == [full.name, lora.name]
+    assert (out / lora.name / "adapter_model.safetensors").is_file() and (out / full.name / "model.safetensors").is_file()
+    assert set(summary["members"]) == {full.name, lora.name} and summary["latency"]["samples"] == 3
+    assert summary["max_member_mean_difference"] < 1e-5
+    text = "I am so happy and thankful today"
+    members = [EmotionClassifier(str(m)).predict([text])[0] for m in (full, lora)]
+    ensemble = EmotionClassifier(str(out))
+    ours = ensemble.predict([text])[0]
+    assert max(abs(ours[k] - (members[0][k] + members[1][k]) / 2) for k in ours) < 1e-5
+    dev = load_split(FIXTURE, "dev")
+    probs = classifier_probabilities(ensemble, dev.texts, dev.label_names)
+    again = classifier_metrics(dev.labels, probs, dev.label_names,
+                               np.array([ensemble.thresholds[n] for n in dev.label_names]), ensemble.group_thresholds)
+    assert again["macro_f1"] == pytest.approx(summary["metrics"]["dev"]["macro_f1"], abs=1e-6)
+    assert again["ekman_direct"]["macro_f1"] == pytest.approx(summary["metrics"]["dev"]["ekman_direct"]["macro_f1"], abs=1e-6)
+    assert set(ensemble.explain(text, top_words=2)) and ensemble.group_rule == "noisy-or"
+
+    from finetune.model_card import main as card_main
+
+    assert card_main([str(out)]) == 0
+    card = (out / "README.md").read_text()
+    table = card[card.index("## Members and the ensemble"):card.index("## Training")]
+    assert f"| {full.name} | fully fine-tuned, binary cross-entropy plus 0.5 x" in table
+    assert f"| {lora.name} | adapted with LoRA (rank 4" in table
+    assert f"| {summary['metrics']['test_tuned']['macro_f1']:.3f} |" in table.splitlines()[-2]
+    assert "python -m finetune.ensemble_classifier <folder>" in card
+
+    # exported, transformers.pipeline reads the same probabilities without the project
+    from transformers import pipeline
+
+    from finetune.export_classifier import main
+
+    assert main([str(out), str(tmp_path / "export")]) == 0
+    pipe = pipeline("text-classification", model=str(tmp_path / "export"), trust_remote_code=True, top_k=None,
+                    dtype="float32")
+    from_pipe = {d["label"]: d["score"] for d in pipe([text])[0]}
+    assert max(abs(from_pipe[k] - ours[k]) for k in ours) < 1e-5
+
+
+def test_ensemble_refuses_bad_members(trained, tmp_path, capsys):
+    from finetune.ensemble_classifier import build, main
+
+    full = trained[0]
+    with pytest.raises(ValueError, match="at least two"):
+        build(str(tmp_path / "e"), [str(full)], str(FIXTURE))
+    with pytest.raises(ValueError, match="distinct names"):
+        build(str(tmp_path / "e"), [str(full), str(full)], str(FIXTURE))
+    with pytest.raises(ValueError, match="cannot be one of the members"):
+        build(str(full), [str(full), str(tmp_path)], str(FIXTURE))
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / "e"), str(full), str(tmp_path / "missing"), "--data-dir", str(FIXTURE)])
+    assert stop.value.code == 2 and "missing" in capsys.readouterr().err
+
+
+def test_an_ensemble_folder_with_bad_members_is_explained(tmp_path):
+    from bot.emotion import EmotionClassifier
+    from bot.errors import ModelNotFoundError
+
+    shipped = Path(__file__).resolve().parent.parent / "bot" / "models" / "goemotions-minilm"
+    (tmp_path / "tokenizer.json").write_bytes((shipped / "tokenizer.json").read_bytes())
+    (tmp_path / "tokenizer_config.json").write_bytes((shipped / "tokenizer_config.json").read_bytes())
+    (tmp_path / "classifier.json").write_text(json.dumps({"form": "ensemble", "members": ["../escape"]}))
+    with pytest.raises(ModelNotFoundError, match="no valid members"):
+        EmotionClassifier(str(tmp_path))
