@@ -50,7 +50,8 @@ class TrainConfig:
     warmup: float = 0.06  # share of steps with linear warmup
     loss: str = "bce"  # "bce" or "focal"
     focal_gamma: float = 2.0
-    class_weights: bool = False  # positive weight per label: sqrt(negatives / positives)
+    class_weights: bool = False  # positive weight per label: sqrt(negatives / positives); with bce, the saved
+    #                               head's bias is shifted back by log(weight) so its probabilities stay calibrated
     group_rule: str = "noisy-or"  # how group probabilities come from label probabilities: "noisy-or" or "max"
     group_loss_weight: float = 0.0  # >0: add this times a BCE on the 7 Ekman groups (group logit: logsumexp of its labels')
     limit_train: int | None = None
@@ -136,6 +137,23 @@ def loss_fn(cfg: TrainConfig, pos_weight):
     if cfg.loss not in ("bce", "focal"):
         raise ValueError("loss must be 'bce' or 'focal'")
     return bce if cfg.loss == "bce" else focal
+
+
+def undo_class_weights(model, pos_weight) -> None:
+    """Make a head trained with per-label positive weights give calibrated probabilities again.
+
+    Binary cross-entropy with positive weight ``w`` is minimised by odds ``w`` times the true odds
+    (``w q (1 - p) = (1 - q) p``), so every logit reads ``log w`` too high: subtract it from the
+    head's bias. Rankings, and so per-label thresholds tuned afterwards, are unchanged; the
+    probabilities the tracker folds across turns, and a mean over ensemble members, are not."""
+    import torch
+
+    shift = torch.log(pos_weight.detach().float().cpu())
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if (isinstance(module, torch.nn.Linear) and "classifier" in name.split(".")
+                    and module.out_features == shift.numel() and module.bias is not None):
+                module.bias -= shift.to(module.bias.device, module.bias.dtype)
 
 
 def group_loss(label_names: list[str], weight: float):
@@ -286,6 +304,8 @@ def train(cfg: TrainConfig) -> dict:
 
     # ---- keep the best epoch, round to the saved dtype, tune thresholds, test once ------------------
     model.load_state_dict(best_state)
+    if pos_weight is not None and cfg.loss == "bce":
+        undo_class_weights(model, pos_weight)
     if cfg.lora_r > 0:
         # The artifact is the adapter (LoRA + head, float32); the figures are those of the base with it
         # merged in, exactly as ``EmotionClassifier`` loads it.
