@@ -31,7 +31,7 @@ from bot.errors import BotError
 
 MEMBER_FILES = ("classifier.json", "adapter_config.json", "adapter_model.safetensors", "config.json",
                 "model.safetensors", "run_summary.json")
-HEADLINE = ("macro_f1", "micro_f1")
+HEADLINE = ("macro_f1", "micro_f1", "ece")
 
 
 def _brief(metrics: dict) -> dict:
@@ -48,7 +48,8 @@ def _member_run(folder: Path) -> dict:
     if not path.is_file():
         return {}
     s = json.loads(path.read_text())
-    return {k: s.get(k) for k in ("config", "commit", "best", "form", "artifact_bytes", "wall_seconds")}
+    return {k: s.get(k) for k in ("config", "commit", "best", "form", "artifact_bytes", "wall_seconds", "calibration")
+            if k in s}
 
 
 def build(output: str, members: list[str], data_dir: str | None, group_rule: str = DEFAULT_GROUP_RULE,

@@ -1,6 +1,9 @@
 """Write the model card (README.md) of a trained emotion classifier from its run_summary.json.
 
     python -m finetune.model_card bot/models/goemotions-minilm [--compare full=runs/clf-full/run_summary.json]
+
+Works for a single training run's folder and for an ensemble's (``finetune.ensemble_classifier``);
+``--compare`` adds a table of training runs side by side.
 """
 
 from __future__ import annotations
@@ -179,6 +182,8 @@ def render_ensemble(summary: dict, group_thresholds: dict | None = None) -> str:
         cfg = (member.get("run") or {}).get("config") or {}
         how = (f"{_tuning(cfg)}, {_loss(cfg)}, {cfg.get('epochs')} epochs at lr {cfg.get('lr')}, seed {cfg.get('seed')}"
                if cfg else "(no run summary)")
+        if (member.get("run") or {}).get("calibration"):
+            how += f"; then {member['run']['calibration']['applied']}"
         d, mt = member["dev"], member["test_tuned"]
         rows.append(f"| {name} | {how} | {d['macro_f1']:.3f} | {mt['macro_f1']:.3f} | {mt['ekman']:.3f} / "
                     f"{mt['ekman_direct']:.3f} | {mt['sentiment_direct']:.3f} |")
@@ -243,6 +248,8 @@ def comparison(runs: list[tuple[str, dict]]) -> str:
     for label, s in runs:
         cfg, t = s["config"], s["metrics"]["test_tuned"]
         form = f"LoRA r{cfg['lora_r']}" if cfg.get("lora_r") else f"full fine-tuning ({cfg['save_dtype']})"
+        if cfg.get("class_weights"):
+            form += " + class weights"
         if cfg.get("group_loss_weight"):
             form += f" + Ekman-group loss {cfg['group_loss_weight']}"
         speed = max(h["train_tokens_per_s"] for h in s["history"])
@@ -276,7 +283,7 @@ def main(argv=None) -> int:
         weights = folder / ("adapter_model.safetensors" if summary["config"].get("lora_r") else "model.safetensors")
         card = render(summary, weights.stat().st_size / 2**20, cuts)
     if args.compare:
-        runs = [("this classifier", summary)]
+        runs = [] if summary.get("form") == "ensemble" else [("this classifier", summary)]
         for item in args.compare:
             label, _, path = item.partition("=")
             runs.append((label, _with_sizes(json.loads(Path(path).read_text()), Path(path).parent)))
