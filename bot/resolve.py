@@ -162,7 +162,7 @@ def resolve_classifier(spec: str | None) -> ResolvedModel | None:
     """Resolve the emotion classifier: the shipped one by name, a folder or a hub id; None if not set."""
     if spec is not None and spec.strip().lower() in CLASSIFIER_ALIASES:
         return _shipped(spec, shipped_classifier_dir(), "tokenizer.json",
-                        "GoEmotions emotion classifier (LoRA adapter over MiniLM, mean pooling) shipped with the package",
+                        "GoEmotions emotion classifier (two LoRA-adapted MiniLM classifiers, averaged) shipped with the package",
                         "emotion classifier is missing from {folder}; reinstall the package, or train one with "
                         "python -m finetune.train_classifier and pass its folder to --emotion-classifier")
     return resolve_optional(spec, "emotion classifier", "--emotion-classifier")

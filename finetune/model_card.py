@@ -38,8 +38,8 @@ clf.predict(["I can't believe I failed again, I'm so frustrated"])  # one probab
 For `transformers.pipeline`, write the merged model once:
 `python -m finetune.export_classifier goemotions-minilm exports/goemotions-minilm`, then
 `pipeline("text-classification", model="exports/goemotions-minilm", trust_remote_code=True, top_k=None)`
-(`trust_remote_code=True` runs the exported `emotion_model.py`: 30 lines, BERT, mean pooling, one
-linear layer).
+(`trust_remote_code=True` runs the exported `emotion_model.py`: BERT, mean pooling, one linear
+layer, and the ensemble that averages such classifiers).
 """
 
 

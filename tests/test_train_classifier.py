@@ -237,3 +237,33 @@ def test_an_ensemble_folder_with_bad_members_is_explained(tmp_path):
     (tmp_path / "classifier.json").write_text(json.dumps({"form": "ensemble", "members": ["../escape"]}))
     with pytest.raises(ModelNotFoundError, match="no valid members"):
         EmotionClassifier(str(tmp_path))
+
+
+def test_undo_class_weights_makes_a_weighted_head_calibrated_again():
+    import torch
+
+    from finetune.train_classifier import undo_class_weights
+
+    torch.manual_seed(0)
+    n, rate = 4000, torch.tensor([0.05, 0.3])
+    x = torch.randn(n, 3)
+    y = (torch.rand(n, 2) < rate).float()  # labels independent of x: the best reading is the base rate
+    weight = torch.tensor([4.0, 1.5])
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.classifier = torch.nn.Linear(3, 2)
+
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    for _ in range(300):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net.classifier(x), y, pos_weight=weight)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    before = torch.sigmoid(net.classifier(x)).mean(0).detach()
+    assert before[0] > 0.12  # odds read about 4 times too high
+    undo_class_weights(net, weight)
+    after = torch.sigmoid(net.classifier(x)).mean(0).detach()
+    assert torch.allclose(after, y.mean(0), atol=0.01), (before, after, y.mean(0))
