@@ -68,9 +68,11 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _list_files(folder: Path, pattern: str = "*") -> list[tuple[str, int]]:
+    """Files in ``folder`` and in its sub-folders one level down (an ensemble keeps each member in
+    one), skipping hidden ones."""
     out = []
-    for p in sorted(folder.glob(pattern)):
-        if p.is_file() and not p.name.startswith("."):
+    for p in sorted([*folder.glob(pattern), *folder.glob(f"*/{pattern}")]):
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts):
             out.append((str(p), p.stat().st_size))
     return out
 
