@@ -223,8 +223,10 @@ def _load_model(location: str, is_local: bool):
     if is_local and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         if meta.get("form") == "ensemble":
-            members = meta.get("members") or []
-            if not members or not all(isinstance(m, str) and m and Path(m).name == m for m in members):
+            members = meta.get("members")
+            valid = (isinstance(members, list) and members and
+                     all(isinstance(m, str) and m not in ("", ".", "..") and Path(m).name == m for m in members))
+            if not valid:
                 raise ValueError(f"{meta_path} lists no valid members (sub-folder names)")
             return emotion_model.BertMeanPoolEnsembleForSequenceClassification.from_members(
                 [_load_model(str(Path(location) / m), True) for m in members])

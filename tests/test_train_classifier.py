@@ -234,9 +234,10 @@ def test_an_ensemble_folder_with_bad_members_is_explained(tmp_path):
     shipped = Path(__file__).resolve().parent.parent / "bot" / "models" / "goemotions-minilm"
     (tmp_path / "tokenizer.json").write_bytes((shipped / "tokenizer.json").read_bytes())
     (tmp_path / "tokenizer_config.json").write_bytes((shipped / "tokenizer_config.json").read_bytes())
-    (tmp_path / "classifier.json").write_text(json.dumps({"form": "ensemble", "members": ["../escape"]}))
-    with pytest.raises(ModelNotFoundError, match="no valid members"):
-        EmotionClassifier(str(tmp_path))
+    for members in (["../escape"], [".."], [], "lora"):
+        (tmp_path / "classifier.json").write_text(json.dumps({"form": "ensemble", "members": members}))
+        with pytest.raises(ModelNotFoundError, match="no valid members"):
+            EmotionClassifier(str(tmp_path))
 
 
 def test_undo_class_weights_makes_a_weighted_head_calibrated_again():
