@@ -57,7 +57,7 @@ class BertMeanPoolEnsembleForSequenceClassification(BertPreTrainedModel):
 
     @classmethod
     def from_members(cls, members):
-        """An ensemble holding copies of trained ``BertMeanPoolForSequenceClassification`` models."""
+        """An ensemble made of trained ``BertMeanPoolForSequenceClassification`` models (they become its members)."""
         first = members[0].config
         if first.problem_type != "multi_label_classification":
             raise ValueError("ensemble members must be multi-label classifiers (a sigmoid per label)")
@@ -69,9 +69,13 @@ class BertMeanPoolEnsembleForSequenceClassification(BertPreTrainedModel):
         config = first.__class__.from_dict(first.to_dict())
         config.ensemble_size = len(members)
         config.architectures = [cls.__name__]
-        model = cls(config)
-        for slot, member in zip(model.members, members):
-            slot.load_state_dict(member.state_dict())
+        with torch.device("meta"):
+            model = cls(config)  # the structure only: no memory, no random initialisation
+        for i, member in enumerate(members):  # the members themselves take their places, once they fit
+            want = {k: v.shape for k, v in model.members[i].state_dict().items()}
+            if {k: v.shape for k, v in member.state_dict().items()} != want:
+                raise ValueError(f"ensemble member {i} does not have the weights of a mean-pooling classifier")
+            model.members[i] = member
         return model
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
