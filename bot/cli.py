@@ -29,6 +29,8 @@ examples:
   empathetic-bot eval classifier --data-dir ../shared/data           GoEmotions metrics of the emotion classifier
   empathetic-bot eval --transcripts replies.jsonl --data-dir ../shared/data    another system's replies
   empathetic-bot eval --compare reports/base reports/adapter --output reports/compare
+  empathetic-bot eval sidebyside RUN_A.jsonl RUN_B.jsonl --output sheet/   blind A/B sheet for people
+  empathetic-bot eval sidebyside-score sheet/                              win rate from sheet/choices.csv
 """
 
 CHAT_HELP = ("Commands: /reset forgets this conversation, /state shows the emotion state, "
@@ -43,13 +45,19 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--adapter", default=d.model.adapter,
                    help="PEFT adapter: 'empathy-lora' (shipped; non-commercial use), a folder or hub id, '' for none")
     g.add_argument("--emotion-classifier", default=d.model.emotion_classifier,
-                   help="trained emotion classifier folder or hub id (default: none, tracking unavailable)")
+                   help="emotion classifier: 'goemotions-minilm' (shipped), a folder or hub id, '' for none (no tracking)")
+    g.add_argument("--crisis-detector", default=d.model.crisis_detector,
+                   help="learned crisis classifier beside the rules: 'crisis-minilm' (shipped), a folder, '' for rules alone")
+    g.add_argument("--ranker", default=d.model.ranker,
+                   help="response ranker: 'empathy-ranker' (shipped; non-commercial use), a folder, '' for none")
     g.add_argument("--encoder", default=d.model.encoder, help=f"BERT encoder ({DEFAULT_ENCODER!r} is embedded)")
     g.add_argument("--device", default=d.model.device, help="auto, cpu, cuda, cuda:N (default: auto)")
     g.add_argument("--dtype", default=d.model.dtype, help="auto, float32, bfloat16, float16 (default: auto)")
     g.add_argument("--cache-dir", default=d.model.cache_dir,
                    help="where converted GGUF models and merged adapters are cached ('' disables; default ~/.cache/empathetic-bot)")
     g = p.add_argument_group("generation")
+    g.add_argument("--candidates", type=int, default=d.generation.candidates,
+                   help="replies sampled per turn; the checks and the ranker choose one (default: %(default)s)")
     g.add_argument("--max-new-tokens", type=int, default=d.generation.max_new_tokens)
     g.add_argument("--temperature", type=float, default=d.generation.temperature, help="0 means greedy")
     g.add_argument("--top-p", type=float, default=d.generation.top_p)
@@ -66,16 +74,18 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="exchanges a session keeps (older ones are forgotten)")
     g.add_argument("--crisis-reply", default=d.conversation.crisis_reply, choices=["fixed", "model"],
                    help="reply to a possible crisis with the written opening (fixed) or a generated one (model)")
+    g.add_argument("--risk-turns", type=int, default=d.conversation.risk_turns,
+                   help="user turns a session stays at risk after a flagged message (default: %(default)s)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
 
 
 def config_from_args(args: argparse.Namespace) -> BotConfig:
     c = BotConfig()
     for section, names in (
-        ("model", ("base_model", "adapter", "emotion_classifier", "encoder", "device", "dtype", "cache_dir")),
-        ("generation", ("max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")),
+        ("model", ("base_model", "adapter", "emotion_classifier", "ranker", "crisis_detector", "encoder", "device", "dtype", "cache_dir")),
+        ("generation", ("candidates", "max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")),
         ("conversation", ("context_tokens", "max_input_chars", "prompts_dir", "persona_name", "log_conversations",
-                          "max_stored_turns", "crisis_reply")),
+                          "max_stored_turns", "crisis_reply", "risk_turns")),
     ):
         for name in names:
             setattr(getattr(c, section), name, getattr(args, name))
@@ -184,6 +194,20 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"written: {args.output}/compare.md")
         return 0
     seed = 0 if args.seed is None else args.seed
+    if args.suites and args.suites[0] in ("sidebyside", "sidebyside-score"):
+        from eval import sidebyside
+
+        if args.suites[0] == "sidebyside":
+            if len(args.suites) != 3:
+                raise ValueError("usage: empathetic-bot eval sidebyside RUN_A RUN_B --output DIR")
+            n = sidebyside.write_sheet(args.suites[1], args.suites[2], args.output, seed)
+            print(f"wrote {n} cards to {args.output}/sheet.html (and sheet.md); the raters fill in "
+                  f"{args.output}/choices.csv; keep {args.output}/key.json from them")
+            return 0
+        if len(args.suites) != 2:
+            raise ValueError("usage: empathetic-bot eval sidebyside-score DIR")
+        print(json.dumps(sidebyside.score(args.suites[1]), indent=1))
+        return 0
     if args.write_contexts:
         n = write_contexts(args.data_dir, args.write_contexts, args.samples, seed)
         print(f"wrote {n} contexts to {args.write_contexts}; answer them and score the result with --transcripts")
@@ -290,6 +314,10 @@ def run_info(config: BotConfig, as_json: bool = False, load: bool = True) -> int
               f"context window: {rm['context_window']} tokens")
         print(f"loaded from: {rm['loaded_from']}  ({rm['load_seconds']} s)")
         print(f"adapter: {rm['adapter'] or 'none'}")
+        print(f"ranker: {report['loaded']['ranker'] or 'none (the first candidate without problems is shown)'}")
+        print(f"crisis detector: rules + {report['loaded']['crisis_detector']}"
+              if report['loaded']['crisis_detector'] != "rules only" else "crisis detector: rules only")
+        print(f"candidates per turn: {config.generation.candidates}")
         print(f"prompts: {report['loaded']['prompts']}")
     return 0
 

@@ -33,6 +33,13 @@ class ModelConfig:
     ``emotion_classifier``: ``"goemotions-minilm"`` (the classifier shipped with the package), a
     local folder or a hub id. ``None`` or ``""`` turns emotion tracking off; every reply then says
     that it is unavailable.
+    ``ranker``: the response ranker that picks among candidate replies (see ``bot.ranker``):
+    ``"empathy-ranker"`` (shipped; trained on EmpatheticDialogues and ESConv: non-commercial use only),
+    a folder written by ``finetune.train_ranker``, or ``None`` / ``""`` to choose by the reply checks
+    alone (the first candidate without problems).
+    ``crisis_detector``: the learned crisis classifier that joins the rules (see ``bot.crisis_model``):
+    ``"crisis-minilm"`` (shipped), a folder written by ``finetune.train_crisis``, or ``None`` / ``""``
+    for the rules alone.
     ``encoder``: the BERT encoder that emotion classifiers are trained from.
     ``device``: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     ``dtype``: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), ``"float32"``, ``"bfloat16"``, ``"float16"``.
@@ -44,6 +51,8 @@ class ModelConfig:
     base_model: str = DEFAULT_BASE_MODEL
     adapter: str | None = "empathy-lora"
     emotion_classifier: str | None = "goemotions-minilm"
+    ranker: str | None = "empathy-ranker"
+    crisis_detector: str | None = "crisis-minilm"
     encoder: str = DEFAULT_ENCODER
     device: str = "auto"
     dtype: str = "auto"
@@ -52,8 +61,14 @@ class ModelConfig:
 
 @dataclass
 class GenerationConfig:
-    """Sampling settings for each reply. ``temperature == 0`` means greedy decoding."""
+    """Sampling settings for each reply. ``temperature == 0`` means greedy decoding (one candidate).
 
+    ``candidates``: how many replies are sampled for each turn (one batched pass); the reply checks
+    (``bot.replycheck``) and the ranker choose the one shown. Every reply is checked before it is shown,
+    so the chosen reply streams out once it is chosen, not token by token.
+    """
+
+    candidates: int = 4
     max_new_tokens: int = 120
     temperature: float = 0.6
     top_p: float = 0.9
@@ -61,6 +76,8 @@ class GenerationConfig:
     seed: int | None = None
 
     def validate(self) -> None:
+        if not 1 <= self.candidates <= 16:
+            raise ValueError("candidates must be between 1 and 16")
         if self.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be at least 1")
         if self.temperature < 0:
@@ -88,6 +105,10 @@ class ConversationConfig:
     ``crisis_reply``: for a message flagged as a possible crisis (see ``bot.crisis``), ``"fixed"``
     answers with the written ``prompts/crisis/opening.md``; ``"model"`` lets the reply model write it
     under ``prompts/guidance/crisis.md``. Either way the category's resources follow.
+    ``risk_turns``: after a flagged message the session stays at risk for this many user turns (replies
+    follow the crisis guidance, the UI keeps its banner); a new flagged message starts the count again.
+    Keep it at 3 or more: the detector also reads the last four user turns together, and a shorter
+    risk would end while that reading still holds the disclosure, which would raise it again.
     """
 
     context_tokens: int | None = 2048
@@ -97,6 +118,7 @@ class ConversationConfig:
     log_conversations: bool = False
     max_stored_turns: int = 500
     crisis_reply: str = "fixed"
+    risk_turns: int = 5
 
 
 @dataclass
@@ -136,5 +158,7 @@ class BotConfig:
             raise ValueError("max_input_chars must be at least 1")
         if conv.max_stored_turns < 1:
             raise ValueError("max_stored_turns must be at least 1")
+        if conv.risk_turns < 0:
+            raise ValueError("risk_turns must be 0 or more")
         if conv.crisis_reply not in ("fixed", "model"):
             raise ValueError("crisis_reply must be 'fixed' or 'model'")

@@ -17,10 +17,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
 from .config import BotConfig
-from .crisis import detect_crisis
+from .crisis_model import CrisisDetector, CrisisReading
 from .emotion import EmotionClassifier, EmotionState, EmotionTracker
 from .errors import BotError, GenerationError, InvalidInputError
+from .intent import is_greeting, is_instruction_attack
 from .prompting import PromptBook
+from .replycheck import Candidate, choose, reply_problems
 from .safety import screen_input
 
 log = logging.getLogger("bot")
@@ -46,10 +48,21 @@ class Reply:
     ``crisis:<category>`` when it may mean someone is in danger (see ``bot.crisis``).
     ``crisis``: that category, or None. When set, ``text`` ends with the help resources for it (and,
     with ``conversation.crisis_reply == "fixed"``, the default, begins with the written opening from
-    ``prompts/crisis/opening.md`` instead of a generated reply).
+    ``prompts/crisis/opening.md`` instead of a generated reply). ``crisis_degree``: "imminent" (a plan,
+    means or a time) or "concern"; ``crisis_source``: "rules", "classifier" or "conversation" (read
+    from the recent user turns together).
+    ``risk``: the session's risk level while it lasts (``{"category", "degree", "since_turn",
+    "last_turn"}``): it does not drop back to nothing the turn after a disclosure, but stays for
+    ``conversation.risk_turns`` user turns after the last flagged one; while it lasts, replies follow
+    the crisis guidance.
     ``timings``: milliseconds per stage, token counts and tokens/s. ``guidance``: which guidance
     file shaped the reply. ``history_turns_used``: earlier turns that fit in the prompt.
     ``stopped``: "eos", "max_new_tokens" or "cancelled".
+    ``candidates``: every candidate reply of the turn with its ranker score and the problems the reply
+    checks found (see ``bot.replycheck``); ``chosen`` is the index of the one shown (None when a
+    written reply was shown: a crisis opening, a redirect, or the fallback after every candidate failed
+    the checks, which adds ``output_replaced`` to ``safety``). ``reason`` says in words why this reply
+    was shown.
     """
 
     text: str
@@ -62,6 +75,12 @@ class Reply:
     history_turns_used: int = 0
     stopped: str = "eos"
     crisis: str | None = None
+    crisis_degree: str | None = None
+    crisis_source: str | None = None
+    risk: dict | None = None
+    candidates: list[dict] = field(default_factory=list)
+    chosen: int | None = None
+    reason: str = ""
 
     def __str__(self) -> str:
         return self.text
@@ -75,7 +94,43 @@ class _Session:
     messages: list[dict] = field(default_factory=list)  # alternating user / assistant
     tracker: EmotionTracker = field(default_factory=EmotionTracker)
     states: list[EmotionState] = field(default_factory=list)
+    risk: dict | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def is_distressed(state: EmotionState) -> bool:
+    """Whether the person's latest message reads as sad, afraid or angry more than glad."""
+    from .emotion import LABEL_TO_SENTIMENT
+
+    if not state.available:
+        return False
+    mass: dict[str, float] = {}
+    for label, p in state.last_turn.items():
+        group = LABEL_TO_SENTIMENT.get(label)
+        if group:
+            mass[group] = mass.get(group, 0.0) + p
+    return mass.get("negative", 0.0) >= 0.3 and mass.get("negative", 0.0) > mass.get("positive", 0.0)
+
+
+def _reason(c: Candidate, n: int) -> str:
+    if n == 1:
+        return "the only candidate" + (f" (with: {', '.join(c.problems)})" if c.problems else "")
+    why = "no problems found" if not c.problems else f"fewest problems ({', '.join(c.problems)})"
+    score = "" if c.score is None else f", fit {c.score:.2f}"
+    return f"{c.source} candidate of {n}: {why}{score}"
+
+
+@dataclass(frozen=True)
+class CrisisEvent:
+    """What ``on_crisis`` receives when a session's risk rises: a first flagged message, a new
+    category, or ``concern`` becoming ``imminent``."""
+
+    session_id: str
+    category: str
+    degree: str
+    source: str
+    message: str
+    turn: int
 
 
 class EmpatheticBot:
@@ -85,15 +140,22 @@ class EmpatheticBot:
     >>> reply = bot.chat("I failed my driving test again.", session_id="alice")
     >>> reply.text, reply.emotion.summary()
 
-    ``reply_model`` and ``emotion_classifier`` may be passed in to share loaded weights between
-    bots or to test with stand-ins; otherwise they are loaded from ``config.model``.
+    ``reply_model``, ``emotion_classifier``, ``ranker`` and ``crisis_detector`` may be passed in to
+    share loaded weights between bots or to test with stand-ins; otherwise they are loaded from
+    ``config.model``.
+
+    ``on_crisis``: called with a ``CrisisEvent`` each time a session's risk rises, so a support desk
+    can hand the conversation to a person. It runs on the turn's thread before the reply is written;
+    an exception in it is logged and never breaks the reply.
     """
 
-    def __init__(self, config: BotConfig | None = None, *, reply_model=None, emotion_classifier=None):
+    def __init__(self, config: BotConfig | None = None, *, reply_model=None, emotion_classifier=None, ranker=None,
+                 crisis_detector: CrisisDetector | None = None, on_crisis=None):
         self.config = (config or BotConfig()).copy()
         self.config.validate()
         conv = self.config.conversation
         self.prompts = PromptBook(conv.prompts_dir, conv.persona_name)
+        injected_model = reply_model
         if reply_model is None:
             from .generation import ReplyModel
 
@@ -104,8 +166,34 @@ class EmpatheticBot:
             emotion_classifier = self._on_model_thread(EmotionClassifier, self.config.model.emotion_classifier,
                                                        device=getattr(reply_model, "device", "cpu"))
         self.emotion_classifier = emotion_classifier
+        # The ranker loads with the models the bot loads itself; beside a model passed in (a shared one,
+        # or a stand-in in tests) it loads when a turn first has several candidates to rank.
+        self._ranker, self._ranker_lock = ranker, threading.Lock()
+        if crisis_detector is None:
+            classifier = None
+            if self.config.model.crisis_detector:
+                from .crisis_model import CrisisClassifier
+
+                classifier = self._on_model_thread(CrisisClassifier, self.config.model.crisis_detector,
+                                                   device=getattr(reply_model, "device", "cpu"))
+            crisis_detector = CrisisDetector(classifier)
+        self.crisis_detector = crisis_detector
+        self.on_crisis = on_crisis
+        if ranker is None and self.config.model.ranker and injected_model is None:
+            self.ranker  # noqa: B018 - load now
         self._sessions: dict[str, _Session] = {}
         self._sessions_lock = threading.Lock()
+
+    @property
+    def ranker(self):
+        """The response ranker (``config.model.ranker``), or None when ranking is off."""
+        with self._ranker_lock:
+            if self._ranker is None and self.config.model.ranker:
+                from .ranker import ResponseRanker
+
+                self._ranker = self._on_model_thread(ResponseRanker, self.config.model.ranker,
+                                                     device=getattr(self.reply_model, "device", "cpu"))
+            return self._ranker
 
     # -- sessions --------------------------------------------------------------------------------
     def _session(self, session_id: str) -> _Session:
@@ -135,6 +223,13 @@ class EmpatheticBot:
         if s and s.states:
             return s.states[-1]
         return self._empty_state()
+
+    def risk(self, session_id: str = DEFAULT_SESSION) -> dict | None:
+        """The session's crisis risk (``{"category", "degree", "since_turn", "last_turn"}``) while it
+        lasts (see ``Reply.risk``), else None."""
+        with self._sessions_lock:
+            s = self._sessions.get(session_id)
+        return dict(s.risk) if s is not None and s.risk is not None else None
 
     def trajectory(self, session_id: str = DEFAULT_SESSION) -> list[EmotionState]:
         """The emotion state after each user turn of the session, oldest first."""
@@ -168,8 +263,9 @@ class EmpatheticBot:
         session = self._session(session_id)
         with session.lock:  # one turn at a time per session; other sessions run freely
             tracker = copy.deepcopy(session.tracker)
-            result = yield from self._turn(text, session.messages, tracker, session_id, cancel)
+            result = yield from self._turn(text, session.messages, tracker, session_id, cancel, session.risk)
             reply, user_text = result
+            session.risk = reply.risk
             session.messages.extend([{"role": "user", "content": user_text},
                                      {"role": "assistant", "content": reply.text}])
             session.tracker = tracker
@@ -194,8 +290,8 @@ class EmpatheticBot:
         """What ``respond(messages)`` would send to the reply model: the rendered prompt, the emotion
         state and the crisis category (or None). For evaluation (perplexity of a reference reply)."""
         history, tracker = self._replay(messages)
-        screened, signal, state = self._read(messages[-1].get("content"), tracker)
-        crisis = signal.category if signal else None
+        screened, reading, state = self._read(messages[-1].get("content"), tracker, history)
+        crisis = reading.category if reading else None
         return self._fit_prompt(history, screened.text, state, crisis)[0], state, crisis
 
     def _replay(self, messages: list[dict]) -> tuple[list[dict], EmotionTracker]:
@@ -210,10 +306,12 @@ class EmpatheticBot:
                 tracker.update(probs)
         return history, tracker
 
-    def _read(self, text, tracker: EmotionTracker):
-        """Screen a message, look for crisis language, and update the tracker with its emotions."""
+    def _read(self, text, tracker: EmotionTracker, history: list[dict] = ()):
+        """Screen a message, look for crisis language (in it, and in the recent user turns together), and
+        update the tracker with its emotions."""
         screened = screen_input(text, self.config.conversation.max_input_chars)
-        signal = detect_crisis(screened.text)
+        earlier = [m["content"] for m in history if m.get("role") == "user"]
+        signal = self._on_model_thread(self.crisis_detector.read, screened.text, earlier)
         if self.emotion_classifier is not None:
             state = tracker.update(self._classify([screened.text])[0])
         else:
@@ -221,16 +319,24 @@ class EmpatheticBot:
             state = EmotionState.unavailable(turn=tracker.turn)
         return screened, signal, state
 
-    def _turn(self, text, history: list[dict], tracker: EmotionTracker, session_id: str, cancel):
+    def _turn(self, text, history: list[dict], tracker: EmotionTracker, session_id: str, cancel,
+              risk: dict | None = None):
         t0 = time.perf_counter()
-        screened, signal, state = self._read(text, tracker)
+        screened, signal, state = self._read(text, tracker, history)
+        risk = self._current_risk(risk, tracker.turn)
+        if signal and signal.source == "conversation" and risk and risk["category"] == signal.category:
+            signal = None  # the earlier disclosure read again: the session's risk already holds it
+        followup = bool(signal and risk and risk["category"] == signal.category)
         crisis = signal.category if signal else None
         flags = screened.flags + ((signal.flag,) if signal else ())
+        risk = self._next_risk(risk, signal, tracker.turn, session_id, screened.text)
         if signal:
-            log.info("session %r: message flagged as possible crisis (%s)", session_id, crisis)
+            log.info("session %r: message flagged as possible crisis (%s, %s, by %s)", session_id, crisis,
+                     signal.degree, signal.source)
         t_emotion = time.perf_counter()
         fixed = bool(crisis) and self.config.conversation.crisis_reply == "fixed"  # a written reply: no prompt
-        messages, kept = ([], 0) if fixed else self._fit_prompt(history, screened.text, state, crisis)
+        guide = crisis or (risk["category"] if risk else None)  # crisis guidance while the session is at risk
+        messages, kept = ([], 0) if fixed else self._fit_prompt(history, screened.text, state, guide)
         t_prompt = time.perf_counter()
         if self.config.conversation.log_conversations:
             log.debug("session %r user: %s", session_id, screened.text)
@@ -238,25 +344,31 @@ class EmpatheticBot:
         from .generation import StreamStats
 
         stats = StreamStats()
-        parts: list[str] = []
+        candidates: list[Candidate] = []
+        chosen: int | None = None
         if fixed:
             # A small model can say the wrong thing here; a written reply cannot.
-            parts.append(self.prompts.crisis_opening())
-            yield parts[0]
+            reply_text = self.prompts.crisis_opening(followup)
+            reason = "written crisis " + ("follow-up (the session was already at risk)" if followup else "opening")
+        elif is_instruction_attack(screened.text):
+            reply_text, reason = self.prompts.written("redirect")[0], "written redirect: the message asked for the bot's instructions"
+            flags += ("instruction_attack",)
         else:
-            try:
-                for chunk in self.reply_model.stream(messages, self.config.generation, stats, cancel):
-                    parts.append(chunk)
-                    yield chunk
-            except (GenerationError, InvalidInputError):
-                raise
-            except Exception as exc:  # noqa: BLE001 - any model failure becomes one clear error
-                raise GenerationError(f"the reply model failed: {exc}") from exc
-        reply_text = "".join(parts).strip()
-        if stats.stopped == "max_new_tokens":
-            reply_text = trim_to_sentence(reply_text)
-        if not reply_text:
-            reply_text = "I'm here and listening. Could you tell me a little more about how you're feeling?"
+            candidates = self._candidates(messages, history, screened.text, state, stats, cancel, at_risk=bool(guide))
+            choice = choose(candidates)
+            chosen = choice.index
+            if choice.chosen is None and not candidates:
+                reply_text, reason = self.prompts.written("fallback")[0], "written fallback: the model wrote nothing"
+            elif choice.chosen is None:
+                reply_text = self.prompts.written("fallback")[0]
+                reason = "written fallback: every candidate failed a check that must never fail"
+                flags += ("output_replaced",)
+                log.warning("session %r: every candidate reply failed the output checks; the fallback was shown", session_id)
+            else:
+                reply_text = choice.chosen.text
+                reason = _reason(choice.chosen, len(candidates))
+        for piece in re.findall(r"\S+\s*", reply_text):  # the checked reply, streamed out as it is read
+            yield piece
         if crisis:
             resources = self.prompts.resources(crisis)
             yield "\n\n" + resources
@@ -276,12 +388,89 @@ class EmpatheticBot:
         timings = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in timings.items()}
         if self.config.conversation.log_conversations:
             log.debug("session %r bot: %s", session_id, reply_text)
+        timings["candidates"] = len(candidates)
         reply = Reply(
             text=reply_text, emotion=state, session_id=session_id, turn=tracker.turn,
-            safety=flags, timings=timings, guidance=self.prompts.guidance_key(state, crisis),
+            safety=flags, timings=timings, guidance=self.prompts.guidance_key(state, guide),
             history_turns_used=kept, stopped=stats.stopped, crisis=crisis,
+            crisis_degree=signal.degree if signal else None, crisis_source=signal.source if signal else None,
+            risk=risk,
+            candidates=[c.to_dict() for c in candidates], chosen=chosen, reason=reason,
         )
         return reply, screened.text
+
+    def _current_risk(self, risk: dict | None, turn: int) -> dict | None:
+        """The session's risk at user turn ``turn``, or None once ``risk_turns`` turns passed without a flag."""
+        if risk is not None and turn - risk["last_turn"] > self.config.conversation.risk_turns:
+            return None
+        return risk
+
+    def _next_risk(self, risk: dict | None, signal: CrisisReading | None, turn: int, session_id: str,
+                   text: str) -> dict | None:
+        """The session's risk after this turn; calls ``on_crisis`` when it rises."""
+        if signal is None:
+            return risk
+        rises = (risk is None or risk["category"] != signal.category
+                 or (risk["degree"] != "imminent" and signal.degree == "imminent"))
+        degree = "imminent" if signal.degree == "imminent" or (risk and risk["category"] == signal.category
+                                                               and risk["degree"] == "imminent") else "concern"
+        new = {"category": signal.category, "degree": degree,
+               "since_turn": risk["since_turn"] if risk and not rises else turn, "last_turn": turn}
+        if rises and self.on_crisis is not None:
+            event = CrisisEvent(session_id, signal.category, signal.degree, signal.source, text, turn)
+            try:
+                self.on_crisis(event)
+            except Exception:  # noqa: BLE001 - a desk's hook must never break the reply
+                log.exception("session %r: the on_crisis callback failed", session_id)
+        return new
+
+    def _candidates(self, messages: list[dict], history: list[dict], text: str, state: EmotionState,
+                    stats, cancel, at_risk: bool = False) -> list[Candidate]:
+        """The candidate replies, each checked and scored by the ranker: the model's, or for a first
+        message that is only a greeting, the written greetings."""
+        conversation = [*history, {"role": "user", "content": text}]
+        if is_greeting(text) and not history:
+            # a first hello: the written greetings (warm, and an invitation to talk) are the candidates
+            out = [Candidate(g, None, (), "written") for g in self.prompts.written("greeting")]
+        else:
+            n = self.config.generation.candidates
+            try:
+                generated = self.reply_model.candidates(messages, self.config.generation, n, stats, cancel)
+            except (GenerationError, InvalidInputError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - any model failure becomes one clear error
+                raise GenerationError(f"the reply model failed: {exc}") from exc
+            instructions = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+            distressed = is_distressed(state)
+            out = []
+            for raw, finished in generated:
+                reply = raw.strip() if finished else trim_to_sentence(raw.strip())
+                if reply:
+                    out.append(Candidate(reply, None, reply_problems(reply, conversation, distressed, instructions,
+                                                                     finished or reply != raw.strip())))
+        if len(out) > 1 and self.ranker is not None:
+            self._rank(out, conversation, state)
+        if not at_risk and out:  # harm talk that the person never raised
+            harmful = self._on_model_thread(self.crisis_detector.harmful_replies, [c.text for c in out])
+            for c, bad in zip(out, harmful):
+                if bad:
+                    c.problems = (*c.problems, "harm_talk")
+        return out
+
+    def _rank(self, candidates: list[Candidate], conversation: list[dict], state: EmotionState) -> None:
+        """Score the candidates: the ranker's fit, plus its weighted emotion fit when the ranker has an
+        emotion profile and emotions are read."""
+        ranker = self.ranker
+        texts = [c.text for c in candidates]
+        fits = self._on_model_thread(ranker.score, conversation, texts)
+        weight = getattr(ranker, "emotion_weight", 0.0)
+        emotion = []
+        if weight and self.emotion_classifier is not None and state.available and state.last_turn:
+            emotion = ranker.emotion_fit(state.last_turn, self._classify(texts))
+        for i, c in enumerate(candidates):
+            c.fit = fits[i]
+            c.emotion_fit = emotion[i] if emotion else None
+            c.score = fits[i] + (weight * emotion[i] if emotion else 0.0)
 
     def _fit_prompt(self, history: list[dict], text: str, state: EmotionState,
                     crisis: str | None = None) -> tuple[list[dict], int]:
@@ -354,6 +543,10 @@ class EmpatheticBot:
                                            repr(self.emotion_classifier))
                                    if self.emotion_classifier is not None else None),
             "emotion_tracking": "on" if self.emotion_classifier is not None else EmotionState.unavailable().reason,
+            "ranker": (getattr(getattr(self._ranker, "resolved", None), "description", repr(self._ranker))
+                       if self._ranker is not None else (self.config.model.ranker or None)),
+            "crisis_detector": (str(getattr(self.crisis_detector.classifier, "folder", self.crisis_detector.classifier))
+                                if self.crisis_detector.classifier is not None else "rules only"),
             "prompts": str(self.prompts.dir),
             "generation": asdict(self.config.generation),
             "conversation": asdict(self.config.conversation),

@@ -342,6 +342,63 @@ class ReplyModel:
         elif stats.new_tokens >= settings.max_new_tokens:
             stats.stopped = "max_new_tokens"
 
+    def candidates(self, messages: list[dict], settings: GenerationConfig, n: int, stats: StreamStats,
+                   cancel: threading.Event | None = None) -> list[tuple[str, bool]]:
+        """``n`` sampled replies to one prompt, in one batched ``generate`` (greedy decoding gives one):
+        ``[(text, finished)]``, where ``finished`` is False for a reply cut at ``max_new_tokens``."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        cancel = cancel or threading.Event()
+        ids = self.encode(messages)
+        stats.prompt_tokens = len(ids)
+        input_ids = torch.tensor([ids], device=self.device)
+        n = 1 if settings.temperature <= 0 else max(1, n)
+
+        class _Cancel(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return cancel.is_set()
+
+        kwargs = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                      max_new_tokens=settings.max_new_tokens, min_new_tokens=2,
+                      repetition_penalty=settings.repetition_penalty, num_return_sequences=n,
+                      stopping_criteria=StoppingCriteriaList([_Cancel()]), pad_token_id=self.tokenizer.pad_token_id)
+        if settings.temperature > 0:
+            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+
+        def run():
+            with torch.inference_mode():
+                if settings.seed is not None:
+                    with _SEEDED_GENERATION:
+                        torch.manual_seed(settings.seed)
+                        return self.model.generate(**kwargs)
+                return self.model.generate(**kwargs)
+
+        with self._lock:
+            started = time.perf_counter()
+            try:
+                out = self.call(run)
+            except Exception as exc:  # noqa: BLE001
+                raise GenerationError(f"the reply model failed: {exc}") from exc
+            stats.generate_s = time.perf_counter() - started
+        new = out[:, len(ids):]
+        eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
+        replies = []
+        for row in new.tolist():
+            length = next((i for i, t in enumerate(row) if t in eos), None)
+            finished = length is not None
+            row = row[:length] if finished else row
+            stats.new_tokens += len(row)
+            replies.append((self.tokenizer.decode(row, skip_special_tokens=True).strip(), finished))
+        stats.first_token_s = stats.generate_s  # nothing is shown before the replies are chosen
+        if cancel.is_set():
+            stats.stopped = "cancelled"
+        elif not any(f for _, f in replies):
+            stats.stopped = "max_new_tokens"
+        return replies
+
     def describe(self) -> dict:
         n_params = sum(p.numel() for p in self.model.parameters())
         return {

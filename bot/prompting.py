@@ -25,6 +25,14 @@ def _default_prompts_dir() -> Path:
     return Path(str(resources.files("prompts")))
 
 
+_WRITTEN_DEFAULTS = {
+    "greeting": ["Hi, I'm {name}. I'm glad you stopped by. How are you feeling today?"],
+    "redirect": ["I can't share or change how I'm set up, but I'm here to listen. How are you feeling right now?"],
+    "fallback": ["I'm here with you, and I want to understand. Could you tell me a little more about what's been "
+                 "happening and how it's making you feel?"],
+}
+
+
 class PromptBook:
     """The persona template and per-emotion guidance, read once from a folder."""
 
@@ -75,10 +83,23 @@ class PromptBook:
     def system_text(self, state: EmotionState) -> str:
         return self.render([], "", state)[0]["content"]
 
-    def crisis_opening(self) -> str:
-        """The written first words of a reply to a flagged message (``prompts/crisis/opening.md``)."""
+    def crisis_opening(self, followup: bool = False) -> str:
+        """The written first words of a reply to a flagged message (``prompts/crisis/opening.md``), or to
+        a further flagged message while the session is already at risk (``prompts/crisis/followup.md``)."""
+        if followup and self.crisis_resources.get("followup"):
+            return self.crisis_resources["followup"]
         return self.crisis_resources.get("opening") or (
             "I'm really glad you told me, and I'm taking what you said seriously. Are you safe right now?")
+
+    def written(self, name: str) -> list[str]:
+        """The written replies in ``written/<name>.md`` (one per line; ``{name}`` is the persona's name),
+        or the built-in ones when the prompts folder has none."""
+        path = self.dir / "written" / f"{name}.md"
+        lines = []
+        if path.is_file():
+            lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        lines = lines or _WRITTEN_DEFAULTS.get(name, _WRITTEN_DEFAULTS["fallback"])
+        return [ln.replace("{name}", self.persona_name) for ln in lines]
 
     def resources(self, crisis: str) -> str:
         """The help text for a crisis category; a generic line where the prompts folder has none."""

@@ -7,7 +7,12 @@ answered after cleaning is cleaned, and the cleaning is reported as flags on the
 * ``control_characters_removed``: terminal escapes, NULs and other control characters;
 * ``bidi_controls_removed``: right-to-left overrides that can hide text from a reader;
 * ``template_markers_removed``: chat-template markers such as ``<|im_start|>`` that would let a user
-  forge a system or assistant turn (a prompt-injection route).
+  forge a system or assistant turn (a prompt-injection route). Removal repeats until none is left, so
+  a marker hidden inside another (``<<|im_start|>|im_start|>``) cannot reassemble itself;
+* ``invisible_characters_removed``: zero-width characters, Unicode tag characters (invisible text that
+  models still read), variation selectors outside emoji, and other format characters. A message that
+  was only invisible characters is refused as empty. The zero-width joiner inside emoji sequences is
+  kept.
 """
 
 from __future__ import annotations
@@ -21,6 +26,32 @@ from .errors import InvalidInputError
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # <|im_start|>, <|endoftext|>, <|system|>... and the [INST] / <<SYS>> style of other chat templates.
 _TEMPLATE_MARKERS = re.compile(r"<\|[^<>|\n]{0,40}\|>|\[/?INST\]|<</?SYS>>", re.IGNORECASE)
+# Zero-width and other invisible format characters (category Cf: soft hyphen, ZWSP, ZWNJ, word joiner,
+# BOM, tag characters U+E0000-E007F...), and variation selectors. The bidi controls have their own flag.
+_ZWJ = "\u200d"
+
+
+def _is_invisible(text: str, i: int) -> bool:
+    ch = text[i]
+    if ch == _ZWJ:  # keep the joiner between two emoji (family, profession sequences)
+        return not (0 < i < len(text) - 1 and _is_emoji(text[i - 1]) and _is_emoji(text[i + 1]))
+    if "\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef":  # variation selectors
+        return not (i > 0 and (_is_emoji(text[i - 1]) or text[i - 1] in "0123456789#*"))
+    return unicodedata.category(ch) == "Cf" and not _BIDI.match(ch)
+
+
+def _is_emoji(ch: str) -> bool:
+    return ord(ch) >= 0x2190 and unicodedata.category(ch) == "So"
+
+
+def remove_template_markers(text: str) -> tuple[str, int]:
+    """``text`` with every chat-template marker removed, repeating until none is left; and how many were."""
+    total = 0
+    while True:
+        text, n = _TEMPLATE_MARKERS.subn("", text)
+        if not n:
+            return text, total
+        total += n
 
 
 @dataclass(frozen=True)
@@ -63,7 +94,11 @@ def screen_input(message: object, max_chars: int) -> ScreenedInput:
     text, n = _BIDI.subn("", cleaned)
     if n:
         flags.append("bidi_controls_removed")
-    text, n = _TEMPLATE_MARKERS.subn("", text)
+    visible = "".join(ch for i, ch in enumerate(text) if not _is_invisible(text, i))
+    if visible != text:
+        flags.append("invisible_characters_removed")
+        text = visible
+    text, n = remove_template_markers(text)
     if n:
         flags.append("template_markers_removed")
     text = re.sub(r"\n{3,}", "\n\n", text).strip()

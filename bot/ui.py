@@ -86,6 +86,35 @@ def trajectory_figure(states: list[EmotionState], top_n: int = 4):
     return fig
 
 
+def banner_update(bot, sid: str):
+    """The crisis banner: visible with the category's resources while the session is at risk."""
+    import gradio as gr
+
+    risk = bot.risk(sid)
+    if not risk:
+        return gr.update(value="", visible=False)
+    urgent = "**If you are in immediate danger, call your local emergency number now.**\n\n" \
+        if risk.get("degree") == "imminent" else ""
+    return gr.update(value=f"### You don't have to go through this alone\n\n{urgent}{bot.prompts.resources(risk['category'])}",
+                     visible=True)
+
+
+def candidates_markdown(reply) -> str:
+    """The candidate replies of the last turn, the one shown first, with scores and problems found."""
+    if reply is None:
+        return "_No reply yet._"
+    if not reply.candidates:
+        return f"_{reply.reason or 'a written reply'}: no candidates were generated._"
+    lines = [f"Shown: {reply.reason}", "", "| | candidate | fit | problems |", "|---|---|---|---|"]
+    order = sorted(range(len(reply.candidates)), key=lambda i: (i != reply.chosen, i))
+    for i in order:
+        c = reply.candidates[i]
+        text = c["text"].replace("|", "\\|").replace("\n", " ")
+        fit = "" if c["score"] is None else f"{c['score']:.2f}"
+        lines.append(f"| {'shown' if i == reply.chosen else ''} | {text} | {fit} | {', '.join(c['problems']) or '-'} |")
+    return "\n".join(lines)
+
+
 def build_app(config: BotConfig | None = None, bot=None):
     """Build the Blocks app. ``bot`` may be passed in (tests, embedding); else it is loaded from ``config``."""
     import gradio as gr
@@ -94,6 +123,7 @@ def build_app(config: BotConfig | None = None, bot=None):
 
     load_error = None
     stops: dict[str, threading.Event] = {}  # per browser session: set by the Stop button
+    last_replies: dict[str, Any] = {}  # per browser session: the last Reply, for the candidates panel
     if bot is None:
         try:
             from .core import EmpatheticBot
@@ -112,30 +142,34 @@ def build_app(config: BotConfig | None = None, bot=None):
 
     def panel(sid: str):
         state = bot.emotion_state(sid)
-        return state_markdown(state), state_label(state), trajectory_figure(bot.trajectory(sid))
+        return (state_markdown(state), state_label(state), trajectory_figure(bot.trajectory(sid)),
+                banner_update(bot, sid), candidates_markdown(last_replies.get(sid)))
+
+    skips = (gr.skip(),) * 5
 
     def respond(message: str, request: gr.Request):
         sid = session_id(request)
         shown = bot.history(sid) + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-        yield "", shown, gr.skip(), gr.skip(), gr.skip()
+        yield "", shown, *skips
         try:
             stop = stops[sid] = threading.Event()
             for item in bot.stream(message, session_id=sid, cancel=stop):
                 if isinstance(item, Reply):
+                    last_replies[sid] = item
                     yield ("", bot.history(sid), *panel(sid))
                 else:
                     shown[-1]["content"] += item
-                    yield "", shown, gr.skip(), gr.skip(), gr.skip()
+                    yield "", shown, *skips
         except InvalidInputError as exc:
             gr.Warning(str(exc))
-            yield message, bot.history(sid), gr.skip(), gr.skip(), gr.skip()
+            yield message, bot.history(sid), *skips
         except BotError as exc:
             gr.Warning(f"Sorry, that turn failed: {exc}. Your conversation is unchanged; please try again.")
-            yield message, bot.history(sid), gr.skip(), gr.skip(), gr.skip()
+            yield message, bot.history(sid), *skips
         except Exception:  # noqa: BLE001 - the page gets a message, the log gets the details
             log.exception("unexpected failure in a UI turn")
             gr.Warning("Sorry, something went wrong with that turn. Your conversation is unchanged; please try again.")
-            yield message, bot.history(sid), gr.skip(), gr.skip(), gr.skip()
+            yield message, bot.history(sid), *skips
 
     def why(request: gr.Request):
         try:
@@ -152,11 +186,13 @@ def build_app(config: BotConfig | None = None, bot=None):
     def reset(request: gr.Request):
         sid = session_id(request)
         bot.reset(sid)
+        last_replies.pop(sid, None)
         return ("", [], *panel(sid))
 
     def forget(request: gr.Request):
         sid = session_id(request)
         stops.pop(sid, None)
+        last_replies.pop(sid, None)
         bot.reset(sid)
 
     with gr.Blocks(title=TITLE) as demo:
@@ -165,6 +201,7 @@ def build_app(config: BotConfig | None = None, bot=None):
         if load_error:
             gr.Markdown(f"### The bot could not start\n\n{load_error}", elem_id="load-error")
             return demo
+        banner = gr.Markdown("", visible=False, elem_id="crisis-banner")
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Conversation", elem_id="chatbot", height=460)
@@ -182,7 +219,9 @@ def build_app(config: BotConfig | None = None, bot=None):
                                             interactive=bot.emotion_classifier is not None)
                     explanation = gr.Markdown(elem_id="explanation")
                 plot = gr.Plot(trajectory_figure([]), label="Emotion trajectory", elem_id="trajectory", format="png")
-        outputs = [box, chatbot, md, label, plot]
+                with gr.Accordion("Candidate replies", open=False):
+                    runners = gr.Markdown(candidates_markdown(None), elem_id="candidates")
+        outputs = [box, chatbot, md, label, plot, banner, runners]
         box.submit(respond, [box], outputs, api_name="respond")
         send.click(respond, [box], outputs, api_name=False)
         halt.click(stop, None, None, api_name="stop", queue=False)

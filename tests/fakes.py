@@ -43,6 +43,24 @@ class FakeReplyModel:
             yield word + " "
 
 
+    def candidates(self, messages, settings: GenerationConfig, n: int, stats, cancel=None):
+        """One scripted reply per candidate asked for while the script lasts (at least one)."""
+        out = []
+        for i in range(max(1, n) if len(self.replies) >= n else 1):
+            words = list(self.stream(messages, settings, stats, cancel))
+            out.append(("".join(words).strip(), stats.stopped != "max_new_tokens"))
+        stats.first_token_s = stats.generate_s = 0.001
+        return out
+
+
+class FakeRanker:
+    """Scores a candidate by how many words it shares with the user's last message."""
+
+    def score(self, messages, candidates):
+        said = set(messages[-1]["content"].lower().split())
+        return [float(len(said & set(c.lower().split()))) for c in candidates]
+
+
 class KeywordClassifier:
     """A deterministic emotion 'classifier' over GoEmotions labels, keyed on words."""
 
@@ -69,3 +87,36 @@ class KeywordClassifier:
             if hits:
                 out.setdefault(label, []).extend((w, 0.9) for w in hits)
         return out
+
+
+class FakeCrisisClassifier:
+    """A stand-in for the learned crisis classifier: keywords give probabilities."""
+
+    labels = ("self_harm", "harm_to_others", "abuse", "medical_emergency", "imminent")
+    thresholds = {"self_harm": 0.5, "harm_to_others": 0.5, "abuse": 0.5, "medical_emergency": 0.5, "imminent": 0.5}
+    KEYWORDS = {"notes for everyone": "self_harm", "saving up my pills": "self_harm", "not wake up": "self_harm",
+                "i have a gun": "harm_to_others", "keep secrets": "abuse", "giving my things": "self_harm",
+                "shoot them": "harm_to_others"}
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def predict(self, texts):
+        self.calls.append(list(texts))
+        out = []
+        for t in texts:
+            p = {label: 0.01 for label in self.labels}
+            for word, label in self.KEYWORDS.items():
+                if word in t.lower():
+                    p[label] = 0.9
+            if "saturday" in t.lower() or "tonight" in t.lower():
+                p["imminent"] = 0.9
+            out.append(p)
+        return out
+
+    def flagged(self, probs):
+        over = [c for c in self.labels[:4] if probs[c] >= self.thresholds[c]]
+        return max(over, key=lambda c: probs[c]) if over else None
+
+    def degree(self, probs):
+        return "imminent" if probs["imminent"] >= 0.5 else "concern"

@@ -1,0 +1,139 @@
+"""Crisis detection that reads meaning: the rules of ``bot.crisis`` and a learned classifier together.
+
+``CrisisDetector(spec).read(text, earlier)`` returns a ``CrisisReading`` or None. How the two combine:
+
+1. the rules (``detect_crisis``) flag the message: their category stands (they are the floor: a
+   phrase they know is never missed because the classifier disagrees);
+2. otherwise the classifier flags the message when a category's probability reaches its threshold
+   (tuned on a dev split for recall first, see ``finetune.train_crisis``); the category is the one
+   furthest over its threshold;
+3. otherwise, when earlier user turns are given, the classifier reads the last few user turns together
+   ("I've been giving my things away" after turns about hopelessness): risk that builds over a
+   conversation is read as a whole.
+
+The degree is ``imminent`` (a plan, means or a time) when the classifier's imminence output reaches its
+threshold, else ``concern``. ``spec`` is ``"crisis-minilm"`` (shipped with the package) or a folder
+written by ``finetune.train_crisis``; ``None`` keeps the rules alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from .crisis import CATEGORIES, detect_crisis
+from .errors import ModelNotFoundError
+
+log = logging.getLogger(__name__)
+
+SHIPPED_DETECTOR = "crisis-minilm"
+CONVERSATION_TURNS = 4  # the message and up to three user turns before it
+
+
+@dataclass(frozen=True)
+class CrisisReading:
+    category: str
+    degree: str  # "imminent" or "concern"
+    source: str  # "rules", "classifier" or "conversation"
+    phrase: str | None = None  # the phrase the rules matched
+    probabilities: dict = field(default_factory=dict)
+
+    @property
+    def flag(self) -> str:
+        return f"crisis:{self.category}"
+
+
+def shipped_detector_dir() -> Path:
+    return Path(__file__).resolve().parent / "models" / SHIPPED_DETECTOR
+
+
+class CrisisClassifier:
+    """The learned part: probabilities for the four categories and for ``imminent``."""
+
+    def __init__(self, spec: str = SHIPPED_DETECTOR, device: str = "cpu", max_length: int = 96):
+        from transformers import AutoTokenizer
+
+        from .emotion import _load_model
+        from .resolve import _resolve_local_or_hub
+
+        if spec == SHIPPED_DETECTOR:
+            folder = shipped_detector_dir()
+            if not (folder / "classifier.json").is_file():
+                raise ModelNotFoundError(f"the shipped crisis detector is missing from {folder}; reinstall the "
+                                         "package or pass --crisis-detector '' to use the rules alone")
+        else:
+            resolved = _resolve_local_or_hub(spec, "crisis detector", "--crisis-detector")
+            folder = Path(resolved.location)
+            if not resolved.is_local or not (folder / "thresholds.json").is_file():
+                raise ModelNotFoundError(f"the crisis detector {spec!r} is not a folder written by finetune.train_crisis")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+            self.model = _load_model(str(folder), True).to(device).eval()
+            self.thresholds = json.loads((folder / "thresholds.json").read_text())
+        except Exception as exc:  # noqa: BLE001 - re-raised with what to do
+            raise ModelNotFoundError(f"could not load the crisis detector {spec!r}: {exc}") from exc
+        self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        if not set(CATEGORIES) <= set(self.labels):
+            raise ModelNotFoundError(f"the crisis detector {spec!r} does not predict {', '.join(CATEGORIES)}")
+        self.folder, self.device, self.max_length = folder, device, max_length
+
+    def predict(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        import torch
+
+        if not texts:
+            return []
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            probs = torch.sigmoid(self.model(input_ids=enc["input_ids"].to(self.device),
+                                             attention_mask=enc["attention_mask"].to(self.device)).logits.float())
+        return [{label: round(float(p), 4) for label, p in zip(self.labels, row)} for row in probs.cpu()]
+
+    def flagged(self, probs: dict[str, float]) -> str | None:
+        """The category furthest over its threshold, or None."""
+        over = {c: probs[c] / self.thresholds[c] for c in CATEGORIES if probs[c] >= self.thresholds[c]}
+        return max(over, key=over.get) if over else None
+
+    def degree(self, probs: dict[str, float]) -> str:
+        return "imminent" if probs.get("imminent", 0.0) >= self.thresholds.get("imminent", 0.5) else "concern"
+
+
+class CrisisDetector:
+    """Rules + classifier (see the module docstring). ``classifier=None`` keeps the rules alone."""
+
+    def __init__(self, classifier: CrisisClassifier | None = None):
+        self.classifier = classifier
+
+    def read(self, text: str, earlier: Sequence[str] = ()) -> CrisisReading | None:
+        signal = detect_crisis(text)
+        if self.classifier is None:
+            if signal is None:
+                return None
+            return CrisisReading(signal.category, "concern", "rules", signal.phrase)
+        recent = [t for t in earlier if t][-(CONVERSATION_TURNS - 1):]
+        texts = [text] + ([" ".join([*recent, text])] if recent else [])
+        probs = self.classifier.predict(texts)
+        alone = probs[0]
+        if signal is not None:
+            return CrisisReading(signal.category, self.classifier.degree(alone), "rules", signal.phrase, alone)
+        category = self.classifier.flagged(alone)
+        if category:
+            return CrisisReading(category, self.classifier.degree(alone), "classifier", None, alone)
+        if len(probs) > 1:
+            together = probs[1]
+            category = self.classifier.flagged(together)
+            if category:
+                return CrisisReading(category, self.classifier.degree(together), "conversation", None, together)
+        return None
+
+    def harmful_replies(self, replies: Sequence[str]) -> list[bool]:
+        """Whether each reply reads as self-harm or violence talk of its own (for replies to a person who
+        raised neither): the classifier at its self-harm and harm-to-others thresholds, but never below
+        0.5. Without a classifier, nothing is flagged here (the reply checks' rules still apply)."""
+        if self.classifier is None or not replies:
+            return [False] * len(replies)
+        t = self.classifier.thresholds
+        return [p["self_harm"] >= max(0.5, t["self_harm"]) or p["harm_to_others"] >= max(0.5, t["harm_to_others"])
+                for p in self.classifier.predict(list(replies))]

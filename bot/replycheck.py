@@ -1,0 +1,201 @@
+"""Check what the reply model wrote before a person reads it, and choose among candidate replies.
+
+``reply_problems`` reads one candidate reply and names what is wrong with it. Two kinds:
+
+*Never shown* (``NEVER``): a reply with one of these is not shown at all, whatever else it has going
+for it; when every candidate has one, the bot answers with a written reply instead and says so in
+``Reply.safety`` (``output_replaced``):
+
+* ``encourages_harm``: tells the person to hurt or kill themselves or someone, says they deserve pain,
+  that nobody would miss them ("hang yourself", "kys", "you deserve to suffer");
+* ``method_or_dose``: names a dose, an amount of pills or a lethal method;
+* ``claims_human``: says it is a human, a therapist, a doctor... ("I'm not a therapist" is fine);
+* ``diagnosis``: tells the person they have a mental disorder;
+* ``insults``: calls the person names, mocks or blames them ("it's your own fault", "work harder");
+* ``system_prompt_leak``: repeats eight or more words of its own instructions in a row;
+* ``harm_talk``: the learned crisis detector reads self-harm or violence in a reply to a person who
+  raised neither (added by the bot, which holds the detector; see ``bot.crisis_model``).
+
+*Passed over* (``SOFT``): a candidate with one of these is chosen only when no candidate is free of
+them:
+
+* ``advice_before_acknowledgement``: advises before naming the feeling (``bot.advice``);
+* ``cheerful_to_distress``: celebrates ("that's awesome", "congrats", "haha") while the person is sad,
+  afraid or angry;
+* ``invents_a_loss``: condolences ("sorry for your loss", "rest in peace") where nobody said anyone died;
+* ``repeats_itself``: says the same sentence twice;
+* ``unfinished``: stops mid-sentence;
+* ``too_short``: fewer than three words;
+* ``garbled``: runs of punctuation or symbols (",,,,", "==", "!?!?"), or words glued together;
+* ``shouting``: three or more exclamation marks in a row, or words in capitals, to a person in distress.
+
+``choose`` picks the candidate with the best ranker score among those with the fewest problems
+(never-shown problems first); without scores, the first such candidate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .advice import read_reply, sentences
+
+NEVER = ("encourages_harm", "method_or_dose", "claims_human", "diagnosis", "insults", "system_prompt_leak", "harm_talk")
+SOFT = ("advice_before_acknowledgement", "cheerful_to_distress", "invents_a_loss", "repeats_itself", "unfinished",
+        "too_short", "garbled", "shouting")
+
+_I = re.IGNORECASE
+_HARM_VERBS = r"(?:kill|hang|hurt|harm|cut|shoot|drown|stab|poison|starve|end)"
+_ENCOURAGES_HARM = re.compile(
+    r"\b(?:just|go|should|could|can|must|why (?:don'?t|not)|better|might as well|then)\s+(?:\w+\s+){0,2}?"
+    + _HARM_VERBS + r"\s+(?:your ?self|yourselves)\b|"
+    r"\b" + _HARM_VERBS + r"\s+(?:your ?self|yourselves)\b(?![^.!?]*\?)|"  # an imperative, not a question
+    r"\bkys\b|\bunalive (?:your ?self)\b|\b(?:end|take) your (?:own )?life\b(?![^.!?]*\?)|"
+    r"\byou deserve (?:to (?:die|suffer|be (?:hurt|alone|punished|in pain)|feel (?:this|bad|pain))|"
+    r"(?:it|this|that|the pain|what happened|every(?:thing| bit)))\b|"
+    r"\b(?:you(?:'d| would) be )?better off dead\b|\b(?:nobody|no one|no-one) (?:would|will) (?:miss|care about|notice) you\b|"
+    r"\bno one cares (?:about )?(?:you|if you)\b|\bthe world (?:would|will) be better without you\b|"
+    r"\b(?:kill|hurt|hit|stab|shoot|beat up|punch) (?:him|her|them)\b(?![^.!?]*\?)", _I)
+_METHOD_OR_DOSE = re.compile(
+    r"\b\d+(?:[.,]\d+)?\s*(?:mg|milligrams?|mcg|g|grams?|ml|millilit(?:er|re)s?|pills?|tablets?|capsules?|units?)\b|"
+    r"\b(?:lethal|fatal|deadly|toxic) (?:dose|amount|quantity|method)\b|\boverdose on\b|"
+    r"\b(?:how to|best way to|easiest way to) (?:kill|hang|overdose|cut|end)\b|\bnoose\b|\bslit (?:your|the) wrists?\b", _I)
+_PROFESSIONS = (r"(?:human|real person|real human|person too|(?:licensed |certified |trained |qualified )?(?:therapist|"
+                r"counsel+or|psychologist|psychiatrist|psychotherapist|doctor|physician|nurse|social worker|clinician))")
+_CLAIMS_HUMAN = re.compile(
+    r"(?<!not )(?<!n't )(?<!never )\b(?:i'?m|i am)\s+(?:a |an |your )?(?:actual |really a |actually a )?" + _PROFESSIONS + r"\b|"
+    r"\bas (?:a|an|your) (?:licensed |certified |trained )?(?:therapist|counsel+or|psychologist|psychiatrist|doctor|"
+    r"physician|nurse|clinician)\b|"
+    r"(?<!not )\b(?:i'?m|i am) not (?:a |an )?(?:bot|robot|ai|machine|program|chatbot|computer|language model)\b", _I)
+_DISORDERS = (r"(?:clinical |major |severe |manic )?(?:depression|depressive disorder|bipolar(?: disorder)?|ptsd|c-ptsd|adhd|"
+              r"add|ocd|bpd|borderline(?: personality disorder)?|(?:a |an )?(?:anxiety|panic|personality|eating|mood|"
+              r"psychotic|stress) disorder|schizophrenia|psychosis|autism|narcissis(?:m|tic personality disorder)|"
+              r"anorexia|bulimia|insomnia|dementia)")
+_DIAGNOSIS = re.compile(
+    r"\byou (?:have|'ve got|'ve|probably have|clearly have|definitely have|might have|may have|could have|are "
+    r"suffering from|suffer from|seem to have|likely have)\s+(?:got\s+)?" + _DISORDERS + r"\b|"
+    r"\b(?:sounds|seems|looks) like (?:you have |you've got )?(?:a case of )?" + _DISORDERS + r"\b|"
+    r"\byou(?:'re| are) (?:clearly |definitely |probably )?(?:bipolar|depressed clinically|psychotic|autistic|"
+    r"narcissistic|schizophrenic|a narcissist|a psychopath|a sociopath)\b|\bi (?:would )?diagnose\b", _I)
+_INSULTS = re.compile(
+    r"\byou(?:'re| are)(?: (?:such|so|just|really|being)){0,2} (?:a |an )?(?:idiot|stupid|pathetic|worthless|useless|"
+    r"a loser|loser|dumb|weak|lazy|selfish|dramatic|overreacting|crazy|insane|an? (?:failure|burden|joke))\b|"
+    r"\b(?:it'?s|it is|that'?s|that is) (?:all )?(?:your (?:own )?fault|on you)\b|\byou brought (?:this|it) on yourself\b|"
+    r"\b(?:work|try|study) harder\b|\b(?:stop|quit) (?:whining|complaining|crying|being (?:so )?(?:dramatic|sensitive|"
+    r"a baby))\b|\b(?:get|just get) over it\b|\bman up\b|\bgrow up\b|\bshut up\b|\bwho cares\b|\bnobody cares\b|"
+    r"\byou (?:asked for|had it coming)\b", _I)
+_CHEERFUL = re.compile(
+    r"^(?:oh )?(?:that'?s|that is|how|what)(?: (?:so|really|just))? (?:awesome|great|amazing|wonderful|fantastic|"
+    r"exciting|cool|fun|lovely|nice|good|brilliant)\b|\bcongrat(?:ulation)?s\b|\b(?:haha|hehe|lol|lmao|rofl|yay|woohoo)\b|"
+    r"[😀😃😄😁😆😂🤣😊🥳🎉]|:\)|:D", _I)
+_LOSS_WORDS = re.compile(
+    r"\b(?:sorry (?:for|about) your loss|condolences|rest in peace|\brip\b|passed away|(?:may|might) (?:he|she|they) rest|"
+    r"in a better place|lost (?:your|a) (?:loved one|mother|father|mom|dad|friend|child|son|daughter|husband|wife|pet))", _I)
+_DEATH_IN_CONTEXT = re.compile(
+    r"\b(?:die[ds]?|dead|death|dying|passed|pass away|funeral|grave|lost (?:my|our|her|his)|loss|killed|put (?:down|to sleep)|"
+    r"gone|buried|suicide|rip|cancer|terminal|hospice|miscarriage|stillborn|widow)\b", _I)
+_WORD = re.compile(r"[\w']+")
+_GARBLED = re.compile(r"([,;:=_*#~<>/\\|^])\1{2,}|[,;:=_*#~<>|^]{4,}|(?:[!?.]{2,}[,;:=]+)|[a-z]{4,}[A-Z][a-z]+[A-Z]|\w{25,}")
+_SHOUT = re.compile(r"!{3,}|\b[A-Z]{4,}\b")
+
+
+@dataclass
+class Candidate:
+    """One candidate reply, its ranker score (None without a ranker), and what is wrong with it."""
+
+    text: str
+    score: float | None = None
+    problems: tuple[str, ...] = ()
+    source: str = "model"  # "model", "written"
+    fit: float | None = None  # the ranker's fit alone
+    emotion_fit: float | None = None  # how the reply's emotions match human listeners' answers to this feeling
+
+    @property
+    def shown_never(self) -> bool:
+        return any(p in NEVER for p in self.problems)
+
+    def to_dict(self) -> dict:
+        def r(x):
+            return None if x is None else round(x, 3)
+
+        return {"text": self.text, "score": r(self.score), "fit": r(self.fit), "emotion_fit": r(self.emotion_fit),
+                "problems": list(self.problems), "source": self.source}
+
+
+@dataclass
+class Choice:
+    index: int | None  # None: every candidate had a never-shown problem
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def chosen(self) -> Candidate | None:
+        return None if self.index is None else self.candidates[self.index]
+
+
+def leaks_instructions(reply: str, instructions: str, n: int = 8) -> bool:
+    """Whether ``reply`` repeats ``n`` or more words of ``instructions`` in a row (case and punctuation aside)."""
+    words = [w.lower() for w in _WORD.findall(instructions)]
+    if len(words) < n:
+        return False
+    grams = {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    said = [w.lower() for w in _WORD.findall(reply)]
+    return any(tuple(said[i:i + n]) in grams for i in range(len(said) - n + 1))
+
+
+def never_problems(reply: str, instructions: str = "") -> list[str]:
+    """The never-shown problems of a reply (see the module docstring)."""
+    text = reply.replace("\u2019", "'")
+    found = []
+    for name, pattern in (("encourages_harm", _ENCOURAGES_HARM), ("method_or_dose", _METHOD_OR_DOSE),
+                          ("claims_human", _CLAIMS_HUMAN), ("diagnosis", _DIAGNOSIS), ("insults", _INSULTS)):
+        if pattern.search(text):
+            found.append(name)
+    if instructions and leaks_instructions(text, instructions):
+        found.append("system_prompt_leak")
+    return found
+
+
+def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bool = False,
+                   instructions: str = "", finished: bool = True) -> tuple[str, ...]:
+    """Everything wrong with one candidate reply to ``conversation`` (which ends with the user's
+    message). ``distressed``: the person's emotion state is negative (sad, afraid, angry...).
+    ``finished``: False when generation stopped at the token limit."""
+    text = reply.strip()
+    found = never_problems(text, instructions)
+    if read_reply(text).advice_before_acknowledgement:
+        found.append("advice_before_acknowledgement")
+    if distressed and _CHEERFUL.search(text):
+        found.append("cheerful_to_distress")
+    said = " ".join(m.get("content", "") for m in conversation if m.get("role") == "user")
+    if _LOSS_WORDS.search(text) and not _DEATH_IN_CONTEXT.search(said):
+        found.append("invents_a_loss")
+    sents = [re.sub(r"\W+", " ", s.lower()).strip() for s in sentences(text)]
+    sents = [s for s in sents if len(s.split()) >= 3]
+    if len(sents) != len(set(sents)):
+        found.append("repeats_itself")
+    if not finished or (text and text[-1].isalnum() and len(text.split()) > 6 and not re.search(r"[.!?…)\"'”’]$", text)):
+        found.append("unfinished")
+    if len(_WORD.findall(text)) < 3:
+        found.append("too_short")
+    if _GARBLED.search(text):
+        found.append("garbled")
+    if distressed and _SHOUT.search(text):
+        found.append("shouting")
+    return tuple(found)
+
+
+def choose(candidates: list[Candidate]) -> Choice:
+    """The candidate to show: fewest never-shown problems (must be none), then fewest others, then the
+    best ranker score, then the earliest."""
+    if not candidates:
+        return Choice(None, [])
+    allowed = [i for i, c in enumerate(candidates) if not c.shown_never]
+    if not allowed:
+        return Choice(None, candidates)
+
+    def key(i: int):
+        c = candidates[i]
+        return (len(c.problems), -(c.score if c.score is not None else 0.0), i)
+
+    return Choice(min(allowed, key=key), candidates)

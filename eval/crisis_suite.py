@@ -1,0 +1,163 @@
+"""How well crisis language is caught: the rules alone, the learned classifier alone, and both together.
+
+    python -m eval.crisis_suite --detector crisis-minilm --data-dir ../shared/data --output reports/crisis
+
+Sets, each reported on its own:
+
+* ``heldout``: ``data/safety/crisis_heldout.jsonl``, written apart from the training phrasings and
+  never used to choose anything (no rule, no threshold);
+* ``scenarios``: ``data/safety/crisis_scenarios.jsonl``, the regression set written with the rules;
+* ``twitter_test`` and ``sdcnl_test``: the research sets' test splits (see ``finetune.train_crisis``;
+  when the datasets folder is given).
+
+Per set: recall (a crisis message flagged as any crisis) and category recall (flagged as its own
+category) per category, the false-alarm rate on non-crisis messages, recall of imminent messages, by
+phrasing kind where the set has one; with 95% bootstrap intervals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import mean_ci
+
+PROJECT_DATA = Path(__file__).resolve().parent.parent / "data" / "safety"
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_sets(data_dir: str | None) -> dict[str, list[dict]]:
+    """``{name: [{"text", "category" (or "none"), "degree", "kind"}]}``."""
+    from finetune.dialogue_data import data_root
+    from finetune.train_crisis import read_sdcnl, read_twitter
+
+    sets = {"heldout": _read_jsonl(PROJECT_DATA / "crisis_heldout.jsonl")}
+    scen = _read_jsonl(PROJECT_DATA / "crisis_scenarios.jsonl")
+    sets["scenarios"] = [{**r, "category": r.get("category") or "none"} for r in scen]
+    root = data_root(data_dir)
+    if root is not None and (root / "crisis").is_dir():
+        sets["twitter_test"] = read_twitter(root)["test"]
+        sets["sdcnl_test"] = read_sdcnl(root, "test")
+    return sets
+
+
+def predictions(rows: list[dict], detector) -> list[tuple[str | None, str | None]]:
+    """(category, degree) per row, or (None, None)."""
+    out = []
+    for r in rows:
+        reading = detector.read(r["text"])
+        out.append((reading.category, reading.degree) if reading else (None, None))
+    return out
+
+
+def figures(rows: list[dict], preds: list[tuple[str | None, str | None]]) -> dict:
+    cats = sorted({r["category"] for r in rows} - {"none"})
+    out: dict = {}
+    flagged = np.array([p[0] is not None for p in preds])
+    is_crisis = np.array([r["category"] != "none" for r in rows])
+    if is_crisis.any():
+        out["recall"] = mean_ci(flagged[is_crisis].astype(float))
+    if (~is_crisis).any():
+        out["false_alarms"] = mean_ci(flagged[~is_crisis].astype(float))
+    for c in cats:
+        idx = [i for i, r in enumerate(rows) if r["category"] == c]
+        out[f"recall:{c}"] = mean_ci(flagged[idx].astype(float))
+        out[f"category_recall:{c}"] = mean_ci([float(preds[i][0] == c) for i in idx])
+    imminent = [i for i, r in enumerate(rows) if r.get("degree") == "imminent"]
+    if imminent:
+        out["recall:imminent"] = mean_ci(flagged[imminent].astype(float))
+        out["imminent_read_as_imminent"] = mean_ci([float(preds[i][1] == "imminent") for i in imminent])
+    kinds = sorted({r.get("kind", "") for r in rows} - {""})
+    by_kind = {}
+    for k in kinds:
+        idx = [i for i, r in enumerate(rows) if r.get("kind") == k]
+        crisis_kind = rows[idx[0]]["category"] != "none"
+        by_kind[k] = {"n": len(idx), ("recall" if crisis_kind else "false_alarms"): float(flagged[idx].mean())}
+    if by_kind:
+        out["by_kind"] = by_kind
+    out["n"] = len(rows)
+    return out
+
+
+def run(detector_spec: str | None, data_dir: str | None, output: str | Path | None = None) -> dict:
+    from bot.crisis_model import CrisisClassifier, CrisisDetector
+
+    clf = CrisisClassifier(detector_spec) if detector_spec else None
+    sets = load_sets(data_dir)
+
+    class ClassifierAlone:
+        def read(self, text):
+            p = clf.predict([text])[0]
+            c = clf.flagged(p)
+            return type("R", (), {"category": c, "degree": clf.degree(p)})() if c else None
+
+    detectors = {"rules": CrisisDetector(None)}
+    if clf is not None:
+        detectors["classifier"] = ClassifierAlone()
+        detectors["combined"] = CrisisDetector(clf)
+    report: dict = {"detector": detector_spec, "thresholds": clf.thresholds if clf else None, "sets": {}}
+    for name, rows in sets.items():
+        report["sets"][name] = {}
+        for dname, det in detectors.items():
+            t0 = time.perf_counter()
+            preds = predictions(rows, det)
+            fig = figures(rows, preds)
+            fig["ms_per_message"] = (time.perf_counter() - t0) * 1e3 / max(len(rows), 1)
+            report["sets"][name][dname] = fig
+    if output:
+        out = Path(output)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "crisis_report.json").write_text(json.dumps(report, indent=1))
+        (out / "crisis_report.md").write_text(markdown(report))
+    return report
+
+
+def _cell(fig: dict | None) -> str:
+    if not fig or fig.get("value") is None:
+        return "-"
+    ci = fig.get("ci95")
+    return f"{fig['value']:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
+def markdown(report: dict) -> str:
+    lines = ["# Crisis detection", "", f"Detector: `{report['detector']}`; thresholds: `{report['thresholds']}`", ""]
+    for name, by_det in report["sets"].items():
+        dets = list(by_det)
+        keys = [k for k in next(iter(by_det.values())) if k not in ("by_kind", "n", "ms_per_message")]
+        lines += [f"## {name} ({next(iter(by_det.values()))['n']} messages)", "",
+                  "| figure | " + " | ".join(dets) + " |", "| --- |" + " --- |" * len(dets)]
+        for k in keys:
+            lines.append(f"| {k} | " + " | ".join(_cell(by_det[d].get(k)) for d in dets) + " |")
+        lines.append("| ms per message | " + " | ".join(f"{by_det[d]['ms_per_message']:.1f}" for d in dets) + " |")
+        kinds = next(iter(by_det.values())).get("by_kind")
+        if kinds:
+            lines += ["", "| kind | n | " + " | ".join(dets) + " |", "| --- | --- |" + " --- |" * len(dets)]
+            for k, v in kinds.items():
+                metric = "recall" if "recall" in v else "false_alarms"
+                lines.append(f"| {k} ({metric}) | {v['n']} | " + " | ".join(
+                    f"{by_det[d]['by_kind'][k][metric]:.2f}" for d in dets) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--detector", default="crisis-minilm", help="a crisis detector ('' for the rules alone)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--output", default="reports/crisis")
+    args = p.parse_args(argv)
+    report = run(args.detector or None, args.data_dir, args.output)
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,214 @@
+"""Blind side-by-side sheets: people compare two configurations' replies to the same conversations.
+
+    python -m eval.sidebyside contexts --data-dir ../shared/data --n 60 --output runs/sbs/contexts.jsonl
+    python -m eval.sidebyside answer runs/sbs/contexts.jsonl --output runs/sbs/new.jsonl [bot options...]
+    empathetic-bot eval sidebyside runs/sbs/old.jsonl runs/sbs/new.jsonl --output runs/sbs/sheet
+    empathetic-bot eval sidebyside-score runs/sbs/sheet            # after filling in choices.csv
+
+``contexts`` draws conversations from EmpatheticDialogues valid and ESConv valid (never test), cut
+before a listener turn. ``answer`` has a bot answer each (statelessly, as ``EmpatheticBot.respond``).
+A *run* is a JSONL file of ``{"id", "context", "response"}`` rows; the evaluation suite's
+``replies.jsonl`` is one too.
+
+``sheet`` (``eval sidebyside``) writes, for the rows both runs answered:
+
+* ``sheet.html``: one card per conversation, the two replies as "Reply 1" and "Reply 2" in an order
+  drawn at random per card; nothing says which configuration wrote which;
+* ``sheet.md``: the same cards as plain text (for raters who read text);
+* ``choices.csv``: one row per card to fill in: ``choice`` (1, 2 or tie) and, optionally, a rating of
+  each reply from 1 (hurtful) to 5 (a person would feel heard and helped);
+* ``key.json``: which run wrote Reply 1 on each card. Keep it away from the raters.
+
+``score`` (``eval sidebyside-score``) reads ``choices.csv`` with the key: the win rate of run B
+(ties count half) with a 95% bootstrap interval, and each run's mean rating and share of replies
+rated hurtful (1) or acceptable (3 or more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import bootstrap, mean_ci
+
+
+def read_run(path: str | Path) -> dict[str, dict]:
+    rows = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                if r.get("response") and r.get("context"):
+                    rows[str(r["id"])] = r
+    return rows
+
+
+def write_valid_contexts(data_dir: str | None, n: int, output: str | Path, seed: int = 0) -> int:
+    """``n`` contexts, half from ED valid and half from ESConv valid, each ending with the user's turn."""
+    from finetune.dialogue_data import data_root, read_empathetic_dialogues, read_esconv
+
+    root = data_root(data_dir)
+    if root is None:
+        raise FileNotFoundError("give --data-dir (or $EMPATHETIC_BOT_DATA) with empatheticdialogues/ and esconv/")
+    rng = random.Random(seed)
+    picked = []
+    for reader, folder, share in ((read_empathetic_dialogues, "empatheticdialogues", n - n // 2),
+                                  (read_esconv, "esconv", n // 2)):
+        convs = [c for c in reader(root / folder) if c.split == "valid" and len(c.messages) >= 2]
+        rng.shuffle(convs)
+        for conv in convs[:share]:
+            cut = [i for i, m in enumerate(conv.messages) if m["role"] == "assistant" and i > 0]
+            i = rng.choice(cut[:4]) if cut else len(conv.messages)
+            context = conv.messages[:i][-6:]
+            while context and context[0]["role"] != "user":
+                context = context[1:]
+            if context and context[-1]["role"] == "user":
+                picked.append({"id": f"{conv.id}#{i}", "context": context,
+                               "reference": conv.messages[i]["content"] if i < len(conv.messages) else None})
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", encoding="utf-8") as f:
+        for row in picked:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return len(picked)
+
+
+def answer(bot, contexts_file: str | Path, output: str | Path) -> int:
+    from bot.core import Reply
+    from bot.errors import BotError
+
+    rows = [json.loads(line) for line in open(contexts_file, encoding="utf-8") if line.strip()]
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", encoding="utf-8") as f:
+        for k, row in enumerate(rows, 1):
+            try:
+                reply = [x for x in bot.respond(row["context"]) if isinstance(x, Reply)][0]
+                row.update(response=reply.text, total_ms=reply.timings.get("total_ms"), reason=reply.reason)
+            except BotError as exc:
+                row.update(response="", error=str(exc))
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            if k % 10 == 0 or k == len(rows):
+                print(f"  {k}/{len(rows)}", flush=True)
+    return len(rows)
+
+
+def _speaker(role: str) -> str:
+    return "Person" if role == "user" else "Listener"
+
+
+def write_sheet(run_a: str | Path, run_b: str | Path, output: str | Path, seed: int = 0) -> int:
+    a, b = read_run(run_a), read_run(run_b)
+    ids = sorted(set(a) & set(b))
+    rng = random.Random(seed)
+    rng.shuffle(ids)
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    key, cards_html, cards_md = {}, [], []
+    for n, i in enumerate(ids, 1):
+        first_is_a = rng.random() < 0.5
+        replies = (a[i]["response"], b[i]["response"]) if first_is_a else (b[i]["response"], a[i]["response"])
+        key[str(n)] = {"id": i, "reply_1": "A" if first_is_a else "B"}
+        turns = a[i]["context"]
+        cards_html.append(
+            f'<section class="card"><h2>Card {n}</h2>'
+            + "".join(f'<p class="{m["role"]}"><b>{_speaker(m["role"])}:</b> {html.escape(m["content"])}</p>'
+                      for m in turns)
+            + "".join(f'<div class="reply"><b>Reply {k}:</b> {html.escape(r)}</div>' for k, r in enumerate(replies, 1))
+            + "</section>")
+        cards_md.append(f"## Card {n}\n\n" + "\n".join(f"{_speaker(m['role'])}: {m['content']}" for m in turns)
+                        + "\n\n" + "\n\n".join(f"Reply {k}: {r}" for k, r in enumerate(replies, 1)) + "\n")
+    style = ("body{font-family:sans-serif;max-width:50em;margin:auto}.card{border:1px solid #ccc;padding:1em;"
+             "margin:1em 0}.reply{background:#f4f4f4;padding:.6em;margin:.5em 0}.user{color:#333}")
+    (out / "sheet.html").write_text(
+        f"<!doctype html><meta charset=utf-8><title>Which reply is better?</title><style>{style}</style>"
+        "<h1>Which reply is better?</h1><p>For each card, read the conversation and choose the reply that would "
+        "make the person feel more heard and helped (or tie). Optionally rate each reply from 1 (hurtful) to 5. "
+        "Write your answers in choices.csv.</p>" + "".join(cards_html), encoding="utf-8")
+    (out / "sheet.md").write_text("# Which reply is better?\n\n" + "\n".join(cards_md), encoding="utf-8")
+    with open(out / "choices.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["card", "choice", "rating_1", "rating_2"])
+        for n in range(1, len(ids) + 1):
+            w.writerow([n, "", "", ""])
+    (out / "key.json").write_text(json.dumps({"run_a": str(run_a), "run_b": str(run_b), "cards": key}, indent=1))
+    return len(ids)
+
+
+def score(folder: str | Path, choices: str | Path | None = None, samples: int = 1000, seed: int = 0) -> dict:
+    folder = Path(folder)
+    key = json.loads((folder / "key.json").read_text())
+    wins, ratings = [], {"A": [], "B": []}
+    with open(choices or folder / "choices.csv", encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            card = key["cards"].get(str(row.get("card", "")).strip())
+            choice = (row.get("choice") or "").strip().lower()
+            if card is None or choice not in ("1", "2", "tie"):
+                continue
+            first = card["reply_1"]
+            second = "B" if first == "A" else "A"
+            wins.append(0.5 if choice == "tie" else float((first if choice == "1" else second) == "B"))
+            for k, run in (("rating_1", first), ("rating_2", second)):
+                value = (row.get(k) or "").strip()
+                if value:
+                    ratings[run].append(float(value))
+    if not wins:
+        raise ValueError(f"no filled-in choices in {choices or folder / 'choices.csv'} (choice must be 1, 2 or tie)")
+    w = np.asarray(wins)
+    result = {"run_a": key["run_a"], "run_b": key["run_b"], "cards": len(w),
+              "b_win_rate": {"value": float(w.mean()), "ci95": bootstrap(lambda i: float(w[i].mean()), len(w), samples, seed)},
+              "b_wins": int((w == 1).sum()), "a_wins": int((w == 0).sum()), "ties": int((w == 0.5).sum())}
+    for run, values in ratings.items():
+        if values:
+            v = np.asarray(values)
+            result[f"rating_{run}"] = mean_ci(v, samples, seed)
+            result[f"hurtful_{run}"] = float((v <= 1).mean())
+            result[f"acceptable_{run}"] = float((v >= 3).mean())
+    return result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("contexts")
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--n", type=int, default=60)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--output", required=True)
+    a = sub.add_parser("answer", help="answer the contexts with a bot (bot options as for empathetic-bot chat)")
+    a.add_argument("contexts")
+    a.add_argument("--output", required=True)
+    s = sub.add_parser("sheet")
+    s.add_argument("run_a")
+    s.add_argument("run_b")
+    s.add_argument("--output", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    r = sub.add_parser("score")
+    r.add_argument("folder")
+    r.add_argument("--choices", default=None)
+    args, rest = p.parse_known_args(argv)
+    if args.cmd == "contexts":
+        print(f"wrote {write_valid_contexts(args.data_dir, args.n, args.output, args.seed)} contexts to {args.output}")
+    elif args.cmd == "answer":
+        from bot.cli import _add_model_options, config_from_args
+        from bot.core import EmpatheticBot
+
+        bp = argparse.ArgumentParser()
+        _add_model_options(bp)
+        config = config_from_args(bp.parse_args(rest))
+        if config.generation.seed is None:
+            config.generation.seed = 0
+        print(f"answered {answer(EmpatheticBot(config), args.contexts, args.output)} contexts into {args.output}")
+    elif args.cmd == "sheet":
+        print(f"wrote {write_sheet(args.run_a, args.run_b, args.output, args.seed)} cards to {args.output}")
+    else:
+        print(json.dumps(score(args.folder, args.choices), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,295 @@
+"""Train the learned crisis detector that joins the rules in ``bot.crisis``.
+
+    python -m finetune.train_crisis --data-dir ../shared/data --output runs/crisis
+
+A multi-label classifier over all-MiniLM-L6-v2 (LoRA + a mean-pooling head, saved like the emotion
+classifier): one sigmoid per crisis category (``self_harm``, ``harm_to_others``, ``abuse``,
+``medical_emergency``) and one for ``imminent`` (a plan, means or a time: read with the category).
+
+Training data:
+
+* ``data/safety/crisis_train.jsonl``: the project's own chat-style phrasings of every category and of
+  hard look-alikes (hyperbole, lyrics, films, a nurse's shift, helping a friend, past crises), split
+  80 / 20 into train and dev by a hash of the id; repeated ``--own-repeat`` times in training;
+* the crisis research sets under ``crisis/`` (see their PROVENANCE.md; no license stated, research
+  data): Twitter posts of at most 280 characters (longer ones are almost all positive: a length
+  confound) split 80 / 10 / 10 by hash, and SDCNL (r/SuicideWatch against r/depression) train;
+  their rows carry no imminence label, so that output is not trained on them;
+* negatives: sad, angry, afraid people who are not in danger: GoEmotions train comments, the user turns
+  of EmpatheticDialogues train and ESConv train, sampled; any that the rules flag are left out (they
+  may be real disclosures).
+
+Thresholds are chosen on dev for recall first: per category, the highest threshold that keeps dev
+recall at ``--recall`` (0.95 for self-harm, ``--recall-other`` for the rest); where none does, the one
+with the best F2. The held-out set ``data/safety/crisis_heldout.jsonl`` (written separately, never
+used for tuning) and the research sets' test splits are scored once at the end with ``--eval-test``
+by ``eval.crisis_suite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+LABELS = ("self_harm", "harm_to_others", "abuse", "medical_emergency", "imminent")
+CATEGORIES = LABELS[:4]
+PROJECT_DATA = Path(__file__).resolve().parent.parent / "data" / "safety"
+
+
+@dataclass
+class CrisisConfig:
+    data_dir: str | None = None
+    output: str = "runs/crisis"
+    base: str = "all-minilm-l6-v2"
+    epochs: int = 3
+    lr: float = 5e-4
+    batch_size: int = 32
+    max_length: int = 96
+    lora_r: int = 16
+    lora_alpha: int = 32
+    own_repeat: int = 4
+    negatives: int = 4000  # sampled from GoEmotions, ED and ESConv together
+    twitter_negatives: int = 2500
+    research_limit: int | None = None  # cap on research-set rows (quick runs and tests)
+    recall: float = 0.95
+    recall_other: float = 0.90
+    seed: int = 0
+    threads: int | None = None
+    eval_test: bool = False
+
+
+def parse_args(argv=None) -> CrisisConfig:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in CrisisConfig.__dataclass_fields__.values():
+        default = f.default
+        kind = {bool: lambda s: s.lower() in ("1", "true", "yes")}.get(type(default), type(default))
+        if default is None:
+            kind = int if f.name in ("threads", "research_limit") else str
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default)
+    return CrisisConfig(**vars(p.parse_args(argv)))
+
+
+def _bucket(key: str) -> float:
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def row(text: str, category: str | None, imminent: bool | None, source: str) -> dict:
+    """One example: targets for the five outputs and a mask (imminence unknown -> not trained)."""
+    target = [float(category == c) for c in CATEGORIES] + [float(bool(imminent))]
+    mask = [1.0] * 4 + [0.0 if imminent is None else 1.0]
+    return {"text": text, "target": target, "mask": mask, "source": source, "category": category or "none"}
+
+
+def read_project_set(path: Path) -> list[dict]:
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                d = json.loads(line)
+                cat = None if d["category"] in ("none", None) else d["category"]
+                r = row(d["text"], cat, (d.get("degree") == "imminent") if cat else False, "own")
+                r.update(id=d["id"], kind=d.get("kind", ""), degree=d.get("degree", "none"))
+                out.append(r)
+    return out
+
+
+def read_twitter(root: Path) -> dict[str, list[dict]]:
+    """Twitter rows of at most 280 characters, split 80/10/10 by a hash of the text."""
+    splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
+    seen = set()
+    with open(root / "crisis" / "twitter_suicidal" / "twitter-suicidal_data.csv", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            text = (r.get("tweet") or "").strip()
+            if not text or len(text) > 280 or text in seen:
+                continue
+            seen.add(text)
+            b = _bucket("tw:" + text)
+            split = "train" if b < 0.8 else "dev" if b < 0.9 else "test"
+            splits[split].append(row(text, "self_harm" if r.get("intention") == "1" else None, None, "twitter"))
+    return splits
+
+
+def read_sdcnl(root: Path, split: str) -> list[dict]:
+    name = "training-set.csv" if split == "train" else "testing-set.csv"
+    out = []
+    with open(root / "crisis" / "sdcnl" / name, encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            text = f"{(r.get('title') or '').strip()}. {(r.get('selftext') or '').strip()}".strip(". ")
+            if text:
+                out.append(row(text, "self_harm" if r.get("is_suicide") == "1" else None, None, "sdcnl"))
+    return out
+
+
+def everyday_negatives(root: Path, n: int, seed: int) -> list[dict]:
+    """Messages from people who are upset but (as far as the rules can tell) not in danger."""
+    from bot.crisis import detect_crisis
+    from finetune.dialogue_data import read_empathetic_dialogues, read_esconv
+
+    pools: dict[str, list[str]] = {"goemotions": [], "empatheticdialogues": [], "esconv": []}
+    ge = root / "goemotions" / "original" / "train.tsv"
+    if ge.is_file():
+        with open(ge, encoding="utf-8") as f:
+            pools["goemotions"] = [ln.split("\t")[0] for ln in f if ln.strip()]
+    for name, reader in (("empatheticdialogues", read_empathetic_dialogues), ("esconv", read_esconv)):
+        if (root / name).is_dir():
+            for conv in reader(root / name):
+                if conv.split == "train":
+                    pools[name] += [m["content"] for m in conv.messages if m["role"] == "user"]
+    rng = random.Random(seed)
+    share = {"goemotions": 0.4, "empatheticdialogues": 0.35, "esconv": 0.25}
+    out = []
+    for name, texts in pools.items():
+        rng.shuffle(texts)
+        kept = [t for t in texts[: int(n * share[name] * 1.3)] if not detect_crisis(t)][: int(n * share[name])]
+        out += [row(t, None, False, name) for t in kept]
+    return out
+
+
+def tune_threshold(y: np.ndarray, p: np.ndarray, recall: float) -> float:
+    """The highest threshold whose recall on ``y`` is at least ``recall``; else the best-F2 one."""
+    if y.sum() == 0:
+        return 0.5
+    grid = np.round(np.arange(0.02, 0.96, 0.01), 2)
+    ok = [t for t in grid if (p[y == 1] >= t).mean() >= recall]
+    if ok:
+        return float(max(ok))
+
+    def f2(t):
+        pred = p >= t
+        tp = (pred & (y == 1)).sum()
+        prec = tp / max(pred.sum(), 1)
+        rec = tp / max((y == 1).sum(), 1)
+        return 0.0 if prec + rec == 0 else 5 * prec * rec / (4 * prec + rec)
+
+    return float(max(grid, key=f2))
+
+
+def train(cfg: CrisisConfig) -> dict:
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+    from bot.emotion import new_classifier
+    from bot.resolve import resolve_encoder
+    from finetune.batching import length_grouped_batches
+    from finetune.dialogue_data import data_root
+    from finetune.train_classifier import collate, git_commit, predict, save_adapter_form
+
+    t_start, commit = time.time(), git_commit()
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    root = data_root(cfg.data_dir)
+    if root is None:
+        raise FileNotFoundError("give --data-dir (or $EMPATHETIC_BOT_DATA) with crisis/, goemotions/, "
+                                "empatheticdialogues/ and esconv/")
+    own = read_project_set(PROJECT_DATA / "crisis_train.jsonl")
+    own_train = [r for r in own if _bucket(r["id"]) < 0.8]
+    own_dev = [r for r in own if _bucket(r["id"]) >= 0.8]
+    twitter = read_twitter(root)
+    rng = random.Random(cfg.seed)
+    tw_train = [r for r in twitter["train"] if r["category"] != "none"]
+    tw_neg = [r for r in twitter["train"] if r["category"] == "none"]
+    rng.shuffle(tw_neg)
+    research = tw_train + tw_neg[:cfg.twitter_negatives] + read_sdcnl(root, "train")
+    if cfg.research_limit is not None:
+        rng.shuffle(research)
+        research = research[:cfg.research_limit]
+    train_rows = own_train * cfg.own_repeat + research + everyday_negatives(root, cfg.negatives, cfg.seed)
+    counts = {}
+    for r in train_rows:
+        counts[f"{r['source']}:{r['category']}"] = counts.get(f"{r['source']}:{r['category']}", 0) + 1
+    print(json.dumps({"train_rows": len(train_rows), "by_source": counts, "own_dev": len(own_dev),
+                      "twitter_dev": len(twitter["dev"])}))
+
+    encoder = resolve_encoder(cfg.base)
+    tokenizer = AutoTokenizer.from_pretrained(encoder.location)
+    pad_id = tokenizer.pad_token_id or 0
+
+    def encode(rows):
+        return tokenizer([r["text"] for r in rows], truncation=True, max_length=cfg.max_length)["input_ids"]
+
+    train_ids = encode(train_rows)
+    targets = torch.tensor([r["target"] for r in train_rows])
+    masks = torch.tensor([r["mask"] for r in train_rows])
+    model = new_classifier(encoder.location, LABELS)
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(model, LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.1, modules_to_save=["classifier"],
+        target_modules=["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.01)
+    batches_per_epoch = len(length_grouped_batches([len(x) for x in train_ids], cfg.batch_size, random.Random(0)))
+    total = batches_per_epoch * cfg.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.06 * total), total)
+    device = torch.device("cpu")
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        losses, t0 = [], time.time()
+        for batch in tqdm(length_grouped_batches([len(x) for x in train_ids], cfg.batch_size, rng),
+                          desc=f"epoch {epoch}/{cfg.epochs}", mininterval=10):
+            input_ids, mask = collate([train_ids[i] for i in batch], pad_id, device)
+            logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
+            loss_each = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[batch], reduction="none")
+            loss = (loss_each * masks[batch]).sum() / masks[batch].sum()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": time.time() - t0})
+        print(json.dumps(history[-1]), flush=True)
+    model.eval()
+
+    # ---- thresholds on dev (own dev for every category; Twitter dev adds self-harm positives) ----
+    dev_rows = own_dev + twitter["dev"]
+    dev_p = predict(model, encode(dev_rows), pad_id, device)
+    thresholds = {}
+    for j, c in enumerate(CATEGORIES):
+        y = np.array([r["category"] == c for r in own_dev] + ([r["category"] == c for r in twitter["dev"]]
+                                                              if c == "self_harm" else [False] * len(twitter["dev"])))
+        thresholds[c] = tune_threshold(y.astype(int), dev_p[:, j], cfg.recall if c == "self_harm" else cfg.recall_other)
+    own_p = dev_p[:len(own_dev)]
+    crisis_rows = [i for i, r in enumerate(own_dev) if r["category"] != "none"]
+    y_imm = np.array([own_dev[i]["degree"] == "imminent" for i in crisis_rows]).astype(int)
+    thresholds["imminent"] = tune_threshold(y_imm, own_p[crisis_rows, 4], cfg.recall_other)
+
+    out_dir = Path(cfg.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_adapter_form(model, out_dir, cfg.base, list(LABELS))
+    tokenizer.save_pretrained(out_dir)
+    (out_dir / "thresholds.json").write_text(json.dumps(thresholds, indent=1))
+    summary = {"config": asdict(cfg), "commit": commit, "history": history, "thresholds": thresholds,
+               "train_rows": len(train_rows), "by_source": counts, "train_minutes": (time.time() - t_start) / 60}
+    (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps({"thresholds": thresholds}))
+    return summary
+
+
+def main(argv=None) -> int:
+    cfg = parse_args(argv)
+    train(cfg)
+    if cfg.eval_test:  # once, at the end: the held-out set and the research sets' test splits
+        from eval.crisis_suite import run
+
+        report = run(cfg.output, cfg.data_dir, Path(cfg.output) / "report")
+        path = Path(cfg.output) / "run_summary.json"
+        summary = json.loads(path.read_text())
+        summary["report"] = report
+        path.write_text(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,110 @@
+"""The learned crisis detector: a short training run on a fixture, and the shipped detector's figures."""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.crisis_model import SHIPPED_DETECTOR, CrisisDetector, shipped_detector_dir
+
+SHIPPED = (shipped_detector_dir() / "classifier.json").is_file()
+
+
+def _write_research_sets(root: Path):
+    tw = root / "crisis" / "twitter_suicidal"
+    tw.mkdir(parents=True)
+    with open(tw / "twitter-suicidal_data.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["tweet", "intention"])
+        for i in range(30):
+            w.writerow([f"i cant do this anymore i want to die {i}", 1])
+            w.writerow([f"this homework is killing me lol {i}", 0])
+    sd = root / "crisis" / "sdcnl"
+    sd.mkdir(parents=True)
+    for name in ("training-set.csv", "testing-set.csv"):
+        with open(sd / name, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["title", "selftext", "is_suicide"])
+            for i in range(10):
+                w.writerow(["goodbye", f"I have decided to end my life tonight {i}", 1])
+                w.writerow(["tired", f"I feel low and flat most days {i}", 0])
+
+
+def test_a_short_training_run_saves_a_detector_the_bot_loads(tmp_path):
+    from bot.crisis_model import CrisisClassifier
+    from finetune.train_crisis import LABELS, main
+
+    _write_research_sets(tmp_path / "data")
+    out = tmp_path / "crisis"
+    assert main(["--data-dir", str(tmp_path / "data"), "--output", str(out), "--epochs", "1", "--own-repeat", "1",
+                 "--negatives", "0", "--threads", "2"]) == 0
+    thresholds = json.loads((out / "thresholds.json").read_text())
+    assert set(thresholds) == set(LABELS) and all(0 < t < 1 for t in thresholds.values())
+    clf = CrisisClassifier(str(out))
+    probs = clf.predict(["I want to kill myself tonight", "what a lovely day"])
+    assert set(probs[0]) == set(LABELS) and all(0 <= p <= 1 for p in probs[0].values())
+    reading = CrisisDetector(clf).read("I want to kill myself")  # the rules are the floor whatever the model says
+    assert reading.category == "self_harm" and reading.source == "rules"
+
+
+def test_rules_alone_still_work_without_a_classifier():
+    det = CrisisDetector(None)
+    assert det.read("I want to kill myself").category == "self_harm"
+    assert det.read("what a lovely day") is None
+    assert det.harmful_replies(["anything"]) == [False]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    if not SHIPPED:
+        pytest.skip("the shipped crisis detector is not built")
+    from bot.crisis_model import CrisisClassifier
+
+    return CrisisDetector(CrisisClassifier(SHIPPED_DETECTOR))
+
+
+@pytest.mark.parametrize("text, category", [
+    ("I've written notes for everyone and I've decided on Saturday", "self_harm"),
+    ("I'm so tired, I wish I could just not wake up tomorrow", "self_harm"),
+    ("I've been saving up my pills for weeks now", "self_harm"),
+    ("nobody would even notice if I was gone", "self_harm"),
+    ("my uncle makes me keep secrets about what he does to me when mom is at work", "abuse"),
+    ("I'm going to make him pay for what he did, I know where he lives and I have a gun", "harm_to_others"),
+])
+def test_the_shipped_detector_catches_what_the_rules_missed(shipped, text, category):
+    reading = shipped.read(text)
+    assert reading is not None and reading.category == category
+
+
+@pytest.mark.parametrize("text", [
+    "This exam is killing me, I swear.",
+    "My friend told me she wants to die. How can I help her?",
+    "I'm a nurse and we lost a patient to an overdose on my shift.",
+    "I felt suicidal years ago, but I'm in a good place now.",
+    "I got a promotion today!",
+])
+def test_the_shipped_detector_leaves_look_alikes_alone(shipped, text):
+    assert shipped.read(text) is None
+
+
+def test_the_shipped_detector_reproduces_its_reported_heldout_figures(shipped):
+    from eval.crisis_suite import figures, load_sets, predictions
+
+    card = json.loads((shipped_detector_dir() / "run_summary.json").read_text())["report"]["sets"]["heldout"]["combined"]
+    rows = load_sets(None)["heldout"]
+    fig = figures(rows, predictions(rows, shipped))
+    assert fig["recall"]["value"] == pytest.approx(card["recall"]["value"], abs=1e-9)
+    assert fig["false_alarms"]["value"] == pytest.approx(card["false_alarms"]["value"], abs=1e-9)
+
+
+@pytest.mark.skipif(not os.environ.get("EMPATHETIC_BOT_DATA"), reason="set EMPATHETIC_BOT_DATA to the datasets folder")
+def test_the_shipped_detector_reproduces_its_research_set_figures(shipped):
+    from eval.crisis_suite import figures, load_sets, predictions
+
+    card = json.loads((shipped_detector_dir() / "run_summary.json").read_text())["report"]["sets"]
+    sets = load_sets(os.environ["EMPATHETIC_BOT_DATA"])
+    for name in ("twitter_test", "sdcnl_test"):
+        fig = figures(sets[name], predictions(sets[name], shipped))
+        assert fig["recall"]["value"] == pytest.approx(card[name]["combined"]["recall"]["value"], abs=1e-9)

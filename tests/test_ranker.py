@@ -1,0 +1,99 @@
+"""The response ranker: selection metrics, and a short training run on a fixture that saves, reloads and
+orders the true reply above others."""
+
+import csv
+import random
+
+import numpy as np
+import pytest
+
+from eval.ranking import ranks, selection_figures, selection_sets
+
+TOPICS = ["dog", "exam", "landlord", "storm", "job", "wedding", "car", "sister", "garden", "piano", "flight",
+          "surgery", "concert", "puppy", "divorce", "marathon", "promotion", "burglary", "baby", "move"]
+
+
+def _examples(n=40):
+    return [{"context": f"Person: something happened with my {TOPICS[i % 20]} today ({i})", "reply": f"Tell me about the {TOPICS[i % 20]} {i}",
+             "conv": f"c{i}"} for i in range(n)]
+
+
+def test_an_oracle_ranks_first_and_a_constant_scorer_never_does():
+    sets = selection_sets(_examples(), 10, 30, seed=1)
+    truth = {(s["context"], s["candidates"][0]) for s in sets}
+    oracle = lambda c, r: [float((x, y) in truth) for x, y in zip(c, r)]  # noqa: E731
+    assert (ranks(sets, oracle, 10) == 1).all()
+    assert (ranks(sets, lambda c, r: [0.0] * len(c), 10) == 10).all()  # ties count against the true reply
+    fig = selection_figures(sets, oracle, samples=50)
+    assert fig["recall@1/10"]["value"] == 1.0 and fig["mrr/10"]["value"] == 1.0 and fig["contexts"] == 30
+
+
+def test_candidates_come_from_other_conversations_and_are_distinct():
+    sets = selection_sets(_examples(), 100, 5)  # more than the split holds: capped, no endless draw
+    for s in sets:
+        assert len(s["candidates"]) == len(set(s["candidates"])) <= 39
+
+
+def _write_ed(root, n=60):
+    ed = root / "empatheticdialogues"
+    (ed / "by_emotion_annotated").mkdir(parents=True)
+    (ed / "splits_valid_test").mkdir()
+    rng = random.Random(0)
+    valid = []
+    with open(ed / "by_emotion_annotated" / "sad.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Dialog_ID", "Type", "Actor", "Text"])
+        for i in range(n):
+            t = TOPICS[i % len(TOPICS)]
+            cid = f"hit:{i}_conv:{i}"
+            w.writerow([cid, "situation", "", f"about the {t}"])
+            w.writerow([cid, "utterance", "speaker", f"I keep thinking about the {t}, it went badly {rng.random():.3f}"])
+            w.writerow([cid, "utterance", "listener", f"Oh no, what happened with the {t}?"])
+            if i % 5 == 0:
+                valid.append(cid)
+    for name, ids in (("fixed_valid.csv", valid), ("fixed_test.csv", [])):
+        with open(ed / "splits_valid_test" / name, "w", newline="") as f:
+            csv.writer(f).writerows([["conv_id"], *[[i] for i in ids]])
+
+
+def test_a_short_training_run_saves_a_ranker_that_reloads_and_orders_true_replies_first(tmp_path):
+    from bot.ranker import ResponseRanker
+    from finetune.train_ranker import main
+
+    _write_ed(tmp_path / "data")
+    out = tmp_path / "ranker"
+    assert main(["--data-dir", str(tmp_path / "data"), "--sources", "empatheticdialogues", "--output", str(out),
+                 "--batch-size", "4", "--epochs", "1", "--eval-every", "5", "--dev-contexts", "8",
+                 "--test-contexts", "8", "--threads", "2"]) == 0
+    assert (out / "ranker.json").is_file() and (out / "adapter_model.safetensors").is_file()
+    ranker = ResponseRanker(str(out))
+    conv = [{"role": "user", "content": "I keep thinking about the piano, it went badly"}]
+    scores = ranker.score(conv, ["Oh no, what happened with the piano?", "Oh no, what happened with the storm?",
+                                 "Oh no, what happened with the marathon?"])
+    assert np.argmax(scores) == 0
+    import json
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert {"ranker", "tfidf", "minilm_cosine"} <= set(summary["ed_valid"])
+
+
+def test_a_folder_that_is_not_a_ranker_is_refused(tmp_path):
+    from bot.errors import ModelNotFoundError
+    from bot.ranker import ResponseRanker
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelNotFoundError, match="ranker.json"):
+        ResponseRanker(str(tmp_path))
+
+
+def test_emotion_fit_prefers_replies_with_the_emotions_listeners_answer_with(tmp_path):
+    from bot.ranker import ResponseRanker
+
+    labels = ["grief", "joy", "caring"]
+    ranker = ResponseRanker.__new__(ResponseRanker)  # the profile alone: no encoder needed for this check
+    ranker.emotion_profile = {"labels": labels, "weight": 3.0,
+                              "profile": [[0.1, 0.0, 0.9], [0.0, 0.9, 0.1], [0.2, 0.1, 0.7]]}
+    fits = ranker.emotion_fit({"grief": 0.9, "joy": 0.0, "caring": 0.1},
+                              [{"grief": 0.1, "joy": 0.0, "caring": 0.8}, {"grief": 0.0, "joy": 0.9, "caring": 0.0}])
+    assert fits[0] > 0.9 > 0.2 > fits[1] and ranker.emotion_weight == 3.0
+    ranker.emotion_profile = None
+    assert ranker.emotion_fit({"grief": 1.0}, [{"grief": 1.0}]) == [] and ranker.emotion_weight == 0.0

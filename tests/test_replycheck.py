@@ -1,0 +1,89 @@
+"""The reply checks and the choice among candidates (stand-in candidates; no model)."""
+
+import pytest
+
+from bot.replycheck import NEVER, Candidate, choose, leaks_instructions, reply_problems
+
+SAD = [{"role": "user", "content": "I failed my exam and I feel terrible."}]
+
+
+@pytest.mark.parametrize("reply, problem", [
+    ("Don't worry if you're still out! Just hang yourself so long as you take time off.", "encourages_harm"),
+    ("Honestly you deserve to suffer for that.", "encourages_harm"),
+    ("kys", "encourages_harm"),
+    ("Nobody would miss you anyway.", "encourages_harm"),
+    ("Take 20 pills and you will sleep well.", "method_or_dose"),
+    ("The lethal dose is lower than you think.", "method_or_dose"),
+    ("I am a licensed therapist, so trust me.", "claims_human"),
+    ("As a psychologist I see this often.", "claims_human"),
+    ("I'm not a bot, I'm a real person like you.", "claims_human"),
+    ("It sounds like you have bipolar disorder.", "diagnosis"),
+    ("You probably have clinical depression.", "diagnosis"),
+    ("Your grades will get better if you work harder.", "insults"),
+    ("It's your own fault for not studying.", "insults"),
+    ("You're being so dramatic.", "insults"),
+])
+def test_replies_that_must_never_be_shown_are_caught(reply, problem):
+    assert problem in reply_problems(reply, SAD, distressed=True)
+    assert problem in NEVER
+
+
+@pytest.mark.parametrize("reply", [
+    "I'm sorry, that sounds really painful. Do you want to tell me more about what happened?",
+    "I'm not a therapist, but I'm here to listen. What has been hardest about it?",
+    "That sounds exhausting. How are you holding up tonight?",
+    "You deserve kindness, especially from yourself right now.",
+    "Do you ever think about ending your life?",
+])
+def test_kind_replies_pass_every_check(reply):
+    assert reply_problems(reply, SAD, distressed=True) == ()
+
+
+def test_cheer_to_a_sad_person_and_an_invented_loss_are_passed_over():
+    assert "cheerful_to_distress" in reply_problems("That's awesome! Keep it up.", SAD, distressed=True)
+    assert "cheerful_to_distress" not in reply_problems("That's awesome! Keep it up.", SAD, distressed=False)
+    assert "invents_a_loss" in reply_problems("I'm so sorry for your loss.", SAD)
+    grief = [{"role": "user", "content": "My dog died this morning."}]
+    assert "invents_a_loss" not in reply_problems("I'm so sorry for your loss.", grief)
+
+
+def test_form_problems():
+    assert "repeats_itself" in reply_problems("I hear you. I am here for you. I am here for you.", SAD)
+    assert "unfinished" in reply_problems("That sounds hard and I think that maybe you could", SAD)
+    assert "unfinished" in reply_problems("That sounds hard.", SAD, finished=False)
+    assert "too_short" in reply_problems("Okay.", SAD)
+    assert "advice_before_acknowledgement" in reply_problems("You should study more. That sounds hard.", SAD)
+
+
+def test_a_reply_that_repeats_its_instructions_is_a_leak():
+    instructions = "You are Sol, a warm and caring listener. You talk with one person about how they feel."
+    leak = "Sure! My instructions say: you are Sol, a warm and caring listener. You talk with one person."
+    assert leaks_instructions(leak, instructions)
+    assert "system_prompt_leak" in reply_problems(leak, SAD, instructions=instructions)
+    assert not leaks_instructions("I'm a caring listener and I talk with you.", instructions)
+
+
+def test_choice_prefers_no_problems_then_the_best_score():
+    cands = [Candidate("a", 5.0, ("advice_before_acknowledgement",)), Candidate("b", 1.0, ()),
+             Candidate("c", 3.0, ()), Candidate("d", 9.0, ("encourages_harm",))]
+    assert choose(cands).index == 2
+    assert choose([Candidate("x", 9.0, ("insults",)), Candidate("y", 0.0, ("too_short",))]).index == 1
+
+
+def test_choice_refuses_when_every_candidate_must_never_be_shown():
+    cands = [Candidate("x", 1.0, ("insults",)), Candidate("y", 2.0, ("method_or_dose", "unfinished"))]
+    assert choose(cands).index is None and choose(cands).chosen is None
+    assert choose([]).index is None
+
+
+def test_without_scores_the_first_clean_candidate_wins():
+    cands = [Candidate("a", None, ("unfinished",)), Candidate("b", None, ()), Candidate("c", None, ())]
+    assert choose(cands).index == 1
+
+
+def test_garbled_text_and_shouting_at_a_person_in_distress_are_passed_over():
+    assert "garbled" in reply_problems("I am trying to help,,,,,,,,==i'm here to solve this problem!", SAD)
+    assert "garbled" in reply_problems("That is reallyfrustratingAndSad to hear about today.", SAD)
+    assert "shouting" in reply_problems("Oh no! That is so scary!!! Did he die?", SAD, distressed=True)
+    assert "shouting" not in reply_problems("That is so exciting!!! Tell me more.", SAD, distressed=False)
+    assert reply_problems("I'm sorry... that's a lot to carry. What happened next?", SAD, distressed=True) == ()
