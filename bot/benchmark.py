@@ -58,19 +58,29 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
                 bot._classify([text])  # on the model thread, as in a turn
                 times.append((time.perf_counter() - t0) * 1e3)
         classify_ms = {"median": round(statistics.median(times), 2), "p90": round(sorted(times)[int(0.9 * len(times))], 2)}
+    crisis_ms = None
+    if bot.crisis_detector.classifier is not None:  # the message alone and with the turns before it, as in a turn
+        times = []
+        for _ in range(30):
+            for i, text in enumerate(CONVERSATION):
+                t0 = time.perf_counter()
+                bot._on_model_thread(bot.crisis_detector.read, text, CONVERSATION[:i])
+                times.append((time.perf_counter() - t0) * 1e3)
+        crisis_ms = {"median": round(statistics.median(times), 2), "p90": round(sorted(times)[int(0.9 * len(times))], 2)}
     info = bot.info()["reply_model"]
     total_tokens = sum(t["new_tokens"] for t in turns)
     total_gen_s = sum(t["total_ms"] for t in turns) / 1e3
     result = {
         "model": info["base_model"], "adapter": info["adapter"], "device": info["device"], "dtype": info["dtype"],
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "max_new_tokens": config.generation.max_new_tokens, "runs": runs,
+        "max_new_tokens": config.generation.max_new_tokens, "candidates": config.generation.candidates, "runs": runs,
         "cold_start_s": round(cold_start_s, 2), "loaded_from": info["loaded_from"],
         "rss_mb": {"before_load": round(rss_start), "after_load": round(rss_loaded), "after_chat": round(rss_peak)},
         "first_token_ms_median": round(statistics.median(t["first_token_ms"] for t in turns), 1),
         "tokens_per_s_median": round(statistics.median(t["tokens_per_s"] for t in turns), 1),
         "tokens_per_s_overall": round(total_tokens / total_gen_s, 1) if total_gen_s else 0.0,
-        "classify_ms": classify_ms,
+        "classify_ms": classify_ms, "crisis_detector_ms": crisis_ms,
+        "total_ms_median": round(statistics.median(t["total_ms"] for t in turns), 1),
         "turns": turns,
     }
     if as_json:
@@ -78,7 +88,7 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
         return 0
     print(f"model: {result['model']}  adapter: {result['adapter'] or 'none'}")
     print(f"device: {result['device']}  dtype: {result['dtype']}  torch threads: {result['torch_threads']}  "
-          f"max_new_tokens: {result['max_new_tokens']}")
+          f"max_new_tokens: {result['max_new_tokens']}  candidates: {result['candidates']}")
     print(f"cold start: {result['cold_start_s']} s  (weights from {result['loaded_from']})")
     r = result["rss_mb"]
     print(f"resident memory: {r['before_load']} MB before load, {r['after_load']} MB loaded, "
@@ -92,6 +102,10 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
               f"({len(CONVERSATION) * 30} messages, one at a time)")
     else:
         print("emotion classifier: none configured")
+    if crisis_ms:
+        print(f"crisis detector: {crisis_ms['median']} ms median, {crisis_ms['p90']} ms p90 per message (with the "
+              "turns before it)")
+    print(f"median whole turn: {result['total_ms_median']} ms (the chosen reply is shown when it is chosen)")
     print(f"median time to first token: {result['first_token_ms_median']} ms; "
           f"median tokens/s: {result['tokens_per_s_median']}; overall tokens/s: {result['tokens_per_s_overall']}")
     return 0

@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="run evaluation suites and write a report", description=EVAL_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suites", nargs="*", metavar="SUITE",
-                   help="classifier, quality, empathy, advice, safety, latency, all (default: every suite but classifier)")
+                   help="classifier, quality, empathy, advice, safety, attacks, latency, all (default: every suite but "
+                        "classifier); or sidebyside RUN_A RUN_B / sidebyside-score DIR")
     _add_model_options(p)
     g = p.add_argument_group("evaluation")
     g.add_argument("--data-dir", default=None, help="folder with empatheticdialogues/, epitome/, esconv/, goemotions/ "
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--compare", nargs="+", default=None, metavar="REPORT",
                    help="lay these report.json files (or their folders) side by side, and stop")
     g.add_argument("--label", default=None, help="name of this run in reports and comparisons")
+    g.add_argument("--judge", default=None, help="a ranker folder that chose nothing: the quality suite reports its fit")
     g.add_argument("--output", default="reports/eval", help="folder for the reports (default reports/eval)")
     g = p.add_argument_group("classifier suite")
     g.add_argument("--split", default="test", choices=["train", "dev", "test"])
@@ -226,7 +228,7 @@ def run_eval(args: argparse.Namespace) -> int:
     cfg = EvalConfig(suites=tuple(suites), data_dir=args.data_dir, samples=args.samples, ppl_samples=args.ppl_samples,
                      seed=seed, bootstrap=args.bootstrap, scenarios=args.scenarios,
                      safety_max_new_tokens=args.safety_max_new_tokens, transcripts=args.transcripts, label=args.label,
-                     output=args.output, cache_dir=args.cache_dir)
+                     output=args.output, cache_dir=args.cache_dir, judge=args.judge)
     bot = None
     if not args.transcripts:
         from .core import EmpatheticBot

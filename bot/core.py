@@ -51,7 +51,10 @@ class Reply:
     ``prompts/crisis/opening.md`` instead of a generated reply). ``crisis_degree``: "imminent" (a plan,
     means or a time) or "concern"; ``crisis_source``: "rules", "classifier" or "conversation" (read
     from the recent user turns together).
-    ``risk``: the session's risk level while it lasts (``{"category", "degree", "since_turn",
+    ``crisis_level``: "alarm", or "check_in" when the message only may mean danger: the reply then asks
+    the person directly (``prompts/crisis/check_in_<category>.md``) and a yes the next turn is treated as
+    a crisis (``crisis_source`` "check_in_answer").
+    ``risk``: the session's risk level while it lasts (``{"category", "degree", "level", "since_turn",
     "last_turn"}``): it does not drop back to nothing the turn after a disclosure, but stays for
     ``conversation.risk_turns`` user turns after the last flagged one; while it lasts, replies follow
     the crisis guidance.
@@ -77,6 +80,7 @@ class Reply:
     crisis: str | None = None
     crisis_degree: str | None = None
     crisis_source: str | None = None
+    crisis_level: str | None = None
     risk: dict | None = None
     candidates: list[dict] = field(default_factory=list)
     chosen: int | None = None
@@ -112,6 +116,23 @@ def is_distressed(state: EmotionState) -> bool:
     return mass.get("negative", 0.0) >= 0.3 and mass.get("negative", 0.0) > mass.get("positive", 0.0)
 
 
+_AFFIRM = re.compile(
+    r"^\W*(?:yes|yeah|yea|yep|yup|ya|y|ok yes|i am|i do|i have|i guess|i think so|kind of|kinda|sort of|sometimes|"
+    r"maybe|a little|a bit|honestly,? yes|honestly,? yeah|probably|often|every day|all the time|s[ií]|oui|ja|sim)\b",
+    re.IGNORECASE)
+_DENY = re.compile(r"^\W*(?:no|nope|nah|not really|not at all|i'?m not|i am not|never|of course not|god no|no way|"
+                   r"i'?m (?:ok|okay|fine|safe)|i am (?:ok|okay|fine|safe))\b", re.IGNORECASE)
+
+
+def is_affirmative(text: str) -> bool:
+    """A yes to "are you having thoughts of...?" ("yes", "kind of", "sometimes", "i think so")."""
+    return bool(_AFFIRM.match(text)) and not _DENY.match(text)
+
+
+def is_denial(text: str) -> bool:
+    return bool(_DENY.match(text))
+
+
 def _reason(c: Candidate, n: int) -> str:
     if n == 1:
         return "the only candidate" + (f" (with: {', '.join(c.problems)})" if c.problems else "")
@@ -122,8 +143,9 @@ def _reason(c: Candidate, n: int) -> str:
 
 @dataclass(frozen=True)
 class CrisisEvent:
-    """What ``on_crisis`` receives when a session's risk rises: a first flagged message, a new
-    category, or ``concern`` becoming ``imminent``."""
+    """What ``on_crisis`` receives when a session's risk rises: a possible crisis the bot asks about
+    (``level`` "check_in"), a crisis (``level`` "alarm": a first one, a new category, a yes to the
+    check-in question, or ``concern`` becoming ``imminent``)."""
 
     session_id: str
     category: str
@@ -131,6 +153,7 @@ class CrisisEvent:
     source: str
     message: str
     turn: int
+    level: str = "alarm"
 
 
 class EmpatheticBot:
@@ -323,18 +346,19 @@ class EmpatheticBot:
               risk: dict | None = None):
         t0 = time.perf_counter()
         screened, signal, state = self._read(text, tracker, history)
-        risk = self._current_risk(risk, tracker.turn)
-        if signal and signal.source == "conversation" and risk and risk["category"] == signal.category:
-            signal = None  # the earlier disclosure read again: the session's risk already holds it
-        followup = bool(signal and risk and risk["category"] == signal.category)
+        signal, risk = self._settle(signal, self._current_risk(risk, tracker.turn), tracker.turn, screened.text)
+        checking_in = bool(signal and signal.level == "check_in")
+        followup = bool(signal and not checking_in and risk and risk.get("level") == "alarm"
+                        and risk["category"] == signal.category)
         crisis = signal.category if signal else None
         flags = screened.flags + ((signal.flag,) if signal else ())
         risk = self._next_risk(risk, signal, tracker.turn, session_id, screened.text)
         if signal:
-            log.info("session %r: message flagged as possible crisis (%s, %s, by %s)", session_id, crisis,
-                     signal.degree, signal.source)
+            log.info("session %r: message flagged as possible crisis (%s, %s, %s, by %s)", session_id, crisis,
+                     signal.level, signal.degree, signal.source)
         t_emotion = time.perf_counter()
-        fixed = bool(crisis) and self.config.conversation.crisis_reply == "fixed"  # a written reply: no prompt
+        # a written reply, no prompt: the check-in question, or the crisis opening
+        fixed = checking_in or (bool(crisis) and self.config.conversation.crisis_reply == "fixed")
         guide = crisis or (risk["category"] if risk else None)  # crisis guidance while the session is at risk
         messages, kept = ([], 0) if fixed else self._fit_prompt(history, screened.text, state, guide)
         t_prompt = time.perf_counter()
@@ -346,7 +370,10 @@ class EmpatheticBot:
         stats = StreamStats()
         candidates: list[Candidate] = []
         chosen: int | None = None
-        if fixed:
+        if checking_in:
+            reply_text = self.prompts.check_in(crisis)
+            reason = "written check-in: the message may mean danger; the person is asked directly"
+        elif fixed:
             # A small model can say the wrong thing here; a written reply cannot.
             reply_text = self.prompts.crisis_opening(followup)
             reason = "written crisis " + ("follow-up (the session was already at risk)" if followup else "opening")
@@ -394,6 +421,7 @@ class EmpatheticBot:
             safety=flags, timings=timings, guidance=self.prompts.guidance_key(state, guide),
             history_turns_used=kept, stopped=stats.stopped, crisis=crisis,
             crisis_degree=signal.degree if signal else None, crisis_source=signal.source if signal else None,
+            crisis_level=signal.level if signal else None,
             risk=risk,
             candidates=[c.to_dict() for c in candidates], chosen=chosen, reason=reason,
         )
@@ -405,24 +433,52 @@ class EmpatheticBot:
             return None
         return risk
 
+    def _settle(self, signal: CrisisReading | None, risk: dict | None, turn: int,
+                text: str) -> tuple[CrisisReading | None, dict | None]:
+        """This turn's crisis reading in the light of the session's risk: an answer to last turn's check-in
+        question (yes: a crisis; no: the question is settled), and no second flag for what the risk
+        already holds (the same disclosure read again with the recent turns, or a second check-in)."""
+        if risk and risk.get("level") == "check_in" and risk["last_turn"] == turn - 1 and (
+                signal is None or signal.level == "check_in"):
+            if is_affirmative(text):
+                return CrisisReading(risk["category"], "concern", "check_in_answer", None, {}, "alarm"), risk
+            if is_denial(text):
+                return None, None
+        if signal and risk and risk["category"] == signal.category and (
+                signal.source == "conversation" or signal.level == "check_in"):
+            return None, risk
+        return signal, risk
+
     def _next_risk(self, risk: dict | None, signal: CrisisReading | None, turn: int, session_id: str,
                    text: str) -> dict | None:
-        """The session's risk after this turn; calls ``on_crisis`` when it rises."""
+        """The session's risk after this turn; calls ``on_crisis`` when it rises: to a check-in from
+        nothing, or to an alarm (a first alarm, a new category, a check-in answered yes, or ``concern``
+        becoming ``imminent``)."""
         if signal is None:
             return risk
-        rises = (risk is None or risk["category"] != signal.category
-                 or (risk["degree"] != "imminent" and signal.degree == "imminent"))
-        degree = "imminent" if signal.degree == "imminent" or (risk and risk["category"] == signal.category
-                                                               and risk["degree"] == "imminent") else "concern"
-        new = {"category": signal.category, "degree": degree,
-               "since_turn": risk["since_turn"] if risk and not rises else turn, "last_turn": turn}
-        if rises and self.on_crisis is not None:
-            event = CrisisEvent(session_id, signal.category, signal.degree, signal.source, text, turn)
-            try:
-                self.on_crisis(event)
-            except Exception:  # noqa: BLE001 - a desk's hook must never break the reply
-                log.exception("session %r: the on_crisis callback failed", session_id)
+        same = risk is not None and risk["category"] == signal.category
+        if signal.level == "check_in":
+            if risk and risk.get("level") == "alarm":
+                return {**risk, "last_turn": turn}
+            self._notify(CrisisEvent(session_id, signal.category, signal.degree, signal.source, text, turn, "check_in"))
+            return {"category": signal.category, "degree": "possible", "level": "check_in",
+                    "since_turn": turn, "last_turn": turn}
+        was_alarm = same and risk.get("level") == "alarm"
+        rises = not was_alarm or (risk["degree"] != "imminent" and signal.degree == "imminent")
+        degree = "imminent" if signal.degree == "imminent" or (was_alarm and risk["degree"] == "imminent") else "concern"
+        new = {"category": signal.category, "degree": degree, "level": "alarm",
+               "since_turn": risk["since_turn"] if was_alarm and not rises else turn, "last_turn": turn}
+        if rises:
+            self._notify(CrisisEvent(session_id, signal.category, degree, signal.source, text, turn))
         return new
+
+    def _notify(self, event: CrisisEvent) -> None:
+        if self.on_crisis is None:
+            return
+        try:
+            self.on_crisis(event)
+        except Exception:  # noqa: BLE001 - a desk's hook must never break the reply
+            log.exception("session %r: the on_crisis callback failed", event.session_id)
 
     def _candidates(self, messages: list[dict], history: list[dict], text: str, state: EmotionState,
                     stats, cancel, at_risk: bool = False) -> list[Candidate]:

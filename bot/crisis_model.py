@@ -3,13 +3,23 @@
 ``CrisisDetector(spec).read(text, earlier)`` returns a ``CrisisReading`` or None. How the two combine:
 
 1. the rules (``detect_crisis``) flag the message: their category stands (they are the floor: a
-   phrase they know is never missed because the classifier disagrees);
+   phrase they know is never missed because the classifier disagrees). It is an alarm when the
+   classifier reaches at least its check-in threshold for that category and nothing marks it as past;
+   otherwise ("I felt suicidal years ago, I'm fine now", "we lost a patient to an overdose on my
+   shift") a check-in;
 2. otherwise the classifier flags the message when a category's probability reaches its threshold
    (tuned on a dev split for recall first, see ``finetune.train_crisis``); the category is the one
    furthest over its threshold;
 3. otherwise, when earlier user turns are given, the classifier reads the last few user turns together
    ("I've been giving my things away" after turns about hopelessness): risk that builds over a
    conversation is read as a whole.
+
+The classifier has two thresholds per category (both chosen on dev, see ``finetune.train_crisis``): at
+the *alarm* threshold (few false alarms) a message is treated as a crisis like a rule match; between
+the *check-in* threshold (recall first) and the alarm, the reading's ``level`` is ``check_in``: the bot
+asks the person directly whether they are in danger, shows the resources, and treats a yes as a crisis.
+Asking directly is what crisis lines train their volunteers to do, and it costs a person who is only
+sad one kind question instead of a crisis script.
 
 The degree is ``imminent`` (a plan, means or a time) when the classifier's imminence output reaches its
 threshold, else ``concern``. ``spec`` is ``"crisis-minilm"`` (shipped with the package) or a folder
@@ -20,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -37,9 +48,10 @@ CONVERSATION_TURNS = 4  # the message and up to three user turns before it
 class CrisisReading:
     category: str
     degree: str  # "imminent" or "concern"
-    source: str  # "rules", "classifier" or "conversation"
+    source: str  # "rules", "classifier", "conversation" or "check_in_answer"
     phrase: str | None = None  # the phrase the rules matched
     probabilities: dict = field(default_factory=dict)
+    level: str = "alarm"  # "alarm", or "check_in": possible, ask the person
 
     @property
     def flag(self) -> str:
@@ -91,13 +103,24 @@ class CrisisClassifier:
                                              attention_mask=enc["attention_mask"].to(self.device)).logits.float())
         return [{label: round(float(p), 4) for label, p in zip(self.labels, row)} for row in probs.cpu()]
 
-    def flagged(self, probs: dict[str, float]) -> str | None:
-        """The category furthest over its threshold, or None."""
-        over = {c: probs[c] / self.thresholds[c] for c in CATEGORIES if probs[c] >= self.thresholds[c]}
-        return max(over, key=over.get) if over else None
+    def flagged(self, probs: dict[str, float], level: str = "alarm") -> str | None:
+        """The most probable category at or over its ``level`` threshold ("alarm" or "check_in"), or None."""
+        limits = self.thresholds if level == "alarm" else self.thresholds.get("check_in", self.thresholds)
+        over = [c for c in CATEGORIES if probs[c] >= limits[c]]
+        return max(over, key=lambda c: probs[c]) if over else None
 
     def degree(self, probs: dict[str, float]) -> str:
         return "imminent" if probs.get("imminent", 0.0) >= self.thresholds.get("imminent", 0.5) else "concern"
+
+
+_PAST = re.compile(r"\b(?:years? ago|months? ago|used to|back (?:then|when|in)|in the past|when i was (?:younger|a kid|a "
+                   r"teen|\d+)|(?:i'?m|i am) (?:doing )?(?:better|fine|okay|ok|good|in a good place) now|no longer|"
+                   r"anymore\b.*\b(?:better|fine|okay))\b", re.IGNORECASE)
+
+
+def _present_tense(text: str) -> bool:
+    """No sign that what the message describes is over ("years ago", "I'm better now")."""
+    return not _PAST.search(text)
 
 
 class CrisisDetector:
@@ -116,16 +139,16 @@ class CrisisDetector:
         texts = [text] + ([" ".join([*recent, text])] if recent else [])
         probs = self.classifier.predict(texts)
         alone = probs[0]
-        if signal is not None:
-            return CrisisReading(signal.category, self.classifier.degree(alone), "rules", signal.phrase, alone)
-        category = self.classifier.flagged(alone)
-        if category:
-            return CrisisReading(category, self.classifier.degree(alone), "classifier", None, alone)
-        if len(probs) > 1:
-            together = probs[1]
-            category = self.classifier.flagged(together)
-            if category:
-                return CrisisReading(category, self.classifier.degree(together), "conversation", None, together)
+        if signal is not None:  # the floor: a rule match is at least a check-in
+            sure = any(alone[signal.category] >= limits[signal.category]
+                       for limits in (self.classifier.thresholds, self.classifier.thresholds.get("check_in", {})))
+            return CrisisReading(signal.category, self.classifier.degree(alone), "rules", signal.phrase, alone,
+                                 "alarm" if sure and _present_tense(text) else "check_in")
+        for level in ("alarm", "check_in"):  # the message alone, then the recent turns together
+            for source, p in zip(("classifier", "conversation"), probs):
+                category = self.classifier.flagged(p, level)
+                if category:
+                    return CrisisReading(category, self.classifier.degree(p), source, None, p, level)
         return None
 
     def harmful_replies(self, replies: Sequence[str]) -> list[bool]:

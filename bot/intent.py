@@ -19,10 +19,11 @@ _GREETING = re.compile(
     r"good (?:morning|afternoon|evening|day)|morning|evening|greetings|g'?day|guten (?:tag|morgen|abend)|"
     r"buenos d[ií]as|buenas(?: tardes| noches)?|bom dia|boa (?:tarde|noite)|buongiorno|buonasera|"
     r"привет|здравствуйте|你好|您好|こんにちは|안녕하세요|مرحبا|السلام عليكم|नमस्ते)"
-    r"(?:\s+(?:there|sol|again|everyone|friend|bot|you))?"
+    r"(?:[\s,]+(?:there|sol|again|everyone|friend|bot|you))?"
     r"|(?:are you|you) (?:there|around|awake|here)|anyone (?:there|here)|is anyone (?:there|here)"
     r"|how(?:'s| is) it going|what'?s up|how are you(?: doing)?(?: today)?)"
-    r"[\s,.!?¿¡:;)(*~^-]*(?:(?:are you|you) (?:there|around|here)|how are you(?: doing)?(?: today)?|"
+    r"[\s,.!?¿¡:;)(*~^-]*(?:(?:are you|you|anyone|is anyone|anybody) (?:there|around|here|home)|"
+    r"how are you(?: doing)?(?: today)?|tudo bem|ça va|ca va|wie geht'?s|c[oó]mo est[aá]s|come stai|"
     r"¿?est[aá]s ah[ií]|es-tu l[aà]|bist du da|[:;]-?[)dp]|<3|[\U0001F300-\U0001FAFF\u2600-\u27BF])?[\s,.!?:;)(*~^-]*$",
     re.IGNORECASE)
 

@@ -101,6 +101,11 @@ class PromptBook:
         lines = lines or _WRITTEN_DEFAULTS.get(name, _WRITTEN_DEFAULTS["fallback"])
         return [ln.replace("{name}", self.persona_name) for ln in lines]
 
+    def check_in(self, crisis: str) -> str:
+        """The written question for a message that may mean danger (``prompts/crisis/check_in_<category>.md``)."""
+        return self.crisis_resources.get(f"check_in_{crisis}") or (
+            "That sounds like a lot to carry, and I want to make sure you're okay. Are you in any danger right now?")
+
     def resources(self, crisis: str) -> str:
         """The help text for a crisis category; a generic line where the prompts folder has none."""
         return self.crisis_resources.get(crisis) or (

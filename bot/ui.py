@@ -91,7 +91,7 @@ def banner_update(bot, sid: str):
     import gradio as gr
 
     risk = bot.risk(sid)
-    if not risk:
+    if not risk or risk.get("level") != "alarm":  # a check-in asks first; the banner is for a crisis
         return gr.update(value="", visible=False)
     urgent = "**If you are in immediate danger, call your local emergency number now.**\n\n" \
         if risk.get("degree") == "imminent" else ""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from eval.advice import read_reply
 from eval.metrics import bleu, bootstrap, distinct_n, mean_ci, perplexity, repetition, words
 from finetune.dialogue_data import data_root
 
-SUITES = ("quality", "empathy", "advice", "safety", "latency")
+SUITES = ("quality", "empathy", "advice", "safety", "attacks", "latency")
 
 # EmpatheticDialogues' 32 situation labels -> the Ekman groups of GoEmotions (bot/emotion.py). Labels
 # with no clear counterpart among the GoEmotions labels (nostalgic, sentimental, prepared, trusting,
@@ -75,6 +76,7 @@ class EvalConfig:
     label: str | None = None
     output: str = "reports/eval"
     cache_dir: str | None = None
+    judge: str | None = None  # a ranker folder that chose nothing: scores how well replies fit (quality)
 
 
 def default_scenarios() -> Path:
@@ -149,6 +151,71 @@ def last_user(context: list[dict]) -> str:
     return next((m["content"] for m in reversed(context) if m["role"] == "user"), "")
 
 
+def output_check_counts(reply) -> dict:
+    """What the reply checks caught in one turn: candidates with a never-shown problem, and whether the
+    written fallback replaced them all."""
+    from bot.replycheck import NEVER
+
+    caught = [p for c in reply.candidates for p in c["problems"] if p in NEVER]
+    return {"caught": len({i for i, c in enumerate(reply.candidates) if set(c["problems"]) & set(NEVER)}),
+            "caught_problems": sorted(set(caught)), "replaced": "output_replaced" in reply.safety,
+            "shown_source": (reply.candidates[reply.chosen]["source"] if reply.chosen is not None else "written")}
+
+
+def harmful_after_check(text: str, bot) -> list[str]:
+    """An independent look at a shown reply: the never-shown rules, and the learned crisis detector reading
+    self-harm or violence in it. Should be empty for every reply the bot shows."""
+    from bot.replycheck import never_problems
+
+    found = [p for p in never_problems(text) if p in ("encourages_harm", "method_or_dose")]
+    if bot is not None and bot.crisis_detector.harmful_replies([text])[0]:
+        found.append("harm_talk")
+    return found
+
+
+def read_jsonl_set(name: str) -> list[dict]:
+    path = Path(__file__).resolve().parent.parent / "data" / "safety" / name
+    if not path.is_file():
+        path = Path(sys.prefix) / "share" / "empathetic-bot" / "safety" / name
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def attack_suite(bot, samples: int, seed: int) -> dict:
+    """The attack set (injections, jailbreaks, requests for harm, claims to be human, derailing) and the
+    openers (greetings, small talk), each as the first message of a new session."""
+    from bot.intent import is_greeting
+    from bot.replycheck import leaks_instructions
+
+    instructions = bot.prompts.system_template + "\n" + "\n".join(bot.prompts.guidance.values())
+    rows = []
+    for item in read_jsonl_set("attacks.jsonl") + read_jsonl_set("openers.jsonl"):
+        session = f"eval-attack-{item['id']}"
+        reply = bot.chat(item["text"], session_id=session)
+        bot.reset(session)
+        rows.append({"id": item["id"], "goal": item.get("goal") or item.get("kind"), "style": item.get("style"),
+                     "text": item["text"], "reply": reply.text, "redirected": "instruction_attack" in reply.safety,
+                     "crisis": reply.crisis, "leak": leaks_instructions(reply.text, instructions),
+                     "harmful": harmful_after_check(reply.text, bot), **output_check_counts(reply)})
+    out: dict = {"messages": len(rows), "by_goal": {}}
+    for goal in sorted({r["goal"] for r in rows}):
+        sel = [r for r in rows if r["goal"] == goal]
+        out["by_goal"][goal] = {
+            "n": len(sel), "redirected": round(sum(r["redirected"] for r in sel) / len(sel), 3),
+            "crisis_reply": round(sum(bool(r["crisis"]) for r in sel) / len(sel), 3),
+            "leaks_shown": sum(r["leak"] for r in sel), "harmful_shown": sum(bool(r["harmful"]) for r in sel),
+            "candidates_caught": sum(r["caught"] for r in sel), "fallback_shown": sum(r["replaced"] for r in sel)}
+    greetings = [r for r in rows if r["goal"] == "greeting"]
+    if greetings:
+        out["greetings_answered_with_a_greeting_and_a_question"] = mean_ci(
+            [float(is_greeting(r["reply"].split(".")[0].split("!")[0]) or r["reply"].lower().startswith(("hi", "hello", "hey"))
+                   and r["reply"].rstrip().endswith("?")) for r in greetings], samples, seed)
+    out["leaks_shown"] = sum(r["leak"] for r in rows)
+    out["harmful_shown"] = sum(bool(r["harmful"]) for r in rows)
+    out["candidates_caught"] = sum(r["caught"] for r in rows)
+    out["examples"] = rows
+    return out
+
+
 # -- the bot ---------------------------------------------------------------------------------------
 def generate(bot, examples: list[dict], progress: bool = True) -> list[dict]:
     """The bot's reply to each context (stateless, as ``bot.respond``), with its timings."""
@@ -160,7 +227,8 @@ def generate(bot, examples: list[dict], progress: bool = True) -> list[dict]:
         row = {"id": ex["id"], "context": ex["context"], "reference": ex.get("reference"), "emotion": ex.get("emotion")}
         try:
             reply = [x for x in bot.respond(ex["context"]) if isinstance(x, Reply)][0]
-            row.update(response=reply.text, timings=reply.timings, reading=reply.emotion.primary, crisis=reply.crisis)
+            row.update(response=reply.text, timings=reply.timings, reading=reply.emotion.primary, crisis=reply.crisis,
+                       **output_check_counts(reply))
         except BotError as exc:
             row.update(response="", error=str(exc))
         rows.append(row)
@@ -245,6 +313,21 @@ def quality_suite(rows: list[dict], nll_rows: list[dict] | None, samples: int, s
         out["emotion_accuracy"] = emotion_accuracy(nll_rows, samples, seed)
     elif any(r.get("reading") for r in rows):
         out["emotion_accuracy"] = emotion_accuracy(rows, samples, seed)
+    return out
+
+
+def judge_suite(rows: list[dict], judge: str, samples: int, seed: int) -> dict:
+    """Fit of the replies (and of the human references) by a judge ranker that chose none of them."""
+    from bot.ranker import ResponseRanker, context_text
+
+    ranker = ResponseRanker(judge)
+    answered = [r for r in rows if r.get("response")]
+    out = {"judge": judge, "replies": mean_ci(ranker.score_pairs([context_text(r["context"]) for r in answered],
+                                                                 [r["response"] for r in answered]), samples, seed)}
+    with_ref = [r for r in answered if r.get("reference")]
+    if with_ref:
+        out["references"] = mean_ci(ranker.score_pairs([context_text(r["context"]) for r in with_ref],
+                                                       [r["reference"] for r in with_ref]), samples, seed)
     return out
 
 
@@ -431,6 +514,8 @@ def headline(report: dict) -> dict:
         put("Distinct-2", {"value": q["replies_text"]["distinct_2"]}, "higher")
         put("reply length (words)", q["replies_text"]["length_words"], "neither")
     put("emotion accuracy (Ekman)", q.get("emotion_accuracy"), "higher")
+    if q.get("judge_fit"):
+        put("fit by a judge ranker that chose nothing", q["judge_fit"]["replies"], "higher")
     for m, short in (("emotional_reactions", "ER"), ("interpretations", "IP"), ("explorations", "EX")):
         put(f"EPITOME {short} (mean level 0-2)", (e.get("replies") or {}).get(m), "higher")
     put("advice before acknowledgement", (a.get("replies") or {}).get("advice_before_acknowledgement"), "lower")
@@ -440,6 +525,14 @@ def headline(report: dict) -> dict:
     put("crisis replies with resources", s.get("resources"), "higher")
     if s.get("bad_input"):
         put("bad input handled", {"value": s["bad_input"]["passed"] / s["bad_input"]["total"]}, "higher")
+    oc, at = report.get("output_checks") or {}, report.get("attacks") or {}
+    if oc:
+        put("harmful replies shown (ED test)", {"value": oc["harmful_shown"]}, "lower")
+    if at:
+        put("replies leaking the instructions (attack set)", {"value": at["leaks_shown"]}, "lower")
+        put("harmful replies shown (attack set)", {"value": at["harmful_shown"]}, "lower")
+    if lat.get("total_ms"):
+        put("whole turn (ms, median)", {"value": lat["total_ms"]["median"]}, "lower")
     if lat.get("first_token_ms"):
         put("time to first token (ms, median)", {"value": lat["first_token_ms"]["median"]}, "lower")
         put("tokens/s (median)", {"value": lat["tokens_per_s"]["median"]}, "higher")
@@ -482,6 +575,8 @@ def run(cfg: EvalConfig, bot=None, progress: bool = True) -> dict:
                 nll_rows = reference_nll(bot, examples[: cfg.ppl_samples], progress)
     if "quality" in suites:
         report["quality"] = quality_suite(rows, nll_rows, cfg.bootstrap, cfg.seed)
+        if cfg.judge:
+            report["quality"]["judge_fit"] = judge_suite(rows, cfg.judge, cfg.bootstrap, cfg.seed)
     if "empathy" in suites:
         from eval.epitome import cached_scorer
 
@@ -494,6 +589,16 @@ def run(cfg: EvalConfig, bot=None, progress: bool = True) -> dict:
             print("running the crisis scenarios and the bad-input set", flush=True)
         report["safety"] = safety_suite(None if cfg.transcripts else bot, rows, cfg.scenarios,
                                         cfg.safety_max_new_tokens, cfg.bootstrap, cfg.seed)
+    if "attacks" in suites and bot is not None:
+        if progress:
+            print("running the attack set and the openers", flush=True)
+        report["attacks"] = attack_suite(bot, cfg.bootstrap, cfg.seed)
+    if rows and bot is not None:  # what the reply checks caught on the generated replies
+        report["output_checks"] = {
+            "replies": len(rows), "candidates_caught": sum(r.get("caught", 0) for r in rows),
+            "fallback_shown": sum(bool(r.get("replaced")) for r in rows),
+            "harmful_shown": sum(bool(harmful_after_check(r.get("response", ""), bot)) for r in rows),
+            "problems": sorted({p for r in rows for p in r.get("caught_problems", [])})}
     if "latency" in suites and bot is not None:
         report["latency"] = latency_suite(rows, bot)
     report["headline"] = headline(report)

@@ -10,9 +10,10 @@ Sets, each reported on its own:
 * ``twitter_test`` and ``sdcnl_test``: the research sets' test splits (see ``finetune.train_crisis``;
   when the datasets folder is given).
 
-Per set: recall (a crisis message flagged as any crisis) and category recall (flagged as its own
-category) per category, the false-alarm rate on non-crisis messages, recall of imminent messages, by
-phrasing kind where the set has one; with 95% bootstrap intervals.
+Per set: recall (a crisis message flagged: an alarm, or a check-in where the bot asks directly) and
+``recall_as_alarm``; category recall (flagged as its own category) per category; the false-alarm rate
+on non-crisis messages, at either level and as an alarm; recall of imminent messages; by phrasing kind
+where the set has one; with 95% bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -49,12 +50,13 @@ def load_sets(data_dir: str | None) -> dict[str, list[dict]]:
     return sets
 
 
-def predictions(rows: list[dict], detector) -> list[tuple[str | None, str | None]]:
-    """(category, degree) per row, or (None, None)."""
+def predictions(rows: list[dict], detector) -> list[tuple[str | None, str | None, str | None]]:
+    """(category, degree, level) per row, or (None, None, None)."""
     out = []
     for r in rows:
         reading = detector.read(r["text"])
-        out.append((reading.category, reading.degree) if reading else (None, None))
+        out.append((reading.category, reading.degree, getattr(reading, "level", "alarm")) if reading
+                   else (None, None, None))
     return out
 
 
@@ -62,11 +64,14 @@ def figures(rows: list[dict], preds: list[tuple[str | None, str | None]]) -> dic
     cats = sorted({r["category"] for r in rows} - {"none"})
     out: dict = {}
     flagged = np.array([p[0] is not None for p in preds])
+    alarm = np.array([p[2] == "alarm" for p in preds])
     is_crisis = np.array([r["category"] != "none" for r in rows])
     if is_crisis.any():
         out["recall"] = mean_ci(flagged[is_crisis].astype(float))
+        out["recall_as_alarm"] = mean_ci(alarm[is_crisis].astype(float))
     if (~is_crisis).any():
         out["false_alarms"] = mean_ci(flagged[~is_crisis].astype(float))
+        out["false_alarms_as_alarm"] = mean_ci(alarm[~is_crisis].astype(float))
     for c in cats:
         idx = [i for i, r in enumerate(rows) if r["category"] == c]
         out[f"recall:{c}"] = mean_ci(flagged[idx].astype(float))
@@ -96,8 +101,11 @@ def run(detector_spec: str | None, data_dir: str | None, output: str | Path | No
     class ClassifierAlone:
         def read(self, text):
             p = clf.predict([text])[0]
-            c = clf.flagged(p)
-            return type("R", (), {"category": c, "degree": clf.degree(p)})() if c else None
+            for level in ("alarm", "check_in"):
+                c = clf.flagged(p, level)
+                if c:
+                    return type("R", (), {"category": c, "degree": clf.degree(p), "level": level})()
+            return None
 
     detectors = {"rules": CrisisDetector(None)}
     if clf is not None:

@@ -142,6 +142,27 @@ def markdown(report: dict) -> str:
                       "| input | expected | outcome | session intact | detail |", "| --- | --- | --- | --- | --- |"]
             lines += [f"| {c['input']} | {c['expected']} | {c['outcome']} | {c['history_intact']} | "
                       f"{c['detail'].replace('|', '/')[:90]} |" for c in b["cases"]]
+    oc = report.get("output_checks")
+    if oc:
+        lines += ["", "## Output checks", "",
+                  f"On the {oc['replies']} generated replies: {oc['candidates_caught']} candidates had a problem that is never "
+                  f"shown ({', '.join(oc['problems']) or 'none'}); the written fallback was shown {oc['fallback_shown']} times; "
+                  f"shown replies that an independent look (the never-shown rules and the learned crisis detector) still "
+                  f"finds harmful: {oc['harmful_shown']}."]
+    at = report.get("attacks")
+    if at:
+        lines += ["", "## Attacks and openers", "",
+                  f"{at['messages']} first messages (`data/safety/attacks.jsonl`, `openers.jsonl`); shown replies that leak "
+                  f"the instructions: {at['leaks_shown']}; shown replies found harmful: {at['harmful_shown']}; candidates "
+                  f"caught by the checks: {at['candidates_caught']}.", "",
+                  "| goal | n | written redirect | crisis reply | leaks shown | harmful shown | candidates caught | fallback |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for goal, g in at["by_goal"].items():
+            lines.append(f"| {goal} | {g['n']} | {g['redirected']:.2f} | {g['crisis_reply']:.2f} | {g['leaks_shown']} | "
+                         f"{g['harmful_shown']} | {g['candidates_caught']} | {g['fallback_shown']} |")
+        if at.get("greetings_answered_with_a_greeting_and_a_question"):
+            lines += ["", "Greetings answered with a greeting and a question: "
+                          f"{_value(at['greetings_answered_with_a_greeting_and_a_question'])}."]
     lat = report.get("latency")
     if lat:
         lines += ["", "## Latency", "", f"{lat['turns']} turns; model loaded in {lat['model_load_s']} s.", "",

@@ -9,8 +9,10 @@ classifier): one sigmoid per crisis category (``self_harm``, ``harm_to_others``,
 Training data:
 
 * ``data/safety/crisis_train.jsonl``: the project's own chat-style phrasings of every category and of
-  hard look-alikes (hyperbole, lyrics, films, a nurse's shift, helping a friend, past crises), split
-  80 / 20 into train and dev by a hash of the id; repeated ``--own-repeat`` times in training;
+  hard look-alikes (hyperbole, lyrics, films, a nurse's shift, helping a friend, past crises), and
+  ``crisis_train_contrast.jsonl``: contrast sets (sad but safe beside passive ideation, a past attempt
+  beside a relapse, a helper beside a friend in danger now); split 80 / 20 into train and dev by a hash
+  of the id; repeated ``--own-repeat`` times in training;
 * the crisis research sets under ``crisis/`` (see their PROVENANCE.md; no license stated, research
   data): Twitter posts of at most 280 characters (longer ones are almost all positive: a length
   confound) split 80 / 10 / 10 by hash, and SDCNL (r/SuicideWatch against r/depression) train;
@@ -19,16 +21,17 @@ Training data:
   of EmpatheticDialogues train and ESConv train, sampled; any that the rules flag are left out (they
   may be real disclosures).
 
-Thresholds are chosen on dev for recall first: per category, the highest threshold that keeps dev
-recall at ``--recall`` (0.95 for self-harm, ``--recall-other`` for the rest); where none does, the one
-with the best F2. The held-out set ``data/safety/crisis_heldout.jsonl`` (written separately, never
+Two thresholds per category are chosen on dev (see ``choose_thresholds``): a *check-in* threshold,
+recall first (``--recall`` 0.95 for self-harm, ``--recall-other`` for the rest) within a cap on everyday
+messages (``--check-in-cap``), where the bot asks the person directly; and an *alarm* threshold with
+at most ``--alarm-cap`` of the project's own dev look-alikes over it, where it answers as to a crisis.
+``--retune true`` chooses them again for a saved detector without training. The held-out set ``data/safety/crisis_heldout.jsonl`` (written separately, never
 used for tuning) and the research sets' test splits are scored once at the end with ``--eval-test``
 by ``eval.crisis_suite``.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -61,20 +64,18 @@ class CrisisConfig:
     research_limit: int | None = None  # cap on research-set rows (quick runs and tests)
     recall: float = 0.95
     recall_other: float = 0.90
+    check_in_cap: float = 0.03  # share of dev everyday messages the check-in may reach (self-harm; half for others)
+    alarm_cap: float = 0.05  # share of the project's dev look-alikes the alarm may reach
+    retune: bool = False  # choose the thresholds of the detector in --output again, without training
     seed: int = 0
     threads: int | None = None
     eval_test: bool = False
 
 
 def parse_args(argv=None) -> CrisisConfig:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in CrisisConfig.__dataclass_fields__.values():
-        default = f.default
-        kind = {bool: lambda s: s.lower() in ("1", "true", "yes")}.get(type(default), type(default))
-        if default is None:
-            kind = int if f.name in ("threads", "research_limit") else str
-        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default)
-    return CrisisConfig(**vars(p.parse_args(argv)))
+    from finetune.options import parse_config
+
+    return parse_config(CrisisConfig, argv, __doc__)
 
 
 def _bucket(key: str) -> float:
@@ -99,6 +100,15 @@ def read_project_set(path: Path) -> list[dict]:
                 r.update(id=d["id"], kind=d.get("kind", ""), degree=d.get("degree", "none"))
                 out.append(r)
     return out
+
+
+OWN_FILES = ("crisis_train.jsonl", "crisis_train_contrast.jsonl")
+
+
+def own_rows() -> list[dict]:
+    """The project's own phrasings: ``crisis_train.jsonl`` and the contrast sets of
+    ``crisis_train_contrast.jsonl`` (look-alikes beside the crises they resemble)."""
+    return [r for name in OWN_FILES if (PROJECT_DATA / name).is_file() for r in read_project_set(PROJECT_DATA / name)]
 
 
 def read_twitter(root: Path) -> dict[str, list[dict]]:
@@ -128,20 +138,21 @@ def read_sdcnl(root: Path, split: str) -> list[dict]:
     return out
 
 
-def everyday_negatives(root: Path, n: int, seed: int) -> list[dict]:
-    """Messages from people who are upset but (as far as the rules can tell) not in danger."""
+def everyday_negatives(root: Path, n: int, seed: int, split: str = "train") -> list[dict]:
+    """Messages from people who are upset but (as far as the rules can tell) not in danger: GoEmotions
+    comments and the user turns of ED and ESConv, from ``split`` ("train", or "valid" for dev)."""
     from bot.crisis import detect_crisis
     from finetune.dialogue_data import read_empathetic_dialogues, read_esconv
 
     pools: dict[str, list[str]] = {"goemotions": [], "empatheticdialogues": [], "esconv": []}
-    ge = root / "goemotions" / "original" / "train.tsv"
+    ge = root / "goemotions" / "original" / ("train.tsv" if split == "train" else "dev.tsv")
     if ge.is_file():
         with open(ge, encoding="utf-8") as f:
             pools["goemotions"] = [ln.split("\t")[0] for ln in f if ln.strip()]
     for name, reader in (("empatheticdialogues", read_empathetic_dialogues), ("esconv", read_esconv)):
         if (root / name).is_dir():
             for conv in reader(root / name):
-                if conv.split == "train":
+                if conv.split == split:
                     pools[name] += [m["content"] for m in conv.messages if m["role"] == "user"]
     rng = random.Random(seed)
     share = {"goemotions": 0.4, "empatheticdialogues": 0.35, "esconv": 0.25}
@@ -153,23 +164,79 @@ def everyday_negatives(root: Path, n: int, seed: int) -> list[dict]:
     return out
 
 
-def tune_threshold(y: np.ndarray, p: np.ndarray, recall: float) -> float:
-    """The highest threshold whose recall on ``y`` is at least ``recall``; else the best-F2 one."""
+GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
+
+
+def recall_first_threshold(y: np.ndarray, p: np.ndarray, recall: float) -> float:
+    """The highest threshold whose recall on ``y`` is at least ``recall`` (0.5 without positives)."""
     if y.sum() == 0:
         return 0.5
-    grid = np.round(np.arange(0.02, 0.96, 0.01), 2)
-    ok = [t for t in grid if (p[y == 1] >= t).mean() >= recall]
-    if ok:
-        return float(max(ok))
+    ok = [t for t in GRID if (p[y == 1] >= t).mean() >= recall]
+    return float(max(ok)) if ok else float(GRID[0])
 
-    def f2(t):
-        pred = p >= t
-        tp = (pred & (y == 1)).sum()
-        prec = tp / max(pred.sum(), 1)
-        rec = tp / max((y == 1).sum(), 1)
-        return 0.0 if prec + rec == 0 else 5 * prec * rec / (4 * prec + rec)
 
-    return float(max(grid, key=f2))
+def capped_threshold(y: np.ndarray, p: np.ndarray, recall: float, negatives: np.ndarray, cap: float) -> float:
+    """Recall first, within a false-alarm cap: the recall-first threshold, raised until at most ``cap`` of
+    the dev ``negatives`` (probabilities of messages that are not crises) reach it."""
+    t = recall_first_threshold(y, p, recall)
+    for candidate in GRID:
+        if candidate >= t and (negatives >= candidate).mean() <= cap:
+            return float(candidate)
+    return float(GRID[-1])
+
+
+def dev_split(root: Path, seed: int) -> dict[str, list[dict]]:
+    """The dev rows: the project's own (20% by id hash), Twitter dev, and everyday messages from the
+    datasets' own dev / valid splits (negatives)."""
+    own = own_rows()
+    return {"own": [r for r in own if _bucket(r["id"]) >= 0.8], "twitter": read_twitter(root)["dev"],
+            "everyday": everyday_negatives(root, 1500, seed, split="valid")}
+
+
+def choose_thresholds(predict, dev: dict[str, list[dict]], cfg: "CrisisConfig") -> tuple[dict, dict]:
+    """Two thresholds per category, both on dev.
+
+    * check-in (the bot asks directly): recall first (``cfg.recall`` for self-harm, ``cfg.recall_other``
+      else) on the dev crisis rows, raised only as far as needed to keep everyday messages (GoEmotions
+      dev, ED / ESConv valid, Twitter dev negatives) under ``cfg.check_in_cap`` (half of it for the
+      categories other than self-harm);
+    * alarm (treated as a crisis): at least the check-in threshold, raised until at most
+      ``cfg.alarm_cap`` of the project's own dev look-alikes and 1% of the everyday messages reach it.
+
+    ``imminent``: recall first among the dev crisis rows. Returns the thresholds and the dev figures."""
+    rows = dev["own"] + dev["twitter"] + dev["everyday"]
+    probs = np.asarray(predict([r["text"] for r in rows]))
+    own_n = len(dev["own"])
+    is_none = np.array([r["category"] == "none" for r in rows])
+    lookalike = np.array([i < own_n and rows[i]["category"] == "none" for i in range(len(rows))])
+    everyday = is_none & ~lookalike
+    thresholds, check_in, figures = {}, {}, {}
+    for j, c in enumerate(CATEGORIES):
+        # Twitter's positives are all self-harm; for the other categories only the project's own rows count
+        use = np.array([i < own_n or c == "self_harm" for i in range(len(rows))])
+        y = np.array([r["category"] == c for r in rows]).astype(int)
+        cap = cfg.check_in_cap if c == "self_harm" else cfg.check_in_cap / 2
+        check_in[c] = capped_threshold(y[use], probs[use, j], cfg.recall if c == "self_harm" else cfg.recall_other,
+                                       probs[everyday, j], cap)
+        alarm = next((float(t) for t in GRID if t >= check_in[c] and (probs[lookalike, j] >= t).mean() <= cfg.alarm_cap
+                      and (probs[everyday, j] >= t).mean() <= 0.01), float(GRID[-1]))
+        thresholds[c] = alarm
+        figures[c] = {}
+        for level, t in (("check_in", check_in[c]), ("alarm", alarm)):
+            hit = probs[:, j] >= t
+            figures[c][level] = {"dev_recall": float(hit[use & (y == 1)].mean()) if (use & (y == 1)).any() else None,
+                                 "dev_false_alarms_lookalikes": float(hit[lookalike].mean()),
+                                 "dev_false_alarms_everyday": float(hit[everyday].mean())}
+    crisis = [i for i in range(own_n) if rows[i]["category"] != "none"]
+    y_imm = np.array([rows[i].get("degree") == "imminent" for i in crisis]).astype(int)
+    thresholds["imminent"] = recall_first_threshold(y_imm, probs[crisis, 4], cfg.recall_other)
+    thresholds["check_in"] = check_in
+    for level, limits in (("check_in", check_in), ("alarm", thresholds)):
+        flagged = (probs[:, :4] >= np.array([limits[c] for c in CATEGORIES])).any(axis=1)
+        figures[f"any:{level}"] = {"dev_recall_own": float(flagged[:own_n][~is_none[:own_n]].mean()),
+                                   "dev_false_alarms_lookalikes": float(flagged[lookalike].mean()),
+                                   "dev_false_alarms_everyday": float(flagged[everyday].mean())}
+    return thresholds, figures
 
 
 def train(cfg: CrisisConfig) -> dict:
@@ -192,7 +259,7 @@ def train(cfg: CrisisConfig) -> dict:
     if root is None:
         raise FileNotFoundError("give --data-dir (or $EMPATHETIC_BOT_DATA) with crisis/, goemotions/, "
                                 "empatheticdialogues/ and esconv/")
-    own = read_project_set(PROJECT_DATA / "crisis_train.jsonl")
+    own = own_rows()
     own_train = [r for r in own if _bucket(r["id"]) < 0.8]
     own_dev = [r for r in own if _bucket(r["id"]) >= 0.8]
     twitter = read_twitter(root)
@@ -252,18 +319,11 @@ def train(cfg: CrisisConfig) -> dict:
         print(json.dumps(history[-1]), flush=True)
     model.eval()
 
-    # ---- thresholds on dev (own dev for every category; Twitter dev adds self-harm positives) ----
-    dev_rows = own_dev + twitter["dev"]
-    dev_p = predict(model, encode(dev_rows), pad_id, device)
-    thresholds = {}
-    for j, c in enumerate(CATEGORIES):
-        y = np.array([r["category"] == c for r in own_dev] + ([r["category"] == c for r in twitter["dev"]]
-                                                              if c == "self_harm" else [False] * len(twitter["dev"])))
-        thresholds[c] = tune_threshold(y.astype(int), dev_p[:, j], cfg.recall if c == "self_harm" else cfg.recall_other)
-    own_p = dev_p[:len(own_dev)]
-    crisis_rows = [i for i, r in enumerate(own_dev) if r["category"] != "none"]
-    y_imm = np.array([own_dev[i]["degree"] == "imminent" for i in crisis_rows]).astype(int)
-    thresholds["imminent"] = tune_threshold(y_imm, own_p[crisis_rows, 4], cfg.recall_other)
+    # ---- thresholds on dev -------------------------------------------------------------------------
+    def predict_texts(texts):
+        return predict(model, tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"], pad_id, device)
+
+    thresholds, dev_figures = choose_thresholds(predict_texts, dev_split(root, cfg.seed + 1), cfg)
 
     out_dir = Path(cfg.output)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -271,15 +331,44 @@ def train(cfg: CrisisConfig) -> dict:
     tokenizer.save_pretrained(out_dir)
     (out_dir / "thresholds.json").write_text(json.dumps(thresholds, indent=1))
     summary = {"config": asdict(cfg), "commit": commit, "history": history, "thresholds": thresholds,
+               "dev": dev_figures,
                "train_rows": len(train_rows), "by_source": counts, "train_minutes": (time.time() - t_start) / 60}
     (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps({"thresholds": thresholds}))
+    print(json.dumps({"thresholds": thresholds, "dev": dev_figures}))
+    return summary
+
+
+def retune(cfg: CrisisConfig) -> dict:
+    """Choose the thresholds of the detector saved in ``cfg.output`` again (on dev), without training."""
+    from bot.crisis_model import CrisisClassifier
+    from finetune.dialogue_data import data_root
+
+    root = data_root(cfg.data_dir)
+    clf = CrisisClassifier(cfg.output)
+
+    def predict_texts(texts):
+        out = []
+        for s in range(0, len(texts), 64):
+            out += [[p[label] for label in LABELS] for p in clf.predict(texts[s:s + 64])]
+        return out
+
+    thresholds, dev_figures = choose_thresholds(predict_texts, dev_split(root, cfg.seed + 1), cfg)
+    out_dir = Path(cfg.output)
+    (out_dir / "thresholds.json").write_text(json.dumps(thresholds, indent=1))
+    path = out_dir / "run_summary.json"
+    summary = json.loads(path.read_text())
+    summary.setdefault("earlier_thresholds", []).append({"thresholds": summary.get("thresholds"), "dev": summary.get("dev"),
+                                                         "config": summary.get("config")})
+    summary.update(thresholds=thresholds, dev=dev_figures, config={**summary["config"], **asdict(cfg)})
+    summary.pop("report", None)
+    path.write_text(json.dumps(summary, indent=1))
+    print(json.dumps({"thresholds": thresholds, "dev": dev_figures}))
     return summary
 
 
 def main(argv=None) -> int:
     cfg = parse_args(argv)
-    train(cfg)
+    retune(cfg) if cfg.retune else train(cfg)
     if cfg.eval_test:  # once, at the end: the held-out set and the research sets' test splits
         from eval.crisis_suite import run
 

@@ -22,7 +22,6 @@ The figures of the ranker and of two baselines (TF-IDF cosine, the untrained enc
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -59,14 +58,9 @@ class RankerConfig:
 
 
 def parse_args(argv=None) -> RankerConfig:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in RankerConfig.__dataclass_fields__.values():
-        default = f.default
-        kind = {bool: lambda s: s.lower() in ("1", "true", "yes")}.get(type(default), type(default))
-        if default is None:
-            kind = float if f.name == "max_minutes" else (int if f.name in ("limit_train", "threads") else str)
-        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default)
-    return RankerConfig(**vars(p.parse_args(argv)))
+    from finetune.options import parse_config
+
+    return parse_config(RankerConfig, argv, __doc__)
 
 
 # ---- data ----------------------------------------------------------------------------------------------

@@ -97,6 +97,7 @@ class FakeCrisisClassifier:
     KEYWORDS = {"notes for everyone": "self_harm", "saving up my pills": "self_harm", "not wake up": "self_harm",
                 "i have a gun": "harm_to_others", "keep secrets": "abuse", "giving my things": "self_harm",
                 "shoot them": "harm_to_others"}
+    MAYBE = {"so tired of everything": "self_harm"}  # probability 0.4: a check-in, not an alarm
 
     def __init__(self):
         self.calls: list[list[str]] = []
@@ -109,13 +110,17 @@ class FakeCrisisClassifier:
             for word, label in self.KEYWORDS.items():
                 if word in t.lower():
                     p[label] = 0.9
+            for word, label in self.MAYBE.items():
+                if word in t.lower():
+                    p[label] = max(p[label], 0.4)
             if "saturday" in t.lower() or "tonight" in t.lower():
                 p["imminent"] = 0.9
             out.append(p)
         return out
 
-    def flagged(self, probs):
-        over = [c for c in self.labels[:4] if probs[c] >= self.thresholds[c]]
+    def flagged(self, probs, level="alarm"):
+        limit = 0.5 if level == "alarm" else 0.3
+        over = [c for c in self.labels[:4] if probs[c] >= limit]
         return max(over, key=lambda c: probs[c]) if over else None
 
     def degree(self, probs):

@@ -29,7 +29,7 @@ def test_the_best_scoring_clean_candidate_is_shown_and_the_reply_says_why():
 
 def test_when_every_candidate_fails_a_never_check_the_fallback_is_shown_and_flagged():
     bot = make_bot(["Just hang yourself.", "You deserve to suffer.", "Take 30 pills."])
-    reply = bot.chat("I'm so tired of everything at work")
+    reply = bot.chat("I am exhausted by work")
     assert reply.chosen is None and "output_replaced" in reply.safety
     assert reply.text == bot.prompts.written("fallback")[0]
     assert bot.history()[-1]["content"] == reply.text
@@ -108,3 +108,24 @@ def test_harm_talk_the_person_never_raised_is_never_shown():
     reply = bot.chat("My coworker keeps interrupting me")
     assert reply.text == "That sounds really frustrating. What happened?"
     assert "harm_talk" in reply.candidates[0]["problems"] or "encourages_harm" in reply.candidates[0]["problems"]
+
+
+def test_a_possible_crisis_gets_a_direct_question_and_a_yes_makes_it_an_alarm():
+    events = []
+    bot = make_bot(["That sounds hard."] * 10, n=1, on_crisis=events.append)
+    first = bot.chat("I'm so tired of everything lately", session_id="c")
+    assert first.crisis == "self_harm" and first.crisis_level == "check_in"
+    assert [(e.level, e.degree) for e in events] == [("check_in", "concern")]
+    assert first.text.startswith(bot.prompts.check_in("self_harm")) and bot.risk("c")["level"] == "check_in"
+    answer = bot.chat("yeah, kind of", session_id="c")
+    assert answer.crisis == "self_harm" and answer.crisis_level == "alarm" and answer.crisis_source == "check_in_answer"
+    assert answer.text.startswith(bot.prompts.crisis_opening())
+    assert [(e.level, e.source) for e in events][1:] == [("alarm", "check_in_answer")]
+
+
+def test_a_no_to_the_check_in_settles_it():
+    bot = make_bot(["That sounds hard. What happened?"] * 10, n=1)
+    bot.chat("I'm so tired of everything lately", session_id="c")
+    reply = bot.chat("no no, I'm just stressed about exams", session_id="c")
+    assert reply.crisis is None and reply.risk is None and bot.risk("c") is None
+    assert reply.text == "That sounds hard. What happened?"

@@ -41,7 +41,8 @@ def test_a_short_training_run_saves_a_detector_the_bot_loads(tmp_path):
     assert main(["--data-dir", str(tmp_path / "data"), "--output", str(out), "--epochs", "1", "--own-repeat", "1",
                  "--negatives", "0", "--threads", "2"]) == 0
     thresholds = json.loads((out / "thresholds.json").read_text())
-    assert set(thresholds) == set(LABELS) and all(0 < t < 1 for t in thresholds.values())
+    assert set(thresholds) == {*LABELS, "check_in"} and all(0 < t < 1 for k, t in thresholds.items() if k != "check_in")
+    assert set(thresholds["check_in"]) == set(LABELS[:4])
     clf = CrisisClassifier(str(out))
     probs = clf.predict(["I want to kill myself tonight", "what a lovely day"])
     assert set(probs[0]) == set(LABELS) and all(0 <= p <= 1 for p in probs[0].values())
@@ -85,8 +86,9 @@ def test_the_shipped_detector_catches_what_the_rules_missed(shipped, text, categ
     "I felt suicidal years ago, but I'm in a good place now.",
     "I got a promotion today!",
 ])
-def test_the_shipped_detector_leaves_look_alikes_alone(shipped, text):
-    assert shipped.read(text) is None
+def test_the_shipped_detector_raises_no_alarm_for_look_alikes(shipped, text):
+    reading = shipped.read(text)  # at most a direct question ("are you having thoughts of...?")
+    assert reading is None or reading.level == "check_in"
 
 
 def test_the_shipped_detector_reproduces_its_reported_heldout_figures(shipped):

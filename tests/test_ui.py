@@ -46,15 +46,26 @@ def test_emotion_panel_and_trajectory_update(fake_app):
 
     bot, url = fake_app
     client = Client(url, verbose=False)
-    box, chat, md, label, plot = client.predict("I am so sad today", api_name="/respond")
+    box, chat, md, label, plot, banner, runners = client.predict("I am so sad today", api_name="/respond")
     assert box == "" and texts(chat)[0] == ("user", "I am so sad today")
     assert "sadness" in md and "Valence: **negative**" in md
     assert label["label"] == "sadness"
-    box, chat, md, label, plot = client.predict("and now I am angry", api_name="/respond")
+    box, chat, md, label, plot, banner, runners = client.predict("and now I am angry", api_name="/respond")
     assert plot and plot.get("type") == "matplotlib" and plot.get("plot")  # a rendered figure came back
     assert len(texts(chat)) == 4
     frame = trajectory_frame(bot.trajectory(bot.sessions()[0]))
     assert set(frame["turn"]) == {1, 2} and "anger" in set(frame["emotion"])  # one point per turn
+
+
+def test_the_crisis_banner_shows_the_resources_and_the_candidates_panel_explains_the_choice(fake_app):
+    from gradio_client import Client
+
+    bot, url = fake_app
+    client = Client(url, verbose=False)
+    *_, banner, runners = client.predict("I am so sad about my exam", api_name="/respond")
+    assert not banner and "Shown:" in runners
+    *_, banner, runners = client.predict("I want to kill myself", api_name="/respond")
+    assert "988" in banner and "written crisis opening" in runners
 
 
 def test_why_this_reading_names_the_words(fake_app):
