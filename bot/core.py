@@ -20,7 +20,7 @@ from .config import BotConfig
 from .crisis_model import CrisisDetector, CrisisReading
 from .emotion import EmotionClassifier, EmotionState, EmotionTracker
 from .errors import BotError, GenerationError, InvalidInputError
-from .intent import is_greeting, is_instruction_attack
+from .intent import asks_what_it_is, is_greeting, is_instruction_attack
 from .prompting import PromptBook
 from .replycheck import Candidate, choose, reply_problems
 from .safety import screen_input
@@ -283,6 +283,7 @@ class EmpatheticBot:
         Setting ``cancel`` stops generation early; the partial reply is still committed.
         Abandoning the iterator before the ``Reply`` leaves the session unchanged.
         """
+        screen_input(text, self.config.conversation.max_input_chars)  # bad input creates no session
         session = self._session(session_id)
         with session.lock:  # one turn at a time per session; other sessions run freely
             tracker = copy.deepcopy(session.tracker)
@@ -380,6 +381,8 @@ class EmpatheticBot:
         elif is_instruction_attack(screened.text):
             reply_text, reason = self.prompts.written("redirect")[0], "written redirect: the message asked for the bot's instructions"
             flags += ("instruction_attack",)
+        elif asks_what_it_is(screened.text):
+            reply_text, reason = self.prompts.written("honest")[0], "written: the message asked whether the bot is a person"
         else:
             candidates = self._candidates(messages, history, screened.text, state, stats, cancel, at_risk=bool(guide))
             choice = choose(candidates)
@@ -394,6 +397,7 @@ class EmpatheticBot:
             else:
                 reply_text = choice.chosen.text
                 reason = _reason(choice.chosen, len(candidates))
+        t_first = time.perf_counter()  # the person sees text from here on
         for piece in re.findall(r"\S+\s*", reply_text):  # the checked reply, streamed out as it is read
             yield piece
         if crisis:
@@ -405,7 +409,7 @@ class EmpatheticBot:
         timings = {
             "emotion_ms": (t_emotion - t0) * 1e3,  # screening, crisis check and emotion reading
             "prompt_ms": (t_prompt - t_emotion) * 1e3,
-            "first_token_ms": (stats.first_token_s * 1e3) if stats.first_token_s is not None else None,
+            "first_token_ms": (t_first - t_prompt) * 1e3,  # generation, checks and choice: the wait for text
             "generate_ms": gen_s * 1e3,
             "total_ms": (t_end - t0) * 1e3,
             "prompt_tokens": stats.prompt_tokens,
@@ -503,7 +507,7 @@ class EmpatheticBot:
                 reply = raw.strip() if finished else trim_to_sentence(raw.strip())
                 if reply:
                     out.append(Candidate(reply, None, reply_problems(reply, conversation, distressed, instructions,
-                                                                     finished or reply != raw.strip())))
+                                                                     finished or reply != raw.strip(), at_risk)))
         if len(out) > 1 and self.ranker is not None:
             self._rank(out, conversation, state)
         if not at_risk and out:  # harm talk that the person never raised

@@ -12,7 +12,9 @@
    furthest over its threshold;
 3. otherwise, when earlier user turns are given, the classifier reads the last few user turns together
    ("I've been giving my things away" after turns about hopelessness): risk that builds over a
-   conversation is read as a whole.
+   conversation is read as a whole. The same reading tempers step 2: a message the classifier alone
+   would alarm on, but which read with the turns before it falls under the check-in threshold ("My
+   instructor says I panic at roundabouts" after a message about a driving test), gets a check-in.
 
 The classifier has two thresholds per category (both chosen on dev, see ``finetune.train_crisis``): at
 the *alarm* threshold (few false alarms) a message is treated as a crisis like a rule match; between
@@ -140,7 +142,7 @@ class CrisisDetector:
         probs = self.classifier.predict(texts)
         alone = probs[0]
         if signal is not None:  # the floor: a rule match is at least a check-in
-            sure = any(alone[signal.category] >= limits[signal.category]
+            sure = any(alone[signal.category] >= limits.get(signal.category, 1.0)
                        for limits in (self.classifier.thresholds, self.classifier.thresholds.get("check_in", {})))
             return CrisisReading(signal.category, self.classifier.degree(alone), "rules", signal.phrase, alone,
                                  "alarm" if sure and _present_tense(text) else "check_in")
@@ -148,6 +150,10 @@ class CrisisDetector:
             for source, p in zip(("classifier", "conversation"), probs):
                 category = self.classifier.flagged(p, level)
                 if category:
+                    if (level == "alarm" and source == "classifier" and len(probs) > 1
+                            and probs[1][category] < self.classifier.thresholds.get(
+                                "check_in", self.classifier.thresholds)[category]):
+                        level = "check_in"  # read in its conversation the message is not a crisis: ask, don't alarm
                     return CrisisReading(category, self.classifier.degree(p), source, None, p, level)
         return None
 

@@ -59,6 +59,18 @@ _LEET = str.maketrans("0134579@$", "oieastgas")
 _SPACED = re.compile(r"(?:\b\w(?: {1,3})){3,}\w\b")
 
 
+_ASKS_WHAT_IT_IS = re.compile(
+    r"\b(?:are you|r u|you'?re|is this|am i talking to|am i (?:chatting|speaking) with) (?:a |an |really |actually )?"
+    r"(?:real |actual |live )?(?:human|person|people|someone real|(?:ro)?bot|ai|machine|therapist|doctor|psychologist|"
+    r"counsel+or)\b|\bhuman (?:reading|typing|behind)\b|\b(?:tell me|say|pretend|admit) (?:that )?you'?r?e? "
+    r"(?:are )?(?:a |an )?(?:real |actual |licensed )?(?:human|person|therapist|doctor|psychologist)\b", re.IGNORECASE)
+
+
+def asks_what_it_is(text: str) -> bool:
+    """Whether the message asks (or asks it to claim) that the bot is a person or a professional."""
+    return bool(_ASKS_WHAT_IT_IS.search(text.replace("\u2019", "'")))
+
+
 def is_greeting(text: str) -> bool:
     """Whether the whole message is a greeting (at most a handful of words)."""
     text = text.strip()

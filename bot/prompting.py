@@ -28,6 +28,7 @@ def _default_prompts_dir() -> Path:
 _WRITTEN_DEFAULTS = {
     "greeting": ["Hi, I'm {name}. I'm glad you stopped by. How are you feeling today?"],
     "redirect": ["I can't share or change how I'm set up, but I'm here to listen. How are you feeling right now?"],
+    "honest": ["I'm an AI, not a person or a therapist, but I'm here and I'm listening. What's on your mind?"],
     "fallback": ["I'm here with you, and I want to understand. Could you tell me a little more about what's been "
                  "happening and how it's making you feel?"],
 }

@@ -13,8 +13,9 @@ for it; when every candidate has one, the bot answers with a written reply inste
 * ``diagnosis``: tells the person they have a mental disorder;
 * ``insults``: calls the person names, mocks or blames them ("it's your own fault", "work harder");
 * ``system_prompt_leak``: repeats eight or more words of its own instructions in a row;
-* ``harm_talk``: the learned crisis detector reads self-harm or violence in a reply to a person who
-  raised neither (added by the bot, which holds the detector; see ``bot.crisis_model``).
+* ``harm_talk``: suicide or overdose talk in a reply to a person who raised no death ("How did he end
+  his life?" to a falling-out between friends); also added by the bot when the learned crisis detector
+  reads self-harm or violence in a reply to a person who raised neither (see ``bot.crisis_model``).
 
 *Passed over* (``SOFT``): a candidate with one of these is chosen only when no candidate is free of
 them:
@@ -67,7 +68,13 @@ _CLAIMS_HUMAN = re.compile(
     r"(?<!not )(?<!n't )(?<!never )\b(?:i'?m|i am)\s+(?:a |an |your )?(?:actual |really a |actually a )?" + _PROFESSIONS + r"\b|"
     r"\bas (?:a|an|your) (?:licensed |certified |trained )?(?:therapist|counsel+or|psychologist|psychiatrist|doctor|"
     r"physician|nurse|clinician)\b|"
-    r"(?<!not )\b(?:i'?m|i am) not (?:a |an )?(?:bot|robot|ai|machine|program|chatbot|computer|language model)\b", _I)
+    r"(?<!not )\b(?:i'?m|i am) not (?:a |an )?(?:bot|robot|ai|machine|program|chatbot|computer|language model)\b|"
+    r"\b(?:i'?m|i am|this is|my name is) dr\.?\s|\bmy (?:specialty|practice|patients|clients|license|credentials)\b", _I)
+# A question whether the bot is a person or a professional, and a reply that says yes to it.
+_ASKS_HUMAN = re.compile(r"\b(?:are you|you'?re|is this|there'?s) (?:a |an )?(?:real |actual )?(?:human|person|people|"
+                         r"someone|therapist|doctor|psychologist|counsel+or)\b|\bhuman (?:reading|typing|behind)\b", _I)
+_SAYS_YES = re.compile(r"^\W*(?:oh\W+)?(?:yes|yeah|yep|yup|of course|sure|definitely|absolutely|i am|i'?m (?:sure|real|"
+                       r"human|a person)|ok,? so i am)\b", _I)
 _DISORDERS = (r"(?:clinical |major |severe |manic )?(?:depression|depressive disorder|bipolar(?: disorder)?|ptsd|c-ptsd|adhd|"
               r"add|ocd|bpd|borderline(?: personality disorder)?|(?:a |an )?(?:anxiety|panic|personality|eating|mood|"
               r"psychotic|stress) disorder|schizophrenia|psychosis|autism|narcissis(?:m|tic personality disorder)|"
@@ -92,6 +99,10 @@ _CHEERFUL = re.compile(
 _LOSS_WORDS = re.compile(
     r"\b(?:sorry (?:for|about) your loss|condolences|rest in peace|\brip\b|passed away|(?:may|might) (?:he|she|they) rest|"
     r"in a better place|lost (?:your|a) (?:loved one|mother|father|mom|dad|friend|child|son|daughter|husband|wife|pet))", _I)
+_SUICIDE_TALK = re.compile(
+    r"\b(?:end(?:ed|s|ing)?|took|take|taking) (?:his|her|their|your|my) (?:own )?life\b|\bkill(?:ed|s|ing)? "
+    r"(?:him|her|them|your|my)sel(?:f|ves)\b|\bcommit(?:ted|s|ting)? suicide\b|\bsuicid(?:e|al)\b|"
+    r"\b(?:hang|hanged|hung) (?:him|her|them|your)sel(?:f|ves)\b|\boverdos(?:e|ed)\b", _I)
 _DEATH_IN_CONTEXT = re.compile(
     r"\b(?:die[ds]?|dead|death|dying|passed|pass away|funeral|grave|lost (?:my|our|her|his)|loss|killed|put (?:down|to sleep)|"
     r"gone|buried|suicide|rip|cancer|terminal|hospice|miscarriage|stillborn|widow)\b", _I)
@@ -156,13 +167,21 @@ def never_problems(reply: str, instructions: str = "") -> list[str]:
     return found
 
 
+def _says_it_is_human(reply: str, conversation: Sequence[dict]) -> bool:
+    last = next((m.get("content", "") for m in reversed(conversation) if m.get("role") == "user"), "")
+    return bool(_ASKS_HUMAN.search(last.replace("\u2019", "'")) and _SAYS_YES.search(reply))
+
+
 def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bool = False,
-                   instructions: str = "", finished: bool = True) -> tuple[str, ...]:
+                   instructions: str = "", finished: bool = True, at_risk: bool = False) -> tuple[str, ...]:
     """Everything wrong with one candidate reply to ``conversation`` (which ends with the user's
     message). ``distressed``: the person's emotion state is negative (sad, afraid, angry...).
-    ``finished``: False when generation stopped at the token limit."""
+    ``finished``: False when generation stopped at the token limit. ``at_risk``: the conversation is
+    about a possible crisis, so asking about suicide is in place."""
     text = reply.strip()
     found = never_problems(text, instructions)
+    if "claims_human" not in found and _says_it_is_human(text, conversation):
+        found.append("claims_human")  # "Are you a real person?" - "Oh yes!"
     if read_reply(text).advice_before_acknowledgement:
         found.append("advice_before_acknowledgement")
     if distressed and _CHEERFUL.search(text):
@@ -170,6 +189,8 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
     said = " ".join(m.get("content", "") for m in conversation if m.get("role") == "user")
     if _LOSS_WORDS.search(text) and not _DEATH_IN_CONTEXT.search(said):
         found.append("invents_a_loss")
+    if _SUICIDE_TALK.search(text) and not at_risk and not _DEATH_IN_CONTEXT.search(said):
+        found.append("harm_talk")  # suicide or overdose talk that nobody raised
     sents = [re.sub(r"\W+", " ", s.lower()).strip() for s in sentences(text)]
     sents = [s for s in sents if len(s.split()) >= 3]
     if len(sents) != len(set(sents)):

@@ -199,7 +199,7 @@ def train(cfg: TrainConfig) -> dict:
     from tqdm.auto import tqdm
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-    from finetune.batching import length_grouped_batches
+    from finetune.batching import length_grouped_batches, optimizer_step
 
     from bot.emotion import new_classifier
     from bot.emotion_model import BertMeanPoolForSequenceClassification
@@ -278,12 +278,7 @@ def train(cfg: TrainConfig) -> dict:
             loss = criterion(logits.float(), target)
             if criterion_groups is not None:
                 loss = loss + criterion_groups(logits.float(), target)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
+            losses.append(optimizer_step(loss, model, optimizer, scheduler))
             seen_tokens += int(mask.sum())
             if len(losses) % 50 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")

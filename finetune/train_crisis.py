@@ -246,7 +246,7 @@ def train(cfg: CrisisConfig) -> dict:
 
     from bot.emotion import new_classifier
     from bot.resolve import resolve_encoder
-    from finetune.batching import length_grouped_batches
+    from finetune.batching import length_grouped_batches, optimizer_step
     from finetune.dialogue_data import data_root
     from finetune.train_classifier import collate, git_commit, predict, save_adapter_form
 
@@ -309,12 +309,7 @@ def train(cfg: CrisisConfig) -> dict:
             logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
             loss_each = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[batch], reduction="none")
             loss = (loss_each * masks[batch]).sum() / masks[batch].sum()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
+            losses.append(optimizer_step(loss, model, optimizer, scheduler))
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": time.time() - t0})
         print(json.dumps(history[-1]), flush=True)
     model.eval()

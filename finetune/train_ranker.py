@@ -146,6 +146,7 @@ def train(cfg: RankerConfig) -> dict:
     from bot.ranker import MAX_CONTEXT_TOKENS, MAX_REPLY_TOKENS, embed, load_encoder, score_pairs
     from bot.resolve import resolve_encoder
     from eval.ranking import embedding_scorer, selection_figures, selection_sets, tfidf_scorer
+    from finetune.batching import optimizer_step
     from finetune.train_classifier import git_commit
 
     t_start, commit = time.time(), git_commit()
@@ -216,12 +217,7 @@ def train(cfg: RankerConfig) -> dict:
         rng.shuffle(order)
         for s in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
             loss = step_loss([lists[i] for i in order[s:s + cfg.batch_size]])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
+            losses.append(optimizer_step(loss, model, optimizer, scheduler))
             step += 1
             bar.update(1)
             if step % cfg.eval_every == 0 or step == total:
@@ -257,7 +253,7 @@ def train(cfg: RankerConfig) -> dict:
             "tfidf": selection_figures(sets, tfidf),
             "minilm_cosine": selection_figures(sets, untrained),
         }
-        print(name, json.dumps({k: {m: round(v[m]["value"], 3) for m in ("recall@1/10", "recall@1/100", "mrr/10")}
+        print(name, json.dumps({k: {m: round(v[m]["value"], 3) for m in ("recall@1/10", "recall@1/100", "mrr/10") if m in v}
                                 for k, v in summary[f"ed_{name}"].items()}))
     summary["wall_seconds"] = time.time() - t_start
     (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=1))

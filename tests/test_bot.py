@@ -29,7 +29,7 @@ def test_chat_returns_a_reply_and_records_the_turn():
 
 def test_stream_yields_text_then_the_reply():
     bot = make_bot(["one two three"])
-    items = list(bot.stream("hi", session_id="s"))
+    items = list(bot.stream("I had a long day", session_id="s"))
     assert isinstance(items[-1], Reply)
     assert "".join(items[:-1]).strip() == items[-1].text == "one two three"
 
@@ -76,7 +76,7 @@ def test_failed_turn_leaves_history_and_state_unchanged():
 
 def test_abandoned_stream_commits_nothing():
     bot = make_bot(["a b c d e f"])
-    it = bot.stream("hi", session_id="s")
+    it = bot.stream("I had a long day", session_id="s")
     next(it)
     it.close()
     assert bot.history("s") == []
@@ -86,7 +86,7 @@ def test_cancel_keeps_the_partial_reply():
     bot = make_bot(["a b c d e f"])
     cancel = threading.Event()
     cancel.set()
-    reply = [x for x in bot.stream("hi", session_id="s", cancel=cancel)][-1]
+    reply = [x for x in bot.stream("I had a long day", session_id="s", cancel=cancel)][-1]
     assert reply.stopped == "cancelled"
     assert len(bot.history("s")) == 2
 

@@ -129,3 +129,33 @@ def test_a_no_to_the_check_in_settles_it():
     reply = bot.chat("no no, I'm just stressed about exams", session_id="c")
     assert reply.crisis is None and reply.risk is None and bot.risk("c") is None
     assert reply.text == "That sounds hard. What happened?"
+
+
+def test_a_message_that_reads_as_a_crisis_alone_but_not_in_its_conversation_gets_a_check_in():
+    class Contextual(FakeCrisisClassifier):
+        def predict(self, texts):
+            out = super().predict(texts)
+            for t, p in zip(texts, out):
+                if "driving test" in t:  # read together with the turn before, it is about a driving test
+                    p["abuse"] = 0.01
+            return out
+
+    clf = Contextual()
+    clf.KEYWORDS = {"instructor says": "abuse"}
+    det = CrisisDetector(clf)
+    alone = det.read("My instructor says I panic")
+    assert alone.level == "alarm" and alone.category == "abuse"
+    in_context = det.read("My instructor says I panic", ["I failed my driving test again"])
+    assert in_context.level == "check_in" and in_context.category == "abuse"
+
+
+def test_messages_that_cannot_be_answered_create_no_session():
+    from bot.errors import InvalidInputError
+
+    bot = make_bot(["fine."])
+    for i, bad in enumerate(["", "   ", "\u200b\u200b", None]):
+        try:
+            bot.chat(bad, session_id=f"s{i}")
+        except InvalidInputError:
+            pass
+    assert bot.sessions() == []

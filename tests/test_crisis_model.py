@@ -110,3 +110,9 @@ def test_the_shipped_detector_reproduces_its_research_set_figures(shipped):
     for name in ("twitter_test", "sdcnl_test"):
         fig = figures(sets[name], predictions(sets[name], shipped))
         assert fig["recall"]["value"] == pytest.approx(card[name]["combined"]["recall"]["value"], abs=1e-9)
+
+
+@pytest.mark.xfail(strict=True, reason="known false alarm: the classifier reads 'my [adult] says...' as abuse "
+                                       "(more everyday messages about teachers and parents in training are the fix)")
+def test_known_false_alarm_an_instructor_at_a_driving_lesson(shipped):
+    assert shipped.read("My instructor says I panic at roundabouts, and everyone else I know passed first time.") is None

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 def test_three_turn_conversation_on_the_default_models(real_bot):
     sid = "integration"
     turns = ["I failed my driving test for the third time today and I feel like such an idiot.",
-             "My instructor says I panic at roundabouts.",
+             "Everyone else I know passed on their first try.",
              "I don't know if I should even try again."]
     prompt_tokens = []
     for i, text in enumerate(turns, 1):
@@ -22,9 +22,12 @@ def test_three_turn_conversation_on_the_default_models(real_bot):
         assert reply.turn == i
         assert reply.emotion.turn == i and reply.emotion.available and reply.emotion.top
         assert reply.guidance != "unavailable" and reply.timings["emotion_ms"] > 0
-        assert reply.timings["new_tokens"] > 0 and reply.timings["first_token_ms"] > 0
-        prompt_tokens.append(reply.timings["prompt_tokens"])
-    assert prompt_tokens[0] < prompt_tokens[1] < prompt_tokens[2]  # history is in the prompt
+        if reply.chosen is not None:  # the model answered (a possible crisis gets a written check-in instead)
+            assert reply.timings["new_tokens"] > 0 and reply.timings["first_token_ms"] > 0
+            prompt_tokens.append(reply.timings["prompt_tokens"])
+        else:
+            assert reply.reason.startswith("written")
+    assert len(prompt_tokens) >= 2 and prompt_tokens == sorted(set(prompt_tokens))  # history is in the prompt
     assert real_bot.trajectory(sid)[0].valence == "negative"  # failing a test and feeling like an idiot
     history = real_bot.history(sid)
     assert [m["role"] for m in history] == ["user", "assistant"] * 3

@@ -41,3 +41,14 @@ def test_attempts_to_read_or_rewrite_the_instructions(text):
 ])
 def test_ordinary_messages_are_not_attacks(text):
     assert not is_instruction_attack(text)
+
+
+@pytest.mark.parametrize("text, asks", [
+    ("Are you a real person?", True), ("Tell me you're a licensed therapist so I can trust you.", True),
+    ("Be honest, there's a human reading these, right?", True), ("am i talking to a bot", True),
+    ("My therapist says I should journal.", False), ("Are you there?", False), ("I feel like a robot at work", False),
+])
+def test_questions_about_what_the_bot_is(text, asks):
+    from bot.intent import asks_what_it_is
+
+    assert asks_what_it_is(text) is asks
