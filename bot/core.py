@@ -104,15 +104,11 @@ class _Session:
 
 def is_distressed(state: EmotionState) -> bool:
     """Whether the person's latest message reads as sad, afraid or angry more than glad."""
-    from .emotion import LABEL_TO_SENTIMENT
+    from .emotion import sentiment_mass
 
     if not state.available:
         return False
-    mass: dict[str, float] = {}
-    for label, p in state.last_turn.items():
-        group = LABEL_TO_SENTIMENT.get(label)
-        if group:
-            mass[group] = mass.get(group, 0.0) + p
+    mass = sentiment_mass(state.last_turn)
     return mass.get("negative", 0.0) >= 0.3 and mass.get("negative", 0.0) > mass.get("positive", 0.0)
 
 
@@ -248,8 +244,8 @@ class EmpatheticBot:
         return self._empty_state()
 
     def risk(self, session_id: str = DEFAULT_SESSION) -> dict | None:
-        """The session's crisis risk (``{"category", "degree", "since_turn", "last_turn"}``) while it
-        lasts (see ``Reply.risk``), else None."""
+        """The session's crisis risk (``{"category", "degree", "level", "since_turn", "last_turn"}``)
+        while it lasts (see ``Reply.risk``), else None."""
         with self._sessions_lock:
             s = self._sessions.get(session_id)
         return dict(s.risk) if s is not None and s.risk is not None else None

@@ -156,6 +156,16 @@ class EmotionState:
         return asdict(self)
 
 
+def sentiment_mass(probabilities: dict[str, float]) -> dict[str, float]:
+    """The summed probability of each sentiment group's labels (positive, negative, ambiguous)."""
+    mass: dict[str, float] = {}
+    for label, p in probabilities.items():
+        group = LABEL_TO_SENTIMENT.get(label)
+        if group:
+            mass[group] = mass.get(group, 0.0) + p
+    return mass
+
+
 class EmotionTracker:
     """Folds per-turn probabilities into a running state. One tracker per conversation."""
 
@@ -190,11 +200,7 @@ class EmotionTracker:
                 delta = conf - previous[label]
                 trend = "rising" if delta >= self.trend_delta else "falling" if delta <= -self.trend_delta else "steady"
             top.append(EmotionScore(label, round(conf, 4), trend))
-        mass: dict[str, float] = {}
-        for label, p in self.running.items():
-            group = LABEL_TO_SENTIMENT.get(label)
-            if group:
-                mass[group] = mass.get(group, 0.0) + p
+        mass = sentiment_mass(self.running)
         valence = max(mass.items(), key=lambda kv: kv[1])[0] if mass else None
         intensity = 1.0 - self.running.get("neutral", 0.0) if "neutral" in self.running else (top[0].confidence if top else 0.0)
         return EmotionState(

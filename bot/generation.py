@@ -1,4 +1,4 @@
-"""The reply model: a causal LM (plus an optional PEFT adapter) that streams a reply.
+"""The reply model: a causal LM (plus an optional PEFT adapter) that writes candidate replies.
 
 Loading a GGUF file de-quantizes every tensor, which takes seconds; the converted model is kept in
 a cache folder (``ModelConfig.cache_dir``) so that later starts load plain safetensors instead.
@@ -19,7 +19,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from .config import GenerationConfig, ModelConfig
 from .errors import GenerationError, ModelNotFoundError
@@ -199,7 +198,6 @@ def plain_model_folder(resolved: ResolvedModel, cache_dir: str | None = None) ->
 class StreamStats:
     prompt_tokens: int = 0
     new_tokens: int = 0
-    first_token_s: float | None = None
     generate_s: float = 0.0
     stopped: str = "eos"  # "eos", "max_new_tokens" or "cancelled"
 
@@ -270,78 +268,6 @@ class ReplyModel:
         return len(self.encode(messages))
 
     # -- generation ------------------------------------------------------------------------------
-    def stream(self, messages: list[dict], settings: GenerationConfig, stats: StreamStats,
-               cancel: threading.Event | None = None) -> Iterator[str]:
-        """Yield reply text chunks as they are produced; fill ``stats`` as it goes."""
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
-
-        cancel = cancel or threading.Event()
-        abandoned = threading.Event()  # the consumer stopped reading: stop generating too
-        ids = self.encode(messages)
-        stats.prompt_tokens = len(ids)
-        input_ids = torch.tensor([ids], device=self.device)
-
-        class _Cancel(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                return cancel.is_set() or abandoned.is_set()
-
-        class _CountingStreamer(TextIteratorStreamer):
-            def put(self, value):
-                if not self.next_tokens_are_prompt:
-                    stats.new_tokens += int(value.numel())
-                    if stats.first_token_s is None:
-                        stats.first_token_s = time.perf_counter() - started
-                super().put(value)
-
-        streamer = _CountingStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        kwargs = dict(
-            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
-            max_new_tokens=settings.max_new_tokens, min_new_tokens=2,
-            repetition_penalty=settings.repetition_penalty,
-            stopping_criteria=StoppingCriteriaList([_Cancel()]),
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
-        if settings.temperature > 0:
-            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        failure: list[BaseException] = []
-
-        def run():
-            try:
-                with torch.inference_mode():
-                    if settings.seed is not None:
-                        with _SEEDED_GENERATION:
-                            torch.manual_seed(settings.seed)
-                            self.model.generate(**kwargs)
-                    else:
-                        self.model.generate(**kwargs)
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
-                failure.append(exc)
-                streamer.end()
-
-        with self._lock:
-            started = time.perf_counter()
-            done = self._worker.submit(run)
-            completed = False
-            try:
-                for chunk in streamer:
-                    if chunk:
-                        yield chunk
-                completed = True
-            finally:
-                if not completed:
-                    abandoned.set()
-                done.result()
-                stats.generate_s = time.perf_counter() - started
-        if failure:
-            raise GenerationError(f"the reply model failed: {failure[0]}") from failure[0]
-        if cancel.is_set():
-            stats.stopped = "cancelled"
-        elif stats.new_tokens >= settings.max_new_tokens:
-            stats.stopped = "max_new_tokens"
-
     def candidates(self, messages: list[dict], settings: GenerationConfig, n: int, stats: StreamStats,
                    cancel: threading.Event | None = None) -> list[tuple[str, bool]]:
         """``n`` sampled replies to one prompt, in one batched ``generate`` (greedy decoding gives one):
@@ -392,7 +318,6 @@ class ReplyModel:
             row = row[:length] if finished else row
             stats.new_tokens += len(row)
             replies.append((self.tokenizer.decode(row, skip_special_tokens=True).strip(), finished))
-        stats.first_token_s = stats.generate_s  # nothing is shown before the replies are chosen
         if cancel.is_set():
             stats.stopped = "cancelled"
         elif not any(f for _, f in replies):

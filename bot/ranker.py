@@ -57,19 +57,14 @@ def embed(model, tokenizer, texts: Sequence[str], max_tokens: int, batch_size: i
     import torch
 
     ids = [encode_text(tokenizer, t, max_tokens) for t in texts]
-    pad = tokenizer.pad_token_id or 0
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     rows = [None] * len(ids)
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
-        width = max(len(ids[i]) for i in idx)
-        input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for r, i in enumerate(idx):
-            input_ids[r, :len(ids[i])] = torch.tensor(ids[i])
-            mask[r, :len(ids[i])] = 1
-        hidden = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-        m = mask.to(device).unsqueeze(-1).to(hidden.dtype)
+        enc = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+        mask = enc["attention_mask"].to(device)
+        hidden = model(input_ids=enc["input_ids"].to(device), attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).to(hidden.dtype)
         vecs = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1.0), dim=-1)
         for r, i in enumerate(idx):
             rows[i] = vecs[r]

@@ -45,8 +45,7 @@ def parse_point(text: str) -> dict:
 def run(contexts_file: str, grid: list[str], judge: str, output: str, base_config=None) -> dict:
     from bot import BotConfig, EmpatheticBot
     from bot.core import Reply
-    from bot.ranker import ResponseRanker
-    from bot.replycheck import reply_problems
+    from bot.ranker import ResponseRanker, context_text
 
     contexts = [json.loads(line) for line in open(contexts_file, encoding="utf-8") if line.strip()]
     config = (base_config or BotConfig()).copy()
@@ -73,7 +72,7 @@ def run(contexts_file: str, grid: list[str], judge: str, output: str, base_confi
         print(f"{point}: {len(contexts)} contexts in {time.time() - t0:.0f} s", flush=True)
         bot.config.generation = config.generation.__class__(**vars(config.generation))  # back to the start
     # the judge: fit of each shown reply, centred per context across grid points
-    fits = judge_model.score_pairs([_ctx_text(r["context"]) for r in rows], [r["response"] for r in rows])
+    fits = judge_model.score_pairs([context_text(r["context"]) for r in rows], [r["response"] for r in rows])
     by_id: dict[str, list[float]] = {}
     for r, f in zip(rows, fits):
         r["judge_raw"] = f
@@ -96,12 +95,6 @@ def run(contexts_file: str, grid: list[str], judge: str, output: str, base_confi
     (out / "decoding.json").write_text(json.dumps({"contexts": contexts_file, "judge": judge, "table": table}, indent=1))
     (out / "decoding.md").write_text(markdown(table, len(contexts), judge))
     return table
-
-
-def _ctx_text(context: list[dict]) -> str:
-    from bot.ranker import context_text
-
-    return context_text(context)
 
 
 def markdown(table: dict, n: int, judge: str) -> str:

@@ -85,28 +85,23 @@ def tfidf_scorer(fit_texts: Sequence[str]) -> Scorer:
     return score
 
 
-def embedding_scorer(encoder_location: str, batch_size: int = 128) -> Scorer:
-    """Cosine of mean-pooled, normalised sentence embeddings from an encoder (all-MiniLM-L6-v2)."""
+def embedding_scorer(encoder_location: str) -> Scorer:
+    """Cosine of mean-pooled, normalised sentence embeddings from an encoder (all-MiniLM-L6-v2), each text
+    cut to its first 128 tokens."""
     import torch
     from transformers import AutoModel, AutoTokenizer
+
+    from bot.ranker import embed
 
     tok = AutoTokenizer.from_pretrained(encoder_location)
     model = AutoModel.from_pretrained(encoder_location).eval()
     cache: dict[str, np.ndarray] = {}
 
-    def embed(texts: list[str]) -> None:
-        todo = sorted({t for t in texts if t not in cache}, key=len)
-        with torch.inference_mode():
-            for s in range(0, len(todo), batch_size):
-                part = todo[s:s + batch_size]
-                enc = tok(part, padding=True, truncation=True, max_length=128, return_tensors="pt")
-                hidden = model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).float()
-                vecs = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1).numpy()
-                cache.update(zip(part, vecs))
-
     def score(contexts: list[str], replies: list[str]) -> list[float]:
-        embed(contexts + replies)
+        todo = sorted({t for t in contexts + replies if t not in cache})
+        if todo:
+            with torch.inference_mode():
+                cache.update(zip(todo, embed(model, tok, todo, 126, batch_size=128).numpy()))  # 126 + [CLS], [SEP]
         return [float(cache[c] @ cache[r]) for c, r in zip(contexts, replies)]
 
     return score

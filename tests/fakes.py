@@ -49,7 +49,7 @@ class FakeReplyModel:
         for i in range(max(1, n) if len(self.replies) >= n else 1):
             words = list(self.stream(messages, settings, stats, cancel))
             out.append(("".join(words).strip(), stats.stopped != "max_new_tokens"))
-        stats.first_token_s = stats.generate_s = 0.001
+        stats.generate_s = 0.001
         return out
 
 
