@@ -69,11 +69,21 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
                 times.append((time.perf_counter() - t0) * 1e3)
         crisis_ms = {"median": round(statistics.median(times), 2), "p90": round(sorted(times)[int(0.9 * len(times))], 2)}
     info = bot.info()["reply_model"]
+    raw = None
+    if info.get("backend") == "llama-cpp":  # llama.cpp on the served file against the plain base GGUF
+        from .backends import decode_rate
+
+        model = bot.reply_model
+        plain = f"{model.resolved.location}/{model.resolved.gguf_file}"
+        raw = {"served": bot.reply_model.call(decode_rate, model.model_file, model.threads),
+               "plain_base": bot.reply_model.call(decode_rate, plain, model.threads)}
+        raw["decode_ratio"] = round(raw["served"]["decode_tokens_per_s"] / raw["plain_base"]["decode_tokens_per_s"], 2)
     generated = [t for t in turns if not t["written"]] or turns  # written replies (crisis, greeting...) cost nothing
     total_tokens = sum(t["new_tokens"] for t in turns)
     total_gen_s = sum(t["total_ms"] for t in turns) / 1e3
     result = {
-        "model": info["base_model"], "adapter": info["adapter"], "device": info["device"], "dtype": info["dtype"],
+        "backend": info.get("backend"), "model": info["base_model"], "adapter": info["adapter"],
+        "device": info["device"], "dtype": info["dtype"], "backend_threads": info.get("threads"),
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
         "max_new_tokens": config.generation.max_new_tokens, "candidates": config.generation.candidates, "runs": runs,
         "cold_start_s": round(cold_start_s, 2), "loaded_from": info["loaded_from"],
@@ -82,13 +92,14 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
         "first_token_ms_median": round(statistics.median(t["first_token_ms"] for t in generated), 1),
         "tokens_per_s_median": round(statistics.median(t["tokens_per_s"] for t in generated), 1),
         "tokens_per_s_overall": round(total_tokens / total_gen_s, 1) if total_gen_s else 0.0,
-        "classify_ms": classify_ms, "crisis_detector_ms": crisis_ms,
+        "classify_ms": classify_ms, "crisis_detector_ms": crisis_ms, "llama_cpp_raw": raw,
         "total_ms_median": round(statistics.median(t["total_ms"] for t in generated), 1),
         "turns": turns,
     }
     if as_json:
         print(json.dumps(result, indent=2))
         return 0
+    print(f"backend: {result['backend']}" + (f" ({result['backend_threads']} threads)" if result["backend_threads"] else ""))
     print(f"model: {result['model']}  adapter: {result['adapter'] or 'none'}")
     print(f"device: {result['device']}  dtype: {result['dtype']}  torch threads: {result['torch_threads']}  "
           f"max_new_tokens: {result['max_new_tokens']}  candidates: {result['candidates']}")
@@ -110,6 +121,11 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
               "turns before it)")
     print(f"median whole turn: {result['total_ms_median']} ms over the {result['generated_turns']} turns the model "
           "answered (the chosen reply is shown when it is chosen; new_tok counts every candidate's tokens)")
+    if raw:
+        s, p = raw["served"], raw["plain_base"]
+        print(f"llama.cpp raw speed, served file / plain base GGUF: decode {s['decode_tokens_per_s']} / "
+              f"{p['decode_tokens_per_s']} tokens/s (ratio {raw['decode_ratio']}), prompt {s['prompt_tokens_per_s']} / "
+              f"{p['prompt_tokens_per_s']} tokens/s")
     print(f"median time to first token: {result['first_token_ms_median']} ms; "
           f"median tokens/s: {result['tokens_per_s_median']}; overall tokens/s: {result['tokens_per_s_overall']}")
     return 0

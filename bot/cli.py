@@ -53,6 +53,17 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--encoder", default=d.model.encoder, help=f"BERT encoder ({DEFAULT_ENCODER!r} is embedded)")
     g.add_argument("--device", default=d.model.device, help="auto, cpu, cuda, cuda:N (default: auto)")
     g.add_argument("--dtype", default=d.model.dtype, help="auto, float32, bfloat16, float16 (default: auto)")
+    g.add_argument("--backend", default=d.model.backend, choices=["auto", "transformers", "llama-cpp", "openai"],
+                   help="what writes the replies: auto (llama.cpp on a CPU when installed, else transformers), "
+                        "transformers, llama-cpp, or openai (a server; see --base-url) (default: %(default)s)")
+    g.add_argument("--base-url", default=d.model.base_url,
+                   help="openai backend: the server's address, e.g. http://localhost:8000/v1 (key from "
+                        "$EMPATHETIC_BOT_API_KEY or $OPENAI_API_KEY)")
+    g.add_argument("--model", dest="served_model", default=d.model.served_model,
+                   help="openai backend: the model name the server knows (default: --base-model)")
+    g.add_argument("--gguf-type", default=d.model.gguf_type, choices=["q8_0", "f16", "f32"],
+                   help="llama.cpp: type of the tensors an adapter changes when merged into the GGUF base "
+                        "(default: %(default)s)")
     g.add_argument("--cache-dir", default=d.model.cache_dir,
                    help="where converted GGUF models and merged adapters are cached ('' disables; default ~/.cache/empathetic-bot)")
     g = p.add_argument_group("generation")
@@ -82,7 +93,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> BotConfig:
     c = BotConfig()
     for section, names in (
-        ("model", ("base_model", "adapter", "emotion_classifier", "ranker", "crisis_detector", "encoder", "device", "dtype", "cache_dir")),
+        ("model", ("base_model", "adapter", "emotion_classifier", "ranker", "crisis_detector", "encoder", "device",
+                   "dtype", "backend", "gguf_type", "base_url", "served_model", "cache_dir")),
         ("generation", ("candidates", "max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")),
         ("conversation", ("context_tokens", "max_input_chars", "prompts_dir", "persona_name", "log_conversations",
                           "max_stored_turns", "crisis_reply", "risk_turns")),
@@ -312,10 +324,10 @@ def run_info(config: BotConfig, as_json: bool = False, load: bool = True) -> int
         print(f"emotion tracking: {report['emotion_tracking']}")
     if load:
         rm = report["loaded"]["reply_model"]
+        print(f"backend: {rm.get('backend', 'custom')}" + (f"  threads: {rm['threads']}" if rm.get("threads") else ""))
         print(f"device: {rm['device']}  dtype: {rm['dtype']}  parameters: {rm['parameters']:,}  "
               f"context window: {rm['context_window']} tokens")
         print(f"loaded from: {rm['loaded_from']}  ({rm['load_seconds']} s)")
-        print(f"adapter: {rm['adapter'] or 'none'}")
         print(f"ranker: {report['loaded']['ranker'] or 'none (the first candidate without problems is shown)'}")
         print(f"crisis detector: rules + {report['loaded']['crisis_detector']}"
               if report['loaded']['crisis_detector'] != "rules only" else "crisis detector: rules only")

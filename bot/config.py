@@ -43,6 +43,15 @@ class ModelConfig:
     ``encoder``: the BERT encoder that emotion classifiers are trained from.
     ``device``: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     ``dtype``: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), ``"float32"``, ``"bfloat16"``, ``"float16"``.
+    ``backend``: what writes the replies (see ``bot.backends``): ``"auto"`` (llama.cpp on a CPU when
+    ``llama-cpp-python`` is installed and the base is a GGUF file, else transformers),
+    ``"transformers"``, ``"llama-cpp"``, or ``"openai"``: any server speaking the OpenAI
+    chat-completions API at ``base_url`` (e.g. ``http://localhost:8000/v1``), asked for the model
+    ``served_model`` (default: ``base_model``); the key comes from ``$EMPATHETIC_BOT_API_KEY`` or
+    ``$OPENAI_API_KEY``.
+    ``gguf_type``: for llama.cpp, the type of the tensors an adapter changes when it is merged into
+    the GGUF base: ``"q8_0"`` (as close to the float merge as measured differences go, and the fastest),
+    ``"f16"`` or ``"f32"`` (see docs/backends.md; a 4-bit type doubled the perplexity of human replies).
     ``cache_dir``: where a base model converted from GGUF is kept so later starts skip the
     conversion, and the GGUF base with a local adapter merged in, so they skip the merge too; ``None``
     uses ``$EMPATHETIC_BOT_CACHE`` or ``~/.cache/empathetic-bot``; ``""`` disables it.
@@ -56,6 +65,10 @@ class ModelConfig:
     encoder: str = DEFAULT_ENCODER
     device: str = "auto"
     dtype: str = "auto"
+    backend: str = "auto"
+    gguf_type: str = "q8_0"
+    base_url: str | None = None
+    served_model: str | None = None
     cache_dir: str | None = None
 
 
@@ -160,5 +173,11 @@ class BotConfig:
             raise ValueError("max_stored_turns must be at least 1")
         if conv.risk_turns < 0:
             raise ValueError("risk_turns must be 0 or more")
+        if self.model.backend not in ("auto", "transformers", "llama-cpp", "openai"):
+            raise ValueError("backend must be auto, transformers, llama-cpp or openai")
+        if self.model.backend == "openai" and not self.model.base_url:
+            raise ValueError("the openai backend needs base_url (the server's /v1 address)")
+        if self.model.gguf_type not in ("q8_0", "f16", "f32"):
+            raise ValueError("gguf_type must be q8_0, f16 or f32")
         if conv.crisis_reply not in ("fixed", "model"):
             raise ValueError("crisis_reply must be 'fixed' or 'model'")

@@ -58,7 +58,8 @@ class Reply:
     "last_turn"}``): it does not drop back to nothing the turn after a disclosure, but stays for
     ``conversation.risk_turns`` user turns after the last flagged one; while it lasts, replies follow
     the crisis guidance.
-    ``timings``: milliseconds per stage, token counts and tokens/s. ``guidance``: which guidance
+    ``timings``: milliseconds per stage, token counts and tokens/s, and ``backend``, the name of what
+    wrote the candidates (``transformers``, ``llama-cpp``; see ``bot.backends``). ``guidance``: which guidance
     file shaped the reply. ``history_turns_used``: earlier turns that fit in the prompt.
     ``stopped``: "eos", "max_new_tokens" or "cancelled".
     ``candidates``: every candidate reply of the turn with its ranker score and the problems the reply
@@ -73,7 +74,7 @@ class Reply:
     session_id: str
     turn: int
     safety: tuple[str, ...] = ()
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float | str] = field(default_factory=dict)
     guidance: str = ""
     history_turns_used: int = 0
     stopped: str = "eos"
@@ -176,10 +177,12 @@ class EmpatheticBot:
         self.prompts = PromptBook(conv.prompts_dir, conv.persona_name)
         injected_model = reply_model
         if reply_model is None:
-            from .generation import ReplyModel
+            from .backends import load_reply_model
 
-            reply_model = ReplyModel(self.config.model)
+            reply_model = load_reply_model(self.config)
         self.reply_model = reply_model
+        describe = getattr(reply_model, "describe", None)
+        self.backend = str((describe() if describe else {}).get("backend", type(reply_model).__name__))
         if emotion_classifier is None and self.config.model.emotion_classifier:
             # loaded on the reply model's thread, like all its later work (see ReplyModel._worker)
             emotion_classifier = self._on_model_thread(EmotionClassifier, self.config.model.emotion_classifier,
@@ -416,6 +419,7 @@ class EmpatheticBot:
         if self.config.conversation.log_conversations:
             log.debug("session %r bot: %s", session_id, reply_text)
         timings["candidates"] = len(candidates)
+        timings["backend"] = self.backend
         reply = Reply(
             text=reply_text, emotion=state, session_id=session_id, turn=tracker.turn,
             safety=flags, timings=timings, guidance=self.prompts.guidance_key(state, guide),

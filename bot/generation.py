@@ -202,6 +202,27 @@ class StreamStats:
     stopped: str = "eos"  # "eos", "max_new_tokens" or "cancelled"
 
 
+def run_generation(owner, fn, stats: StreamStats):
+    """``fn()`` on ``owner``'s model thread, one generation at a time (``owner._lock``), its time in
+    ``stats.generate_s``; any failure becomes a ``GenerationError``. Shared by the backends."""
+    with owner._lock:
+        started = time.perf_counter()
+        try:
+            out = owner.call(fn)
+        except Exception as exc:  # noqa: BLE001
+            raise GenerationError(f"the reply model failed: {exc}") from exc
+        stats.generate_s = time.perf_counter() - started
+    return out
+
+
+def mark_stopped(stats: StreamStats, replies: list[tuple[str, bool]], cancel: threading.Event) -> None:
+    """Why the candidates ended: cancelled, every one cut at the length limit, or (default) an end token."""
+    if cancel.is_set():
+        stats.stopped = "cancelled"
+    elif replies and not any(f for _, f in replies):
+        stats.stopped = "max_new_tokens"
+
+
 class ReplyModel:
     """Tokenizer + causal LM (+ adapter). Thread-safe for one generation at a time per instance."""
 
@@ -267,6 +288,20 @@ class ReplyModel:
     def count_tokens(self, messages: list[dict]) -> int:
         return len(self.encode(messages))
 
+    def sequence_nll(self, ids: list[int], labels: list[int], ignore: int = -100) -> float:
+        """Summed negative log-likelihood of the labelled tokens of ``ids`` (labels equal to ``ignore``
+        are not scored)."""
+        import torch
+
+        def run() -> float:
+            with torch.inference_mode():
+                logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, :-1].float()
+                target = torch.tensor(labels[1:], device=logits.device)
+                return float(torch.nn.functional.cross_entropy(logits, target, ignore_index=ignore, reduction="sum"))
+
+        with self._lock:
+            return self.call(run)
+
     # -- generation ------------------------------------------------------------------------------
     def candidates(self, messages: list[dict], settings: GenerationConfig, n: int, stats: StreamStats,
                    cancel: threading.Event | None = None) -> list[tuple[str, bool]]:
@@ -302,13 +337,7 @@ class ReplyModel:
                         return self.model.generate(**kwargs)
                 return self.model.generate(**kwargs)
 
-        with self._lock:
-            started = time.perf_counter()
-            try:
-                out = self.call(run)
-            except Exception as exc:  # noqa: BLE001
-                raise GenerationError(f"the reply model failed: {exc}") from exc
-            stats.generate_s = time.perf_counter() - started
+        out = run_generation(self, run, stats)
         new = out[:, len(ids):]
         eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
         replies = []
@@ -318,15 +347,13 @@ class ReplyModel:
             row = row[:length] if finished else row
             stats.new_tokens += len(row)
             replies.append((self.tokenizer.decode(row, skip_special_tokens=True).strip(), finished))
-        if cancel.is_set():
-            stats.stopped = "cancelled"
-        elif not any(f for _, f in replies):
-            stats.stopped = "max_new_tokens"
+        mark_stopped(stats, replies, cancel)
         return replies
 
     def describe(self) -> dict:
         n_params = sum(p.numel() for p in self.model.parameters())
         return {
+            "backend": "transformers",
             "base_model": self.resolved.description,
             "loaded_from": self.loaded_from,
             "adapter": self.adapter.description if self.adapter else None,

@@ -92,9 +92,9 @@ def default_scenarios() -> Path:
 
 
 # -- inputs ----------------------------------------------------------------------------------------
-def ed_test_examples(data_dir: str | None, n: int, seed: int = 0) -> list[dict]:
+def ed_test_examples(data_dir: str | None, n: int, seed: int = 0, split: str = "test") -> list[dict]:
     """``n`` (context, reference) examples drawn with ``seed`` from every listener turn of the official
-    EmpatheticDialogues test conversations."""
+    EmpatheticDialogues conversations of ``split`` (test unless told: ``valid`` for choosing things)."""
     from finetune.dialogue_data import read_empathetic_dialogues
 
     root = data_root(data_dir)
@@ -103,7 +103,7 @@ def ed_test_examples(data_dir: str | None, n: int, seed: int = 0) -> list[dict]:
     folder = root / "empatheticdialogues" if (root / "empatheticdialogues").is_dir() else root
     pool = []
     for conv in read_empathetic_dialogues(folder):
-        if conv.split != "test":
+        if conv.split != split:
             continue
         for i, m in enumerate(conv.messages):
             if m["role"] == "assistant" and i > 0:
@@ -240,17 +240,10 @@ def generate(bot, examples: list[dict], progress: bool = True) -> list[dict]:
 def reference_nll(bot, examples: list[dict], progress: bool = True) -> list[dict]:
     """Per example: the negative log-likelihood of the reference reply under the bot's reply model, given
     exactly the prompt the bot would build, and the bot's emotion reading of the context."""
-    import torch
-
     from finetune.train_adapter import IGNORE, tokenize_example
 
-    model, tok = getattr(bot.reply_model, "model", None), getattr(bot.reply_model, "tokenizer", None)
-
-    def nll(ids, labels):
-        with torch.inference_mode():
-            logits = model(input_ids=torch.tensor([ids], device=bot.reply_model.device)).logits[0, :-1].float()
-            target = torch.tensor(labels[1:], device=logits.device)
-            return float(torch.nn.functional.cross_entropy(logits, target, ignore_index=IGNORE, reduction="sum"))
+    # a reply model that cannot score text (a test stand-in) leaves the rows without perplexity
+    tok = getattr(bot.reply_model, "tokenizer", None) if hasattr(bot.reply_model, "sequence_nll") else None
 
     out, t0 = [], time.time()
     for k, ex in enumerate(examples, 1):
@@ -259,7 +252,7 @@ def reference_nll(bot, examples: list[dict], progress: bool = True) -> list[dict
         tokens = tokenize_example(tok, messages, ex["reference"], bot.reply_model.context_window) if tok else None
         if tokens is not None:  # None: too long for the context, or a reply model without weights (a test stand-in)
             ids, labels = tokens
-            row.update(nll=bot.reply_model.call(nll, ids, labels), tokens=sum(1 for x in labels if x != IGNORE))
+            row.update(nll=bot.reply_model.sequence_nll(ids, labels, IGNORE), tokens=sum(1 for x in labels if x != IGNORE))
         out.append(row)
         if progress and (k % 100 == 0 or k == len(examples)):
             print(f"  reference perplexity {k}/{len(examples)} ({time.time() - t0:.0f} s)", flush=True)

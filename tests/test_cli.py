@@ -57,8 +57,15 @@ def test_info_loads_and_reports_device_and_dtype():
     p = run(["info"])
     out = p.stdout.decode()
     assert p.returncode == 0, p.stderr.decode()
-    assert "device: cpu" in out and "dtype: float32" in out and "SmolLM2-135M-Instruct" in out
+    assert "device: cpu" in out and "SmolLM2-135M-Instruct" in out
     assert "emotion classifier: GoEmotions emotion classifier" in out
+    from bot.backends import llama_cpp_installed
+
+    assert ("backend: llama-cpp" in out and "q8_0" in out) if llama_cpp_installed() else \
+        ("backend: transformers" in out and "dtype: float32" in out)
+    assert out.count("adapter:") == 1  # once, with the resolved files
+    p = run(["info", "--backend", "transformers"])
+    assert "backend: transformers" in p.stdout.decode() and "dtype: float32" in p.stdout.decode()
 
 
 @pytest.mark.slow

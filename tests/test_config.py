@@ -47,13 +47,16 @@ def test_every_config_field_is_reachable_from_the_cli():
         "--device", "cpu", "--dtype", "bfloat16", "--cache-dir", "", "--ranker", "rk", "--crisis-detector", "cd", "--risk-turns", "4", "--candidates", "3", "--max-new-tokens", "9", "--temperature", "0",
         "--top-p", "0.5", "--repetition-penalty", "1.3", "--seed", "3", "--context-tokens", "512",
         "--max-input-chars", "100", "--prompts-dir", "p", "--persona-name", "Kai", "--log-conversations",
-        "--max-stored-turns", "7", "--crisis-reply", "model",
+        "--max-stored-turns", "7", "--crisis-reply", "model", "--backend", "openai", "--gguf-type", "f16",
+        "--base-url", "http://localhost:8000/v1", "--model", "served",
     ])
     c = config_from_args(args)
     flat = {f"{s}.{k}": v for s, d in c.to_dict().items() for k, v in d.items()}
     assert flat == {
         "model.base_model": "org/model", "model.adapter": "ad", "model.emotion_classifier": "clf",
         "model.encoder": "enc", "model.ranker": "rk", "model.crisis_detector": "cd", "conversation.risk_turns": 4, "generation.candidates": 3, "model.device": "cpu", "model.dtype": "bfloat16", "model.cache_dir": "",
+        "model.backend": "openai", "model.gguf_type": "f16", "model.base_url": "http://localhost:8000/v1",
+        "model.served_model": "served",
         "generation.max_new_tokens": 9, "generation.temperature": 0.0, "generation.top_p": 0.5,
         "generation.repetition_penalty": 1.3, "generation.seed": 3, "conversation.context_tokens": 512,
         "conversation.max_input_chars": 100, "conversation.prompts_dir": "p", "conversation.persona_name": "Kai",

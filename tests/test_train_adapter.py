@@ -53,6 +53,7 @@ def test_the_bot_loads_the_adapter_and_replies(lora_run):
     out, _ = lora_run
     config = BotConfig()
     config.model.adapter = str(out)
+    config.model.backend = "transformers"  # its merged-copy cache; llama.cpp's: tests/test_backends.py
     config.model.emotion_classifier = None
     config.generation.max_new_tokens = 12
     config.generation.temperature = 0.0
