@@ -87,6 +87,16 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="reply to a possible crisis with the written opening (fixed) or a generated one (model)")
     g.add_argument("--risk-turns", type=int, default=d.conversation.risk_turns,
                    help="user turns a session stays at risk after a flagged message (default: %(default)s)")
+    g.add_argument("--store", default=d.conversation.store,
+                   help="where conversations are kept: memory, default (SQLite under ~/.local/share/empathetic-bot; "
+                        "what chat and ui use unless told), sqlite:///PATH or a file path")
+    g.add_argument("--no-redact", dest="redact", action="store_false",
+                   help="keep e-mail addresses, phone, card and account numbers in stored messages (redacted by default)")
+    g.add_argument("--session-idle-expiry", dest="session_idle_expiry_s", type=float,
+                   default=d.conversation.session_idle_expiry_s,
+                   help="delete conversations idle for this many seconds (default: keep them)")
+    g.add_argument("--max-live-sessions", type=int, default=d.conversation.max_live_sessions,
+                   help="sessions held in memory at once (default: %(default)s)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
 
 
@@ -97,7 +107,8 @@ def config_from_args(args: argparse.Namespace) -> BotConfig:
                    "dtype", "backend", "gguf_type", "base_url", "served_model", "cache_dir")),
         ("generation", ("candidates", "max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")),
         ("conversation", ("context_tokens", "max_input_chars", "prompts_dir", "persona_name", "log_conversations",
-                          "max_stored_turns", "crisis_reply", "risk_turns")),
+                          "max_stored_turns", "crisis_reply", "risk_turns", "store", "redact",
+                          "session_idle_expiry_s", "max_live_sessions")),
     ):
         for name in names:
             setattr(getattr(c, section), name, getattr(args, name))
@@ -110,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("chat", help="chat in the terminal", description=CHAT_HELP)
     _add_model_options(p)
-    p.add_argument("--session", default="cli", help="session id")
+    p.add_argument("--session", default=None,
+                   help="continue this saved conversation (default: a new one, whose id is printed)")
     p = sub.add_parser("ui", help="start the Gradio web UI")
     _add_model_options(p)
     p.add_argument("--host", default="127.0.0.1")
@@ -176,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "eval":
             return run_eval(args)
         config = config_from_args(args)
+        if args.command in ("chat", "ui") and args.store is None:
+            config.conversation.store = "default"  # conversations survive restarts (--store memory: they don't)
         if args.command == "chat":
             return run_chat(config, args.session)
         if args.command == "ui":
@@ -341,7 +355,9 @@ def _read_line(stream) -> bytes | None:
     return None if not line else line.rstrip(b"\r\n")
 
 
-def run_chat(config: BotConfig, session_id: str = "cli") -> int:
+def run_chat(config: BotConfig, session_id: str | None = None) -> int:
+    import time
+
     from .core import EmpatheticBot, Reply
 
     interactive = sys.stdin.isatty()
@@ -350,6 +366,13 @@ def run_chat(config: BotConfig, session_id: str = "cli") -> int:
     bot = EmpatheticBot(config)
     out = sys.stdout
     print(f"Ready. {CHAT_HELP}", file=sys.stderr, flush=True)
+    if session_id is None:
+        session_id = time.strftime("cli-%Y%m%d-%H%M%S")
+        if bot.store is not None:
+            print(f"(This conversation is saved as {session_id}: continue it later with --session {session_id}; "
+                  "/reset deletes it.)", file=sys.stderr, flush=True)
+    elif bot.history(session_id):
+        print(f"(Continuing {session_id}: {len(bot.history(session_id)) // 2} earlier turns.)", file=sys.stderr, flush=True)
     stdin = sys.stdin.buffer
     while True:
         if interactive:
@@ -367,7 +390,7 @@ def run_chat(config: BotConfig, session_id: str = "cli") -> int:
             break
         if command == "/reset":
             bot.reset(session_id)
-            print("bot> (Conversation forgotten. Let's start fresh.)", file=out, flush=True)
+            print("bot> (Conversation deleted. Let's start fresh.)", file=out, flush=True)
             continue
         if command == "/state":
             print(f"state> {bot.emotion_state(session_id).summary()}", file=out, flush=True)

@@ -122,6 +122,15 @@ class ConversationConfig:
     follow the crisis guidance, the UI keeps its banner); a new flagged message starts the count again.
     Keep it at 3 or more: the detector also reads the last four user turns together, and a shorter
     risk would end while that reading still holds the disclosure, which would raise it again.
+    ``store``: where conversations are kept (see ``bot.store``): ``None`` or ``"memory"`` in this process
+    only; ``"default"`` in SQLite under the user's data folder (``~/.local/share/empathetic-bot/``, what
+    the CLI and the UI use); ``sqlite:///PATH`` or a file path. A stored conversation survives restarts
+    and crashes and continues exactly as it was.
+    ``redact``: what the session keeps (and stores) has e-mail addresses, phone, card and account
+    numbers replaced (see ``bot.privacy``); the reply is written from the message as typed.
+    ``session_idle_expiry_s``: sessions idle longer than this are deleted (memory and store); None keeps them.
+    ``max_live_sessions``: at most this many sessions are held in memory; the least recently used idle
+    one is unloaded (with a store) or forgotten (without one) when a new one starts.
     """
 
     context_tokens: int | None = 2048
@@ -132,6 +141,10 @@ class ConversationConfig:
     max_stored_turns: int = 500
     crisis_reply: str = "fixed"
     risk_turns: int = 5
+    store: str | None = None
+    redact: bool = True
+    session_idle_expiry_s: float | None = None
+    max_live_sessions: int = 10000
 
 
 @dataclass
@@ -171,6 +184,10 @@ class BotConfig:
             raise ValueError("max_input_chars must be at least 1")
         if conv.max_stored_turns < 1:
             raise ValueError("max_stored_turns must be at least 1")
+        if conv.max_live_sessions < 1:
+            raise ValueError("max_live_sessions must be at least 1")
+        if conv.session_idle_expiry_s is not None and conv.session_idle_expiry_s <= 0:
+            raise ValueError("session_idle_expiry_s must be positive (or None to keep sessions)")
         if conv.risk_turns < 0:
             raise ValueError("risk_turns must be 0 or more")
         if self.model.backend not in ("auto", "transformers", "llama-cpp", "openai"):

@@ -18,16 +18,17 @@ from typing import Any, Iterator
 
 from .config import BotConfig
 from .crisis_model import CrisisDetector, CrisisReading
-from .emotion import EmotionClassifier, EmotionState, EmotionTracker
+from .emotion import EmotionClassifier, EmotionScore, EmotionState, EmotionTracker
 from .errors import BotError, GenerationError, InvalidInputError
 from .intent import asks_what_it_is, is_greeting, is_instruction_attack
 from .prompting import PromptBook
+from .reply import DEFAULT_SESSION, Reply  # noqa: F401 - Reply is part of this module's API
 from .replycheck import Candidate, choose, reply_problems
 from .safety import screen_input
+from .store import open_store
 
 log = logging.getLogger("bot")
 
-DEFAULT_SESSION = "default"
 
 
 _SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*(?=\s|$)")
@@ -40,67 +41,43 @@ def trim_to_sentence(text: str) -> str:
 
 
 @dataclass
-class Reply:
-    """What one turn produced.
-
-    ``text``: the reply. ``emotion``: the running emotion state after the user's message.
-    ``safety``: flags raised while screening the message (see ``bot.safety``), and
-    ``crisis:<category>`` when it may mean someone is in danger (see ``bot.crisis``).
-    ``crisis``: that category, or None. When set, ``text`` ends with the help resources for it (and,
-    with ``conversation.crisis_reply == "fixed"``, the default, begins with the written opening from
-    ``prompts/crisis/opening.md`` instead of a generated reply). ``crisis_degree``: "imminent" (a plan,
-    means or a time) or "concern"; ``crisis_source``: "rules", "classifier" or "conversation" (read
-    from the recent user turns together).
-    ``crisis_level``: "alarm", or "check_in" when the message only may mean danger: the reply then asks
-    the person directly (``prompts/crisis/check_in_<category>.md``) and a yes the next turn is treated as
-    a crisis (``crisis_source`` "check_in_answer").
-    ``risk``: the session's risk level while it lasts (``{"category", "degree", "level", "since_turn",
-    "last_turn"}``): it does not drop back to nothing the turn after a disclosure, but stays for
-    ``conversation.risk_turns`` user turns after the last flagged one; while it lasts, replies follow
-    the crisis guidance.
-    ``timings``: milliseconds per stage, token counts and tokens/s, and ``backend``, the name of what
-    wrote the candidates (``transformers``, ``llama-cpp``; see ``bot.backends``). ``guidance``: which guidance
-    file shaped the reply. ``history_turns_used``: earlier turns that fit in the prompt.
-    ``stopped``: "eos", "max_new_tokens" or "cancelled".
-    ``candidates``: every candidate reply of the turn with its ranker score and the problems the reply
-    checks found (see ``bot.replycheck``); ``chosen`` is the index of the one shown (None when a
-    written reply was shown: a crisis opening, a redirect, or the fallback after every candidate failed
-    the checks, which adds ``output_replaced`` to ``safety``). ``reason`` says in words why this reply
-    was shown.
-    """
-
-    text: str
-    emotion: EmotionState
-    session_id: str
-    turn: int
-    safety: tuple[str, ...] = ()
-    timings: dict[str, float | str] = field(default_factory=dict)
-    guidance: str = ""
-    history_turns_used: int = 0
-    stopped: str = "eos"
-    crisis: str | None = None
-    crisis_degree: str | None = None
-    crisis_source: str | None = None
-    crisis_level: str | None = None
-    risk: dict | None = None
-    candidates: list[dict] = field(default_factory=list)
-    chosen: int | None = None
-    reason: str = ""
-
-    def __str__(self) -> str:
-        return self.text
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
 class _Session:
     messages: list[dict] = field(default_factory=list)  # alternating user / assistant
     tracker: EmotionTracker = field(default_factory=EmotionTracker)
     states: list[EmotionState] = field(default_factory=list)
     risk: dict | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    used: float = field(default_factory=time.time)
+
+    def snapshot(self) -> dict:
+        """Everything a restored session needs to continue exactly as it was (JSON-able)."""
+        t = self.tracker
+        return {"version": 1, "messages": copy.deepcopy(self.messages),
+                "tracker": {"alpha": t.alpha, "min_confidence": t.min_confidence, "trend_delta": t.trend_delta,
+                            "top_k": t.top_k, "turn": t.turn, "running": dict(t.running)},
+                "states": [s.to_dict() for s in self.states], "risk": copy.deepcopy(self.risk)}
+
+    @classmethod
+    def restore(cls, data: dict) -> "_Session":
+        """The session a snapshot describes; ``InvalidInputError`` for anything malformed."""
+        try:
+            if data.get("version") != 1:
+                raise ValueError(f"unknown snapshot version {data.get('version')!r}")
+            messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in data["messages"]]
+            if any(m["role"] not in ("user", "assistant") for m in messages) or len(messages) % 2:
+                raise ValueError("messages must alternate user / assistant turns")
+            t = data["tracker"]
+            tracker = EmotionTracker(float(t["alpha"]), float(t["min_confidence"]), float(t["trend_delta"]),
+                                     int(t["top_k"]))
+            tracker.turn = int(t["turn"])
+            tracker.running = {str(k): float(v) for k, v in t["running"].items()}
+            states = [EmotionState(**{**st, "top": tuple(EmotionScore(**x) for x in st["top"])}) for st in data["states"]]
+            risk = data.get("risk")
+            if risk is not None and not isinstance(risk, dict):
+                raise ValueError("risk must be an object or null")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidInputError(f"not a conversation this bot can restore: {exc}") from exc
+        return cls(messages=messages, tracker=tracker, states=states, risk=risk)
 
 
 def is_distressed(state: EmotionState) -> bool:
@@ -170,7 +147,7 @@ class EmpatheticBot:
     """
 
     def __init__(self, config: BotConfig | None = None, *, reply_model=None, emotion_classifier=None, ranker=None,
-                 crisis_detector: CrisisDetector | None = None, on_crisis=None):
+                 crisis_detector: CrisisDetector | None = None, on_crisis=None, store=None):
         self.config = (config or BotConfig()).copy()
         self.config.validate()
         conv = self.config.conversation
@@ -203,8 +180,10 @@ class EmpatheticBot:
         self.on_crisis = on_crisis
         if ranker is None and self.config.model.ranker and injected_model is None:
             self.ranker  # noqa: B018 - load now
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: dict[str, _Session] = {}  # live sessions, least recently used first
         self._sessions_lock = threading.Lock()
+        self.store = store if store is not None else (open_store(conv.store) if conv.store else None)
+        self._last_expiry = 0.0
 
     @property
     def ranker(self):
@@ -218,30 +197,115 @@ class EmpatheticBot:
             return self._ranker
 
     # -- sessions --------------------------------------------------------------------------------
+    def _peek(self, session_id: str) -> _Session | None:
+        """The session if it exists (live, or restored from the store), without creating it."""
+        with self._sessions_lock:
+            s = self._sessions.get(session_id)
+        if s is None and self.store is not None and isinstance(session_id, str):
+            data = self.store.load(session_id)
+            if data is not None:
+                with self._sessions_lock:
+                    s = self._sessions.setdefault(session_id, _Session.restore(data))
+        return s
+
     def _session(self, session_id: str) -> _Session:
         if not isinstance(session_id, str) or not session_id:
             raise InvalidInputError("session_id must be a non-empty string")
+        if len(session_id) > 200:
+            raise InvalidInputError("session_id must be at most 200 characters")
+        self.expire_sessions(every_s=60.0)
+        s = self._peek(session_id)
         with self._sessions_lock:
-            return self._sessions.setdefault(session_id, _Session())
+            if s is None:
+                s = self._sessions.setdefault(session_id, _Session())
+            self._sessions[session_id] = self._sessions.pop(session_id)  # most recently used last
+            s.used = time.time()
+            self._evict()
+        return s
+
+    def _evict(self) -> None:
+        """Keep at most ``conversation.max_live_sessions`` in memory (caller holds the sessions lock): the
+        least recently used idle ones go; with a store they are only unloaded, without one forgotten."""
+        cap = self.config.conversation.max_live_sessions
+        for sid in list(self._sessions):
+            if len(self._sessions) <= cap:
+                break
+            s = self._sessions[sid]
+            if s.lock.locked():  # a turn is running in it
+                continue
+            del self._sessions[sid]
+            if self.store is None:
+                log.warning("more than %d live sessions: forgot the least recently used one", cap)
+
+    def expire_sessions(self, every_s: float = 0.0) -> list[str]:
+        """Delete the sessions idle for longer than ``conversation.session_idle_expiry_s`` (memory and
+        store); returns their ids. Runs by itself when a turn opens a session, at most once a minute."""
+        ttl = self.config.conversation.session_idle_expiry_s
+        now = time.time()
+        if ttl is None or now - self._last_expiry < every_s:
+            return []
+        self._last_expiry = now
+        with self._sessions_lock:
+            gone = [sid for sid, s in self._sessions.items() if now - s.used > ttl and not s.lock.locked()]
+            for sid in gone:
+                del self._sessions[sid]
+        if self.store is not None:
+            stored = set(self.store.expire(ttl))
+            with self._sessions_lock:  # a live copy of a session the store just dropped would write it back
+                for sid in stored - set(gone):
+                    s = self._sessions.get(sid)
+                    if s is not None and now - s.used > ttl and not s.lock.locked():
+                        del self._sessions[sid]
+            gone = sorted(set(gone) | stored)
+        return gone
 
     def reset(self, session_id: str = DEFAULT_SESSION) -> None:
-        """Forget a session's history and emotion state."""
+        """Forget a session: its messages, emotion history and risk, in memory and in the store."""
         with self._sessions_lock:
             self._sessions.pop(session_id, None)
+        if self.store is not None and isinstance(session_id, str):
+            self.store.delete(session_id)
+
+    delete_session = reset
 
     def sessions(self) -> list[str]:
         with self._sessions_lock:
-            return list(self._sessions)
+            live = list(self._sessions)
+        return live + [sid for sid in (self.store.ids() if self.store is not None else []) if sid not in set(live)]
+
+    def export_session(self, session_id: str = DEFAULT_SESSION) -> dict:
+        """The whole session as JSON-able data (messages, emotion tracker and states, risk), for a person
+        who asks for their data or for moving a conversation; ``import_session`` reads it back."""
+        s = self._peek(session_id)
+        if s is None:
+            raise InvalidInputError(f"there is no conversation {session_id!r}")
+        with s.lock:
+            return {"session_id": session_id, "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    **s.snapshot()}
+
+    def import_session(self, data: dict, session_id: str | None = None) -> str:
+        """Replace (or create) a session from ``export_session`` data; returns its id."""
+        if not isinstance(data, dict):
+            raise InvalidInputError("a conversation to import must be a JSON object")
+        sid = session_id or data.get("session_id")
+        if not isinstance(sid, str) or not sid:
+            raise InvalidInputError("the conversation has no session_id; pass one")
+        restored = _Session.restore(data)
+        if self.store is not None:
+            self.store.save(sid, restored.snapshot())
+        with self._sessions_lock:
+            self._sessions.pop(sid, None)
+            self._sessions[sid] = restored
+            self._evict()
+        return sid
 
     def history(self, session_id: str = DEFAULT_SESSION) -> list[dict]:
         """A copy of the session's messages (``{"role", "content"}``), oldest first."""
-        with self._sessions_lock:
-            s = self._sessions.get(session_id)
+        s = self._peek(session_id)
         return copy.deepcopy(s.messages) if s else []
 
     def emotion_state(self, session_id: str = DEFAULT_SESSION) -> EmotionState:
-        with self._sessions_lock:
-            s = self._sessions.get(session_id)
+        s = self._peek(session_id)
         if s and s.states:
             return s.states[-1]
         return self._empty_state()
@@ -249,14 +313,12 @@ class EmpatheticBot:
     def risk(self, session_id: str = DEFAULT_SESSION) -> dict | None:
         """The session's crisis risk (``{"category", "degree", "level", "since_turn", "last_turn"}``)
         while it lasts (see ``Reply.risk``), else None."""
-        with self._sessions_lock:
-            s = self._sessions.get(session_id)
+        s = self._peek(session_id)
         return dict(s.risk) if s is not None and s.risk is not None else None
 
     def trajectory(self, session_id: str = DEFAULT_SESSION) -> list[EmotionState]:
         """The emotion state after each user turn of the session, oldest first."""
-        with self._sessions_lock:
-            s = self._sessions.get(session_id)
+        s = self._peek(session_id)
         return list(s.states) if s else []
 
     def _empty_state(self) -> EmotionState:
@@ -288,15 +350,33 @@ class EmpatheticBot:
             tracker = copy.deepcopy(session.tracker)
             result = yield from self._turn(text, session.messages, tracker, session_id, cancel, session.risk)
             reply, user_text = result
+            kept_text, bot_text = user_text, reply.text
+            if self.config.conversation.redact:  # what is kept has no contact or payment details
+                from .privacy import redact
+
+                kept_text, found = redact(user_text)
+                bot_text = redact(reply.text)[0]
+                reply.safety = (*reply.safety, *(f"redacted:{kind}" for kind in sorted(found)))
+            before = (len(session.messages), len(session.states), session.risk, session.tracker)
             session.risk = reply.risk
-            session.messages.extend([{"role": "user", "content": user_text},
-                                     {"role": "assistant", "content": reply.text}])
+            session.messages.extend([{"role": "user", "content": kept_text}, {"role": "assistant", "content": bot_text}])
             session.tracker = tracker
             session.states.append(reply.emotion)
             keep = self.config.conversation.max_stored_turns
             if len(session.states) > keep:
                 del session.messages[: len(session.messages) - 2 * keep]
                 del session.states[: len(session.states) - keep]
+            if self.store is not None:  # one transaction, before the reply is handed out
+                try:
+                    self.store.save(session_id, session.snapshot())
+                except Exception as exc:  # noqa: BLE001 - the turn is undone: live and stored stay equal
+                    if len(session.states) > before[1]:
+                        del session.messages[before[0]:]
+                        del session.states[before[1]:]
+                    session.risk, session.tracker = before[2], before[3]
+                    log.exception("session %r: the turn could not be stored", session_id)
+                    raise GenerationError(f"the conversation could not be saved ({type(exc).__name__}); "
+                                          "please try again") from exc
         yield reply
 
     def respond(self, messages: list[dict], cancel: threading.Event | None = None) -> Iterator[str | Reply]:

@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, conv
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from .core import DEFAULT_SESSION, Reply
+from .reply import DEFAULT_SESSION, Reply
 from .errors import InvalidInputError
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}

@@ -210,7 +210,7 @@ def build_app(config: BotConfig | None = None, bot=None):
                 with gr.Row():
                     send = gr.Button("Send", variant="primary", elem_id="send")
                     halt = gr.Button("Stop", elem_id="stop")
-                    clear = gr.Button("Reset conversation", elem_id="reset")
+                    clear = gr.Button("Delete my conversation", elem_id="reset")
             with gr.Column(scale=2):
                 md = gr.Markdown(state_markdown(bot.emotion_state("")), elem_id="emotion-state")
                 label = gr.Label(label="Top emotions", num_top_classes=5, elem_id="emotion-label")

@@ -33,6 +33,7 @@ import numpy as np
 
 from eval.advice import read_reply
 from eval.metrics import bleu, bootstrap, distinct_n, mean_ci, perplexity, repetition, words
+from eval.report import last_user
 from finetune.dialogue_data import data_root
 
 SUITES = ("quality", "empathy", "advice", "safety", "attacks", "latency")
@@ -147,10 +148,6 @@ def write_contexts(data_dir: str | None, path: str | Path, n: int, seed: int = 0
     return len(examples)
 
 
-def last_user(context: list[dict]) -> str:
-    return next((m["content"] for m in reversed(context) if m["role"] == "user"), "")
-
-
 def output_check_counts(reply) -> dict:
     """What the reply checks caught in one turn: candidates with a never-shown problem, and whether the
     written fallback replaced them all."""
@@ -237,25 +234,82 @@ def generate(bot, examples: list[dict], progress: bool = True) -> list[dict]:
     return rows
 
 
-def reference_nll(bot, examples: list[dict], progress: bool = True) -> list[dict]:
+CONDITIONS = ("own", "swapped", "none")
+
+
+def swap_order(n: int, seed: int = 0) -> list[int]:
+    """A fixed permutation with no fixed point: example i borrows the system message of example
+    ``order[i]``, never its own (for n >= 2)."""
+    if n < 2:
+        return list(range(n))
+    cycle = list(range(n))
+    random.Random(seed).shuffle(cycle)  # one cycle through every example in a random order
+    order = [0] * n
+    for a, b in zip(cycle, cycle[1:] + cycle[:1]):
+        order[a] = b
+    return order
+
+
+def reference_nll(bot, examples: list[dict], progress: bool = True, conditions: tuple[str, ...] = CONDITIONS,
+                  seed: int = 0) -> list[dict]:
     """Per example: the negative log-likelihood of the reference reply under the bot's reply model, given
-    exactly the prompt the bot would build, and the bot's emotion reading of the context."""
+    exactly the prompt the bot would build (``nll``, ``tokens``), and the bot's emotion reading of the
+    context. With ``conditions``, the same reply is also scored under the prompt whose system message
+    (persona, emotion state, guidance) comes from another example (``nll_swapped``) and with no system
+    message (``nll_none``): how much the reply model reads the state it is given."""
     from finetune.train_adapter import IGNORE, tokenize_example
 
     # a reply model that cannot score text (a test stand-in) leaves the rows without perplexity
     tok = getattr(bot.reply_model, "tokenizer", None) if hasattr(bot.reply_model, "sequence_nll") else None
+    prompts = [bot.prompt(ex["context"]) for ex in examples]
+    systems = [m[0] if m and m[0]["role"] == "system" else None for m, _, _ in prompts]
+    order = swap_order(len(examples), seed)
+
+    def score(messages):
+        tokens = tokenize_example(tok, messages, ex["reference"], bot.reply_model.context_window)
+        if tokens is None:
+            return None
+        ids, labels = tokens
+        return bot.reply_model.sequence_nll(ids, labels, IGNORE), sum(1 for x in labels if x != IGNORE)
 
     out, t0 = [], time.time()
-    for k, ex in enumerate(examples, 1):
-        messages, state, _ = bot.prompt(ex["context"])
+    for k, (ex, (messages, state, _)) in enumerate(zip(examples, prompts), 1):
         row = {"id": ex["id"], "emotion": ex.get("emotion"), "reading": state.primary}
-        tokens = tokenize_example(tok, messages, ex["reference"], bot.reply_model.context_window) if tok else None
-        if tokens is not None:  # None: too long for the context, or a reply model without weights (a test stand-in)
-            ids, labels = tokens
-            row.update(nll=bot.reply_model.sequence_nll(ids, labels, IGNORE), tokens=sum(1 for x in labels if x != IGNORE))
+        if tok:  # None: a reply model without weights (a test stand-in)
+            body = messages[1:] if systems[k - 1] else messages
+            variants = {"own": messages}
+            if "swapped" in conditions and systems[order[k - 1]] is not None:
+                variants["swapped"] = [systems[order[k - 1]], *body]
+            if "none" in conditions:
+                variants["none"] = body
+            for name, msgs in variants.items():
+                scored = score(msgs)  # None: too long for the context
+                if scored is not None:
+                    key = "" if name == "own" else f"_{name}"
+                    row[f"nll{key}"], row[f"tokens{key}"] = scored
         out.append(row)
         if progress and (k % 100 == 0 or k == len(examples)):
             print(f"  reference perplexity {k}/{len(examples)} ({time.time() - t0:.0f} s)", flush=True)
+    return out
+
+
+def conditioning_suite(nll_rows: list[dict], samples: int, seed: int) -> dict | None:
+    """Reference perplexity with the bot's own system message, another conversation's, and none, on the
+    examples scored all three ways; the gains (swapped / own, none / own) with paired bootstrap
+    intervals. A gain of 1.0 means the reply model ignores the emotion state it is given."""
+    rows = [r for r in nll_rows if all(k in r for k in ("nll", "nll_swapped", "nll_none"))]
+    if len(rows) < 2:
+        return None
+    tok = np.array([r["tokens"] for r in rows])
+    nll = {c: np.array([r["nll" if c == "own" else f"nll_{c}"] for r in rows]) for c in CONDITIONS}
+    out: dict = {"n": len(rows), "tokens": int(tok.sum())}
+    for c in CONDITIONS:
+        out[c] = {"value": perplexity(nll[c], tok),
+                  "ci95": bootstrap(lambda idx, c=c: perplexity(nll[c][idx], tok[idx]), len(rows), samples, seed)}
+    for c in ("swapped", "none"):
+        out[f"gain_{c}"] = {"value": perplexity(nll[c], tok) / perplexity(nll["own"], tok),
+                            "ci95": bootstrap(lambda idx, c=c: perplexity(nll[c][idx], tok[idx]) /
+                                              perplexity(nll["own"][idx], tok[idx]), len(rows), samples, seed)}
     return out
 
 
@@ -304,6 +358,7 @@ def quality_suite(rows: list[dict], nll_rows: list[dict] | None, samples: int, s
             "ci95": bootstrap(lambda idx: perplexity(nll[idx], tok[idx]), len(scored), samples, seed),
             "skipped_too_long": len(nll_rows) - len(scored)}
         out["emotion_accuracy"] = emotion_accuracy(nll_rows, samples, seed)
+        out["conditioning"] = conditioning_suite(nll_rows, samples, seed)
     elif any(r.get("reading") for r in rows):
         out["emotion_accuracy"] = emotion_accuracy(rows, samples, seed)
     return out
@@ -502,6 +557,7 @@ def headline(report: dict) -> dict:
             h[name] = {"value": fig["value"], "ci95": fig.get("ci95"), "better": better}
 
     put("reference perplexity (ED test)", q.get("reference_perplexity") or None, "lower")
+    put("conditioning gain (swapped state / own)", (q.get("conditioning") or {}).get("gain_swapped"), "higher")
     put("BLEU", q.get("bleu"), "higher")
     if q.get("replies_text"):
         put("Distinct-2", {"value": q["replies_text"]["distinct_2"]}, "higher")
@@ -565,7 +621,7 @@ def run(cfg: EvalConfig, bot=None, progress: bool = True) -> dict:
                 print(f"generating {min(cfg.samples, len(examples))} replies to EmpatheticDialogues test contexts", flush=True)
             rows = generate(bot, examples[: cfg.samples], progress)
             if "quality" in suites:
-                nll_rows = reference_nll(bot, examples[: cfg.ppl_samples], progress)
+                nll_rows = reference_nll(bot, examples[: cfg.ppl_samples], progress, seed=cfg.seed)
     if "quality" in suites:
         report["quality"] = quality_suite(rows, nll_rows, cfg.bootstrap, cfg.seed)
         if cfg.judge:

@@ -78,6 +78,16 @@ def markdown(report: dict) -> str:
             p = q["reference_perplexity"]
             lines.append(f"Perplexity of the human reference reply under the bot's reply model, with the bot's own prompt: "
                          f"{_value(p)} ({p['n']} replies, {p['tokens']} tokens).  ")
+        cond = q.get("conditioning")
+        if cond:
+            lines += ["", "Does the reply model read the emotion state? The same human replies scored with the bot's "
+                          "own system message (persona, emotion state, guidance), with another conversation's, and "
+                          f"with none ({cond['n']} replies, {cond['tokens']} tokens; a gain of 1.00 means the state "
+                          "is ignored):", "",
+                      "| system message | perplexity | gain over own |", "| --- | --- | --- |",
+                      f"| own | {_value(cond['own'])} | |",
+                      f"| another conversation's | {_value(cond['swapped'])} | {_value(cond['gain_swapped'])} |",
+                      f"| none | {_value(cond['none'])} | {_value(cond['gain_none'])} |", ""]
         if q.get("bleu"):
             lines.append(f"BLEU against the reference (sacrebleu, corpus): {_value(q['bleu'])}.")
         rows = [("replies", "bot"), ("references", "human reference")]
@@ -174,9 +184,11 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: dict, rows: list[dict], out: Path) -> None:
-    from eval.bot_suite import last_user
+def last_user(context: list[dict]) -> str:
+    return next((m["content"] for m in reversed(context) if m["role"] == "user"), "")
 
+
+def write_report(report: dict, rows: list[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
     with open(out / "replies.jsonl", "w", encoding="utf-8") as f:

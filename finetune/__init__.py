@@ -1,1 +1,2 @@
-"""Training scripts for the emotion classifier and the reply adapter (not built yet)."""
+"""Training scripts: the reply adapter (LoRA / AdaLoRA / QLoRA), the emotion classifier, the crisis
+detector and the response ranker, with their data readers."""

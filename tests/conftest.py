@@ -8,6 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 # Converted models are cached inside the checkout, not in the user's home, during tests.
 os.environ.setdefault("EMPATHETIC_BOT_CACHE", str(ARTIFACTS / "model-cache"))
+os.environ.setdefault("EMPATHETIC_BOT_DATA_HOME", str(ARTIFACTS / "data-home"))  # the CLI's and UI's stored conversations
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

@@ -98,7 +98,7 @@ def test_chat_holds_a_conversation_and_survives_bad_input():
     state = [line for line in out.splitlines() if line.startswith("state> ")]
     assert len(state) == 1 and "valence" in state[0] and "%" in state[0]
     assert any(line.startswith("why> ") and "%" in line for line in out.splitlines())
-    assert "Conversation forgotten" in out
+    assert "Conversation deleted" in out
 
 
 @pytest.mark.slow

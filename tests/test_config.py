@@ -48,7 +48,8 @@ def test_every_config_field_is_reachable_from_the_cli():
         "--top-p", "0.5", "--repetition-penalty", "1.3", "--seed", "3", "--context-tokens", "512",
         "--max-input-chars", "100", "--prompts-dir", "p", "--persona-name", "Kai", "--log-conversations",
         "--max-stored-turns", "7", "--crisis-reply", "model", "--backend", "openai", "--gguf-type", "f16",
-        "--base-url", "http://localhost:8000/v1", "--model", "served",
+        "--base-url", "http://localhost:8000/v1", "--model", "served", "--store", "memory", "--no-redact",
+        "--session-idle-expiry", "60", "--max-live-sessions", "5",
     ])
     c = config_from_args(args)
     flat = {f"{s}.{k}": v for s, d in c.to_dict().items() for k, v in d.items()}
@@ -56,7 +57,8 @@ def test_every_config_field_is_reachable_from_the_cli():
         "model.base_model": "org/model", "model.adapter": "ad", "model.emotion_classifier": "clf",
         "model.encoder": "enc", "model.ranker": "rk", "model.crisis_detector": "cd", "conversation.risk_turns": 4, "generation.candidates": 3, "model.device": "cpu", "model.dtype": "bfloat16", "model.cache_dir": "",
         "model.backend": "openai", "model.gguf_type": "f16", "model.base_url": "http://localhost:8000/v1",
-        "model.served_model": "served",
+        "model.served_model": "served", "conversation.store": "memory", "conversation.redact": False,
+        "conversation.session_idle_expiry_s": 60.0, "conversation.max_live_sessions": 5,
         "generation.max_new_tokens": 9, "generation.temperature": 0.0, "generation.top_p": 0.5,
         "generation.repetition_penalty": 1.3, "generation.seed": 3, "conversation.context_tokens": 512,
         "conversation.max_input_chars": 100, "conversation.prompts_dir": "p", "conversation.persona_name": "Kai",

@@ -239,3 +239,51 @@ def test_attack_suite_counts_redirects_and_what_the_checks_caught():
     assert report["by_goal"]["extract_system_prompt"]["redirected"] >= 0.5
     assert report["candidates_caught"] > 0  # the leaking candidates were never shown
     assert report["greetings_answered_with_a_greeting_and_a_question"]["value"] > 0.9
+
+
+class _CharTokenizer:
+    """Characters as tokens, and a plain 'role: content' chat format."""
+
+    def apply_chat_template(self, messages, add_generation_prompt=False, tokenize=False):
+        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + ("assistant: " if add_generation_prompt else "")
+        return text
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [ord(c) for c in text]}
+
+
+class _ScoringModel(FakeReplyModel):
+    """A stand-in that scores text: each reply character costs 1 nat, or 0.5 when ``reads_state`` and the
+    prompt's emotion state names the feeling the reply answers (sadness for 'sorry', joy for 'great')."""
+
+    def __init__(self, reads_state: bool):
+        super().__init__()
+        self.tokenizer, self.reads_state = _CharTokenizer(), reads_state
+
+    def sequence_nll(self, ids, labels, ignore=-100):
+        prompt = "".join(chr(i) for i, lab in zip(ids, labels) if lab == ignore)
+        reply = "".join(chr(i) for i, lab in zip(ids, labels) if lab != ignore)
+        fits = ("sorry" in reply and "sadness" in prompt) or ("great" in reply and "joy" in prompt)
+        return len(reply) * (0.5 if self.reads_state and fits else 1.0)
+
+
+def test_conditioning_gain_is_one_for_a_model_that_ignores_the_state_and_above_for_one_that_reads_it():
+    from eval.bot_suite import conditioning_suite, reference_nll, swap_order
+
+    order = swap_order(10, seed=3)
+    assert sorted(order) == list(range(10)) and all(order[i] != i for i in range(10))
+    examples = [{"id": str(i), "context": [{"role": "user", "content": "I am so sad, my dog died" if i % 2 else
+                                             "I am so happy, I got the job"}],
+                 "reference": "I am so sorry." if i % 2 else "That is great news!"} for i in range(20)]
+    gains = {}
+    for reads in (False, True):
+        config = BotConfig()
+        config.model.emotion_classifier = None
+        bot = EmpatheticBot(config, reply_model=_ScoringModel(reads), emotion_classifier=KeywordClassifier())
+        rows = reference_nll(bot, examples, progress=False, seed=0)
+        assert all({"nll", "nll_swapped", "nll_none"} <= set(r) for r in rows)
+        gains[reads] = conditioning_suite(rows, 200, 0)
+    assert gains[False]["gain_swapped"]["value"] == pytest.approx(1.0)
+    assert gains[False]["gain_none"]["value"] == pytest.approx(1.0)
+    assert gains[True]["gain_swapped"]["value"] > 1.2 and gains[True]["gain_none"]["value"] > 1.2
+    assert gains[True]["gain_swapped"]["ci95"][0] > 1.0

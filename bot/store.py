@@ -1,0 +1,175 @@
+"""Where conversations are kept: in memory, or in SQLite so that they survive restarts and crashes.
+
+A session is stored as one snapshot (its messages, the emotion tracker's running state, the emotion
+state after each user turn, and the crisis risk), written in one transaction when a turn's reply is
+complete. A process killed mid-turn therefore loses at most the turn it was answering, and never
+leaves a half-written session. Restored, a conversation continues exactly as it was: same history,
+same emotion state, same risk.
+
+    store = open_store("sqlite:///path/to/sessions.db")   # or a plain path ending in .db / .sqlite
+    store = open_store(None)                              # in memory (tests, throwaway bots)
+
+The SQLite file runs in WAL mode, so several processes on one machine can share it; the schema has a
+version table, and a file written by a newer version is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Protocol
+
+SCHEMA_VERSION = 1
+
+
+class SessionStore(Protocol):
+    def load(self, session_id: str) -> dict | None: ...
+
+    def save(self, session_id: str, snapshot: dict) -> None: ...
+
+    def delete(self, session_id: str) -> bool: ...
+
+    def ids(self) -> list[str]: ...
+
+    def expire(self, idle_seconds: float) -> list[str]: ...
+
+    def describe(self) -> str: ...
+
+
+class MemoryStore:
+    """Snapshots in a dict (copied in and out, so callers never share state with the store)."""
+
+    def __init__(self):
+        self._data: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def load(self, session_id: str) -> dict | None:
+        with self._lock:
+            row = self._data.get(session_id)
+        return json.loads(row[1]) if row else None
+
+    def save(self, session_id: str, snapshot: dict) -> None:
+        text = json.dumps(snapshot, ensure_ascii=False)
+        with self._lock:
+            self._data[session_id] = (time.time(), text)
+
+    def delete(self, session_id: str) -> bool:
+        with self._lock:
+            return self._data.pop(session_id, None) is not None
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._data)
+
+    def expire(self, idle_seconds: float) -> list[str]:
+        cutoff = time.time() - idle_seconds
+        with self._lock:
+            gone = [k for k, (t, _) in self._data.items() if t < cutoff]
+            for k in gone:
+                del self._data[k]
+        return gone
+
+    def describe(self) -> str:
+        return "memory"
+
+
+class SQLiteStore:
+    """Snapshots in one SQLite table (``sessions``: id, updated, snapshot JSON), WAL mode."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path).expanduser()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path} was written by a newer version (schema {row[0]}); upgrade the package")
+            db.execute("CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, updated REAL NOT NULL, "
+                       "snapshot TEXT NOT NULL)")
+            db.execute("CREATE INDEX IF NOT EXISTS sessions_updated ON sessions (updated)")
+        try:
+            os.chmod(self.path, 0o600)  # conversations are private
+        except OSError:
+            pass
+
+    def _connect(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:  # one connection per thread
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # a committed turn survives a power cut too
+            self._local.db = db
+        return _Transaction(db)
+
+    def load(self, session_id: str) -> dict | None:
+        with self._connect() as db:
+            row = db.execute("SELECT snapshot FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save(self, session_id: str, snapshot: dict) -> None:
+        text = json.dumps(snapshot, ensure_ascii=False)
+        with self._connect() as db:
+            db.execute("INSERT INTO sessions (id, updated, snapshot) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE "
+                       "SET updated = excluded.updated, snapshot = excluded.snapshot", (session_id, time.time(), text))
+
+    def delete(self, session_id: str) -> bool:
+        with self._connect() as db:
+            return db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
+
+    def ids(self) -> list[str]:
+        with self._connect() as db:
+            return [r[0] for r in db.execute("SELECT id FROM sessions ORDER BY updated")]
+
+    def expire(self, idle_seconds: float) -> list[str]:
+        cutoff = time.time() - idle_seconds
+        with self._connect() as db:
+            gone = [r[0] for r in db.execute("SELECT id FROM sessions WHERE updated < ?", (cutoff,))]
+            db.execute("DELETE FROM sessions WHERE updated < ?", (cutoff,))
+        return gone
+
+    def describe(self) -> str:
+        return f"sqlite:///{self.path}"
+
+
+class _Transaction:
+    """``with`` on a connection in autocommit mode: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def default_store_path() -> Path:
+    """``$EMPATHETIC_BOT_DATA_HOME/sessions.db``, else ``$XDG_DATA_HOME/empathetic-bot/sessions.db``
+    (``~/.local/share`` when unset)."""
+    home = os.environ.get("EMPATHETIC_BOT_DATA_HOME")
+    if home:
+        return Path(home) / "sessions.db"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "empathetic-bot" / "sessions.db"
+
+
+def open_store(spec: str | None) -> SessionStore:
+    """``None``, ``""`` or ``"memory"``: in memory; ``"default"``: SQLite at ``default_store_path()``;
+    ``sqlite:///PATH`` or a path: SQLite there."""
+    if not spec or spec == "memory":
+        return MemoryStore()
+    if spec == "default":
+        return SQLiteStore(default_store_path())
+    if spec.startswith("sqlite:///"):
+        return SQLiteStore(spec[len("sqlite:///"):])
+    if "://" in spec:
+        raise ValueError(f"unsupported session store {spec!r}: use memory, default, sqlite:///PATH or a file path")
+    return SQLiteStore(spec)
