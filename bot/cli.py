@@ -128,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="ask Gradio for a public share link (needs a network)")
+    p = sub.add_parser("serve", help="serve the bot over HTTP (OpenAI-compatible chat completions, sessions, metrics)")
+    _add_model_options(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-keys", default=None, metavar="FILE",
+                   help="file of SHA-256 hex digests of the accepted API keys, one per line (default: no keys needed)")
+    p.add_argument("--hash-key", default=None, metavar="KEY", help="print the line for KEY in an --api-keys file, and stop")
+    p.add_argument("--max-body-bytes", type=int, default=65536, help="larger requests get 413 (default: %(default)s)")
+    p.add_argument("--max-waiting", type=int, default=8,
+                   help="turns that may wait for the model at once; more get 429 (default: %(default)s)")
     p = sub.add_parser("info", help="show the resolved models, files, device and dtype")
     _add_model_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -188,7 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "eval":
             return run_eval(args)
         config = config_from_args(args)
-        if args.command in ("chat", "ui") and args.store is None:
+        if args.command == "serve" and args.hash_key is not None:
+            from .service import hash_key
+
+            print(hash_key(args.hash_key))
+            return 0
+        if args.command in ("chat", "ui", "serve") and args.store is None:
             config.conversation.store = "default"  # conversations survive restarts (--store memory: they don't)
         if args.command == "chat":
             return run_chat(config, args.session)
@@ -196,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .ui import launch
 
             launch(config, host=args.host, port=args.port, share=args.share)
+            return 0
+        if args.command == "serve":
+            from .service import serve
+
+            serve(config, host=args.host, port=args.port, api_keys=args.api_keys, max_body_bytes=args.max_body_bytes,
+                  max_waiting=args.max_waiting)
             return 0
         if args.command == "info":
             return run_info(config, as_json=args.json, load=not args.no_load)

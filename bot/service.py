@@ -1,0 +1,262 @@
+"""``empathetic-bot serve``: the bot as an HTTP service for desks not written in Python.
+
+Endpoints (FastAPI, served by uvicorn):
+
+- ``POST /v1/chat/completions``: OpenAI-compatible. The last user message of ``messages`` is the turn;
+  the conversation is the bot's own session, named by the ``X-Session-Id`` header or the ``user``
+  field (one of them is required). ``stream: true`` answers with server-sent events. Each answer
+  carries an ``empathetic_bot`` field: the emotion state, the crisis category and level, the risk,
+  the safety flags and the timings.
+- ``GET /v1/sessions/{id}`` (history, emotion state, risk), ``DELETE /v1/sessions/{id}``,
+  ``GET /v1/sessions/{id}/export``.
+- ``GET /health`` and ``GET /metrics`` (Prometheus text format: turns, turn latency, crisis flags by
+  category, refusals and errors).
+
+API keys are optional: ``--api-keys FILE`` names a file with one SHA-256 hex digest of a key per line
+(``empathetic-bot serve --hash-key KEY`` prints one); a request without a valid ``Authorization:
+Bearer KEY`` then gets 401 and no conversation data. Requests over ``--max-body-bytes`` get 413. At
+most ``--max-waiting`` turns wait for the model at once; more get 429 with ``Retry-After``, as does a
+second turn in a session that is still answering the first.
+"""
+
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from .errors import BotError, GenerationError, InvalidInputError
+
+LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+
+
+class Metrics:
+    """Counters and a latency histogram, written in the Prometheus text format."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.turns = 0
+        self.errors: dict[str, int] = {}
+        self.crisis: dict[str, int] = {}
+        self.buckets = [0] * len(LATENCY_BUCKETS)
+        self.latency_sum = 0.0
+
+    def turn(self, seconds: float, crisis: str | None) -> None:
+        with self._lock:
+            self.turns += 1
+            self.latency_sum += seconds
+            for i, b in enumerate(LATENCY_BUCKETS):
+                if seconds <= b:
+                    self.buckets[i] += 1
+            if crisis:
+                self.crisis[crisis] = self.crisis.get(crisis, 0) + 1
+
+    def error(self, kind: str) -> None:
+        with self._lock:
+            self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def render(self, waiting: int) -> str:
+        with self._lock:
+            lines = ["# HELP empathetic_bot_turns_total Turns answered.", "# TYPE empathetic_bot_turns_total counter",
+                     f"empathetic_bot_turns_total {self.turns}",
+                     "# HELP empathetic_bot_turn_seconds Whole-turn latency.", "# TYPE empathetic_bot_turn_seconds histogram"]
+            lines += [f'empathetic_bot_turn_seconds_bucket{{le="{b}"}} {n}' for b, n in zip(LATENCY_BUCKETS, self.buckets)]
+            lines += [f'empathetic_bot_turn_seconds_bucket{{le="+Inf"}} {self.turns}',
+                      f"empathetic_bot_turn_seconds_sum {self.latency_sum:.4f}", f"empathetic_bot_turn_seconds_count {self.turns}",
+                      "# HELP empathetic_bot_crisis_flags_total Turns flagged as a possible crisis, by category.",
+                      "# TYPE empathetic_bot_crisis_flags_total counter"]
+            lines += [f'empathetic_bot_crisis_flags_total{{category="{c}"}} {n}' for c, n in sorted(self.crisis.items())]
+            lines += ["# HELP empathetic_bot_refusals_total Requests refused or failed, by reason.",
+                      "# TYPE empathetic_bot_refusals_total counter"]
+            lines += [f'empathetic_bot_refusals_total{{reason="{k}"}} {n}' for k, n in sorted(self.errors.items())]
+            lines += ["# HELP empathetic_bot_waiting_turns Turns waiting for or using the model now.",
+                      "# TYPE empathetic_bot_waiting_turns gauge", f"empathetic_bot_waiting_turns {waiting}"]
+        return "\n".join(lines) + "\n"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def read_key_hashes(path: str | None) -> set[str] | None:
+    if not path:
+        return None
+    hashes = {line.strip().lower() for line in Path(path).read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    if not hashes:
+        raise ValueError(f"{path} holds no key hashes")
+    return hashes
+
+
+def _extension(reply) -> dict:
+    return {"session_id": reply.session_id, "turn": reply.turn, "emotion": reply.emotion.to_dict(),
+            "crisis": reply.crisis, "crisis_level": reply.crisis_level, "risk": reply.risk,
+            "safety": list(reply.safety), "timings": reply.timings, "reason": reply.reason}
+
+
+def create_app(bot, api_key_hashes: set[str] | None = None, max_body_bytes: int = 65536, max_waiting: int = 8):
+    """The FastAPI app serving ``bot`` (see the module's text)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+    app = FastAPI(title="Empathetic Bot", version="1")
+    metrics = Metrics()
+    waiting = threading.BoundedSemaphore(max_waiting)
+    state = {"waiting": 0}
+    state_lock = threading.Lock()
+    model_name = "empathetic-bot"
+
+    def refuse(status: int, message: str, kind: str, headers: dict | None = None):
+        metrics.error(kind)
+        return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status, headers=headers)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if request.url.path not in ("/health",) and api_key_hashes is not None:
+            auth = request.headers.get("authorization", "")
+            key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+            if not key or hash_key(key) not in api_key_hashes:
+                return refuse(401, "a valid API key is required (Authorization: Bearer KEY)", "unauthorized")
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
+            return refuse(413, f"the request is larger than {max_body_bytes} bytes", "too_large")
+        return await call_next(request)
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "backend": getattr(bot, "backend", None), "sessions_live": len(bot._sessions)}
+
+    @app.get("/metrics")
+    def prometheus():
+        return PlainTextResponse(metrics.render(state["waiting"]), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models")
+    def models():
+        return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "empathetic-bot"}]}
+
+    def session_of(request: Request, body: dict) -> str | None:
+        sid = request.headers.get("x-session-id") or body.get("user")
+        return sid if isinstance(sid, str) and sid.strip() else None
+
+    @app.get("/v1/sessions/{session_id}")
+    def get_session(session_id: str):
+        history = bot.history(session_id)
+        if not history:
+            return refuse(404, "no such conversation", "not_found")
+        risk = bot.risk(session_id)
+        return {"session_id": session_id, "messages": history, "emotion": bot.emotion_state(session_id).to_dict(),
+                "risk": risk}
+
+    @app.get("/v1/sessions/{session_id}/export")
+    def export_session(session_id: str):
+        try:
+            return bot.export_session(session_id)
+        except InvalidInputError:
+            return refuse(404, "no such conversation", "not_found")
+
+    @app.delete("/v1/sessions/{session_id}")
+    def delete_session(session_id: str):
+        existed = bool(bot.history(session_id))
+        bot.delete_session(session_id)
+        return {"session_id": session_id, "deleted": existed}
+
+    @app.post("/v1/chat/completions")
+    async def completions(request: Request):
+        raw = await request.body()
+        if len(raw) > max_body_bytes:
+            return refuse(413, f"the request is larger than {max_body_bytes} bytes", "too_large")
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            return refuse(400, "the body is not valid JSON", "bad_request")
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
+            return refuse(400, "messages must be a non-empty list", "bad_request")
+        last = body["messages"][-1]
+        if not isinstance(last, dict) or last.get("role") != "user" or not isinstance(last.get("content"), str):
+            return refuse(400, "the last message must be {'role': 'user', 'content': '...'}", "bad_request")
+        sid = session_of(request, body)
+        if sid is None:
+            return refuse(400, "name the conversation: an X-Session-Id header or the user field", "bad_request")
+        if not waiting.acquire(blocking=False):
+            return refuse(429, "busy: too many turns are waiting; try again shortly", "busy", {"Retry-After": "2"})
+        session = bot._peek(sid)
+        if session is not None and session.lock.locked():
+            waiting.release()
+            return refuse(429, "this conversation is still answering its last message", "session_busy",
+                          {"Retry-After": "1"})
+        with state_lock:
+            state["waiting"] += 1
+        text = last["content"]
+        created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+        def finish():
+            with state_lock:
+                state["waiting"] -= 1
+            waiting.release()
+
+        def run_turn():
+            t0 = time.perf_counter()
+            try:
+                pieces = list(bot.stream(text, session_id=sid))
+            finally:
+                finish()
+            reply = pieces[-1]
+            metrics.turn(time.perf_counter() - t0, reply.crisis)
+            return reply
+
+        if not body.get("stream"):
+            from starlette.concurrency import run_in_threadpool
+
+            try:
+                reply = await run_in_threadpool(run_turn)
+            except InvalidInputError as exc:
+                return refuse(400, str(exc), "invalid_input")
+            except (GenerationError, BotError) as exc:
+                return refuse(503, str(exc), "generation_failed")
+            return {"id": cid, "object": "chat.completion", "created": created, "model": model_name,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
+                                 "finish_reason": "stop" if reply.stopped != "max_new_tokens" else "length"}],
+                    "usage": {"prompt_tokens": reply.timings.get("prompt_tokens", 0),
+                              "completion_tokens": reply.timings.get("new_tokens", 0),
+                              "total_tokens": reply.timings.get("prompt_tokens", 0) + reply.timings.get("new_tokens", 0)},
+                    "empathetic_bot": _extension(reply)}
+
+        def events():
+            def chunk(delta: dict, finish: str | None = None, extra: dict | None = None) -> str:
+                event = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model_name,
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                if extra:
+                    event["empathetic_bot"] = extra
+                return f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+
+            t0 = time.perf_counter()
+            try:
+                yield chunk({"role": "assistant"})
+                for item in bot.stream(text, session_id=sid):
+                    if isinstance(item, str):
+                        yield chunk({"content": item})
+                    else:
+                        metrics.turn(time.perf_counter() - t0, item.crisis)
+                        yield chunk({}, "stop" if item.stopped != "max_new_tokens" else "length", _extension(item))
+            except (BotError, InvalidInputError) as exc:
+                metrics.error("invalid_input" if isinstance(exc, InvalidInputError) else "generation_failed")
+                yield f"data: {json.dumps({'error': {'message': str(exc)}})}\n\n"
+            finally:
+                finish()
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+def serve(config, host: str = "127.0.0.1", port: int = 8000, api_keys: str | None = None,
+          max_body_bytes: int = 65536, max_waiting: int = 8) -> None:
+    import uvicorn
+
+    from .core import EmpatheticBot
+
+    app = create_app(EmpatheticBot(config), read_key_hashes(api_keys), max_body_bytes, max_waiting)
+    uvicorn.run(app, host=host, port=port, log_level="info")
