@@ -438,7 +438,7 @@ def run_chat(config: BotConfig, session_id: str | None = None) -> int:
             # a reply cut off by --max-new-tokens is marked; the history keeps it up to its last full sentence
             print(" …" if reply is not None and reply.stopped == "max_new_tokens" else "", file=out, flush=True)
             if reply is not None and reply.emotion.available and interactive:
-                print(f"       [{reply.emotion.summary()}]", file=out, flush=True)
+                print(f"       [{reply.emotion.line()}]", file=out, flush=True)
         except InvalidInputError as exc:
             print(f"({exc})", file=out, flush=True)
         except BotError as exc:

@@ -152,6 +152,21 @@ class EmotionState:
         parts = [f"{s.label} {s.confidence:.0%}" + ("" if s.trend == "steady" else f" ({s.trend})") for s in self.top]
         return f"{', '.join(parts)}; valence {self.valence}, intensity {self.intensity:.2f}"
 
+    def message_top(self, k: int = 2, min_confidence: float = 0.1) -> list[tuple[str, float]]:
+        """The emotions read in the latest message alone (not the running state): up to ``k`` labels
+        other than neutral at ``min_confidence`` or more, else the top label."""
+        ranked = sorted(self.last_turn.items(), key=lambda kv: -kv[1])
+        chosen = [(k_, v) for k_, v in ranked if k_ != "neutral" and v >= min_confidence][:k]
+        return chosen or ranked[:1]
+
+    def line(self) -> str:
+        """What a person reads under a reply: this message's emotions first, then the conversation's
+        running state (which carries earlier turns, so it can lag a change of mood)."""
+        if not self.available or not self.top:
+            return self.summary()
+        now = ", ".join(f"{label} {p:.0%}" for label, p in self.message_top())
+        return f"this message: {now} | conversation: {self.summary()}" if now else self.summary()
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -28,7 +28,9 @@ def state_markdown(state: EmotionState) -> str:
         return f"**Emotion state**\n\n_{state.reason}_"
     if not state.top:
         return "**Emotion state**\n\n_No messages yet._"
-    lines = ["**Emotion state**", "", "| emotion | confidence | trend |", "|---|---|---|"]
+    now = ", ".join(f"{label} {p:.0%}" for label, p in state.message_top())
+    lines = ["**Emotion state**", "", f"This message: **{now}**" if now else "", "",
+             "Over the conversation:", "", "| emotion | confidence | trend |", "|---|---|---|"]
     lines += [f"| {s.label} | {s.confidence:.0%} | {s.trend} |" for s in state.top]
     lines += ["", f"Valence: **{state.valence}** · intensity: **{state.intensity:.2f}** · turn {state.turn}"]
     return "\n".join(lines)

@@ -48,3 +48,16 @@ def test_new_label_is_marked_new():
     t.update({"joy": 0.8})
     s = t.update({"joy": 0.8, "fear": 0.9})
     assert {x.label: x.trend for x in s.top}["fear"] == "new"
+
+
+def test_the_line_under_a_reply_names_this_message_before_the_running_state():
+    from bot.emotion import EmotionTracker
+
+    t = EmotionTracker()
+    t.update({"anger": 0.7, "annoyance": 0.2, "neutral": 0.1})  # about a landlord
+    state = t.update({"surprise": 0.6, "joy": 0.3, "excitement": 0.2, "neutral": 0.05})  # "I got the job!!!"
+    assert state.message_top() == [("surprise", 0.6), ("joy", 0.3)]
+    line = state.line()
+    assert line.startswith("this message: surprise 60%, joy 30% | conversation: ") and "anger" in line
+    calm = EmotionTracker().update({"neutral": 0.9, "joy": 0.05})
+    assert calm.message_top() == [("neutral", 0.9)]
