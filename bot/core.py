@@ -268,6 +268,17 @@ class EmpatheticBot:
 
     delete_session = reset
 
+    def busy(self, session_id: str) -> bool:
+        """Whether a turn is being answered in this session right now."""
+        with self._sessions_lock:
+            s = self._sessions.get(session_id)
+        return s is not None and s.lock.locked()
+
+    def live_sessions(self) -> int:
+        """How many sessions are held in memory now."""
+        with self._sessions_lock:
+            return len(self._sessions)
+
     def sessions(self) -> list[str]:
         with self._sessions_lock:
             live = list(self._sessions)

@@ -126,7 +126,7 @@ def create_app(bot, api_key_hashes: set[str] | None = None, max_body_bytes: int 
 
     @app.get("/health")
     def health():
-        return {"status": "ok", "backend": getattr(bot, "backend", None), "sessions_live": len(bot._sessions)}
+        return {"status": "ok", "backend": getattr(bot, "backend", None), "sessions_live": bot.live_sessions()}
 
     @app.get("/metrics")
     def prometheus():
@@ -181,8 +181,7 @@ def create_app(bot, api_key_hashes: set[str] | None = None, max_body_bytes: int 
             return refuse(400, "name the conversation: an X-Session-Id header or the user field", "bad_request")
         if not waiting.acquire(blocking=False):
             return refuse(429, "busy: too many turns are waiting; try again shortly", "busy", {"Retry-After": "2"})
-        session = bot._peek(sid)
-        if session is not None and session.lock.locked():
+        if bot.busy(sid):
             waiting.release()
             return refuse(429, "this conversation is still answering its last message", "session_busy",
                           {"Retry-After": "1"})
@@ -191,8 +190,13 @@ def create_app(bot, api_key_hashes: set[str] | None = None, max_body_bytes: int 
         text = last["content"]
         created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
-        def finish():
+        released = threading.Event()
+
+        def finish():  # once, whichever comes first: the turn's end or the response's end
             with state_lock:
+                if released.is_set():
+                    return
+                released.set()
                 state["waiting"] -= 1
             waiting.release()
 
@@ -247,7 +251,10 @@ def create_app(bot, api_key_hashes: set[str] | None = None, max_body_bytes: int 
                 finish()
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+        from starlette.background import BackgroundTask
+
+        # a client gone before the stream starts never runs ``events``: the task frees its place then
+        return StreamingResponse(events(), media_type="text/event-stream", background=BackgroundTask(finish))
 
     return app
 

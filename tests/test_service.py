@@ -141,3 +141,12 @@ def test_serve_over_loopback_with_a_key(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_finished_turns_free_their_place(tmp_path):
+    client, _ = make_client(tmp_path, [f"reply number {i}" for i in range(6)], max_waiting=1)
+    for i in range(3):  # one place only: each turn, streamed or not, must give it back
+        with client.stream("POST", "/v1/chat/completions", json=ask(f"message {i}", stream=True, user="s")) as r:
+            assert r.status_code == 200 and list(r.iter_lines())
+        assert client.post("/v1/chat/completions", json=ask(f"again {i}", user="s")).status_code == 200
+    assert "empathetic_bot_waiting_turns 0" in client.get("/metrics").text

@@ -133,7 +133,7 @@ def test_live_sessions_are_capped(tmp_path):
     stored = make_bot(SQLiteStore(tmp_path / "s.db"), [f"r{i}" for i in range(5)], max_live_sessions=2)
     for i in range(5):
         stored.chat(f"message number {i}", session_id=f"s{i}")
-    assert len(stored._sessions) == 2 and len(stored.sessions()) == 5  # unloaded, not lost
+    assert stored.live_sessions() == 2 and len(stored.sessions()) == 5  # unloaded, not lost
     assert stored.history("s0")[0]["content"] == "message number 0"
     memory = make_bot(None, [f"r{i}" for i in range(5)], max_live_sessions=2)
     for i in range(5):
