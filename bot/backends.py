@@ -169,17 +169,6 @@ def _merged_gguf(base: ResolvedModel, adapter: ResolvedModel, cache_dir: str | N
     return path
 
 
-def _gguf_context_and_template(path: Path) -> tuple[int, str | None]:
-    """The trained context length and the chat template a GGUF file declares."""
-    import gguf
-
-    reader = gguf.GGUFReader(str(path))
-    arch = reader.fields["general.architecture"].contents()
-    ctx = reader.fields.get(f"{arch}.context_length")
-    template = reader.fields.get("tokenizer.chat_template")
-    return (int(ctx.contents()) if ctx is not None else 2048), (template.contents() if template is not None else None)
-
-
 class _ChatTokenizer:
     """The two tokenizer calls that ``finetune.train_adapter.tokenize_example`` makes, answered by
     llama.cpp's own vocabulary and the GGUF file's chat template (so evaluations that score reference
@@ -235,16 +224,21 @@ class LlamaCppReplyModel:
             except Exception as exc:  # noqa: BLE001
                 raise ModelNotFoundError(f"could not merge the adapter {self.adapter.spec!r} into "
                                          f"{self.resolved.spec!r} for llama.cpp: {exc}") from exc
-        trained, self.template_source = _gguf_context_and_template(self.model_file)
+        want = (context_tokens or 8192) + max_new_tokens
+        try:
+            self.llm = Llama(model_path=str(self.model_file), n_ctx=want, n_batch=512, n_threads=self.threads,
+                             n_threads_batch=self.threads, verbose=False)
+            trained = int(self.llm._model.n_ctx_train() or want)
+            if want > trained:  # no longer than the model was trained for
+                self.llm = Llama(model_path=str(self.model_file), n_ctx=trained, n_batch=512, n_threads=self.threads,
+                                 n_threads_batch=self.threads, verbose=False)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelNotFoundError(f"llama.cpp could not load {self.model_file}: {exc}") from exc
+        # the file's own metadata (read by llama.cpp; parsing it in Python takes seconds)
+        self.template_source = self.llm.metadata.get("tokenizer.chat_template")
         if not self.template_source:
             raise ModelNotFoundError(f"the base model {self.resolved.spec!r} has no chat template; "
                                      "use an instruction-tuned (chat) model")
-        n_ctx = min(trained, (context_tokens or trained) + max_new_tokens)
-        try:
-            self.llm = Llama(model_path=str(self.model_file), n_ctx=n_ctx, n_batch=512, n_threads=self.threads,
-                             n_threads_batch=self.threads, verbose=False)
-        except Exception as exc:  # noqa: BLE001
-            raise ModelNotFoundError(f"llama.cpp could not load {self.model_file}: {exc}") from exc
         self.context_window = self.llm.n_ctx()
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
