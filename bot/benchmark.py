@@ -99,7 +99,8 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
     if as_json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"backend: {result['backend']}" + (f" ({result['backend_threads']} threads)" if result["backend_threads"] else ""))
+    print(f"backend: {result['backend']}" + (f" ({result['backend_threads']} threads for prompts, "
+                                             f"{info.get('decode_threads')} for decoding)" if result["backend_threads"] else ""))
     print(f"model: {result['model']}  adapter: {result['adapter'] or 'none'}")
     print(f"device: {result['device']}  dtype: {result['dtype']}  torch threads: {result['torch_threads']}  "
           f"max_new_tokens: {result['max_new_tokens']}  candidates: {result['candidates']}")

@@ -61,6 +61,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "$EMPATHETIC_BOT_API_KEY or $OPENAI_API_KEY)")
     g.add_argument("--model", dest="served_model", default=d.model.served_model,
                    help="openai backend: the model name the server knows (default: --base-model)")
+    g.add_argument("--threads", type=int, default=d.model.threads,
+                   help="CPU threads for the models (default: every core; 1 on a machine shared with busy work)")
     g.add_argument("--gguf-type", default=d.model.gguf_type, choices=["q8_0", "f16", "f32"],
                    help="llama.cpp: type of the tensors an adapter changes when merged into the GGUF base "
                         "(default: %(default)s)")
@@ -104,7 +106,7 @@ def config_from_args(args: argparse.Namespace) -> BotConfig:
     c = BotConfig()
     for section, names in (
         ("model", ("base_model", "adapter", "emotion_classifier", "ranker", "crisis_detector", "encoder", "device",
-                   "dtype", "backend", "gguf_type", "base_url", "served_model", "cache_dir")),
+                   "dtype", "backend", "gguf_type", "threads", "base_url", "served_model", "cache_dir")),
         ("generation", ("candidates", "max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")),
         ("conversation", ("context_tokens", "max_input_chars", "prompts_dir", "persona_name", "log_conversations",
                           "max_stored_turns", "crisis_reply", "risk_turns", "store", "redact",

@@ -52,6 +52,9 @@ class ModelConfig:
     ``gguf_type``: for llama.cpp, the type of the tensors an adapter changes when it is merged into
     the GGUF base: ``"q8_0"`` (as close to the float merge as measured differences go, and the fastest),
     ``"f16"`` or ``"f32"`` (see docs/backends.md; a 4-bit type doubled the perplexity of human replies).
+    ``threads``: CPU threads for the models (llama.cpp's prompt evaluation and PyTorch's classifiers);
+    ``None`` uses every core this process may run on. On a machine shared with other busy work, 1
+    keeps each model's speed steady (see docs/backends.md).
     ``cache_dir``: where a base model converted from GGUF is kept so later starts skip the
     conversion, and the GGUF base with a local adapter merged in, so they skip the merge too; ``None``
     uses ``$EMPATHETIC_BOT_CACHE`` or ``~/.cache/empathetic-bot``; ``""`` disables it.
@@ -67,6 +70,7 @@ class ModelConfig:
     dtype: str = "auto"
     backend: str = "auto"
     gguf_type: str = "q8_0"
+    threads: int | None = None
     base_url: str | None = None
     served_model: str | None = None
     cache_dir: str | None = None
@@ -194,6 +198,8 @@ class BotConfig:
             raise ValueError("backend must be auto, transformers, llama-cpp or openai")
         if self.model.backend == "openai" and not self.model.base_url:
             raise ValueError("the openai backend needs base_url (the server's /v1 address)")
+        if self.model.threads is not None and self.model.threads < 1:
+            raise ValueError("threads must be at least 1 (or None for every core)")
         if self.model.gguf_type not in ("q8_0", "f16", "f32"):
             raise ValueError("gguf_type must be q8_0, f16 or f32")
         if conv.crisis_reply not in ("fixed", "model"):

@@ -153,6 +153,10 @@ class EmpatheticBot:
         conv = self.config.conversation
         self.prompts = PromptBook(conv.prompts_dir, conv.persona_name)
         injected_model = reply_model
+        if self.config.model.threads:
+            import torch
+
+            torch.set_num_threads(self.config.model.threads)  # the classifiers' (and transformers') threads
         if reply_model is None:
             from .backends import load_reply_model
 

@@ -47,7 +47,7 @@ def test_every_config_field_is_reachable_from_the_cli():
         "--device", "cpu", "--dtype", "bfloat16", "--cache-dir", "", "--ranker", "rk", "--crisis-detector", "cd", "--risk-turns", "4", "--candidates", "3", "--max-new-tokens", "9", "--temperature", "0",
         "--top-p", "0.5", "--repetition-penalty", "1.3", "--seed", "3", "--context-tokens", "512",
         "--max-input-chars", "100", "--prompts-dir", "p", "--persona-name", "Kai", "--log-conversations",
-        "--max-stored-turns", "7", "--crisis-reply", "model", "--backend", "openai", "--gguf-type", "f16",
+        "--max-stored-turns", "7", "--crisis-reply", "model", "--backend", "openai", "--gguf-type", "f16", "--threads", "1",
         "--base-url", "http://localhost:8000/v1", "--model", "served", "--store", "memory", "--no-redact",
         "--session-idle-expiry", "60", "--max-live-sessions", "5",
     ])
@@ -56,7 +56,7 @@ def test_every_config_field_is_reachable_from_the_cli():
     assert flat == {
         "model.base_model": "org/model", "model.adapter": "ad", "model.emotion_classifier": "clf",
         "model.encoder": "enc", "model.ranker": "rk", "model.crisis_detector": "cd", "conversation.risk_turns": 4, "generation.candidates": 3, "model.device": "cpu", "model.dtype": "bfloat16", "model.cache_dir": "",
-        "model.backend": "openai", "model.gguf_type": "f16", "model.base_url": "http://localhost:8000/v1",
+        "model.backend": "openai", "model.gguf_type": "f16", "model.threads": 1, "model.base_url": "http://localhost:8000/v1",
         "model.served_model": "served", "conversation.store": "memory", "conversation.redact": False,
         "conversation.session_idle_expiry_s": 60.0, "conversation.max_live_sessions": 5,
         "generation.max_new_tokens": 9, "generation.temperature": 0.0, "generation.top_p": 0.5,
