@@ -175,7 +175,53 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.add_argument("--runs", type=int, default=1, help="repeat the three-turn conversation this many times")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("cache", help="show (or clear) the model cache: converted and merged models, trained scorers")
+    p.add_argument("--cache-dir", default=None, help="the cache folder (default: $EMPATHETIC_BOT_CACHE or "
+                   "~/.cache/empathetic-bot)")
+    p.add_argument("--clear", nargs="*", metavar="KIND", default=None,
+                   help="delete these kinds (gguf, merged, llama-cpp, epitome-scorer), or all of them when none is named; "
+                        "each is rebuilt when next needed")
+    p.add_argument("-v", "--verbose", action="count", default=0)
     return parser
+
+
+def run_cache(cache_dir: str | None, clear: list[str] | None) -> int:
+    """What the cache holds, kind by kind, and with ``clear`` the deletion of some or all of it."""
+    import shutil
+    from pathlib import Path
+
+    from .generation import default_cache_dir
+
+    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    kinds = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+    def size(path: Path) -> int:
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+    if clear is not None:
+        unknown = set(clear) - {k.name for k in kinds}
+        if unknown:
+            print(f"nothing cached under the name(s) {', '.join(sorted(unknown))} in {root}", file=sys.stderr)
+        for kind in kinds:
+            if not clear or kind.name in clear:
+                freed = size(kind)
+                shutil.rmtree(kind, ignore_errors=True)
+                print(f"deleted {kind} ({_human_size(freed)})")
+        return 0
+    if not kinds:
+        print(f"the cache {root} is empty")
+        return 0
+    print(f"cache: {root}")
+    total = 0
+    for kind in kinds:
+        entries = sorted(kind.iterdir())
+        kind_size = size(kind)
+        total += kind_size
+        print(f"  {kind.name}: {_human_size(kind_size)} in {len(entries)} item(s)")
+        for e in entries:
+            print(f"      {e.name}  {_human_size(size(e) if e.is_dir() else e.stat().st_size)}")
+    print(f"total: {_human_size(total)} (empathetic-bot cache --clear [KIND...] deletes; it is rebuilt when needed)")
+    return 0
 
 
 def _setup_logging(verbose: int) -> None:
@@ -199,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "eval":
             return run_eval(args)
+        if args.command == "cache":
+            return run_cache(args.cache_dir, args.clear)
         config = config_from_args(args)
         if args.command == "serve" and args.hash_key is not None:
             from .service import hash_key

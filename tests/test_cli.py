@@ -110,3 +110,17 @@ def test_bench_prints_the_figures():
     assert set(result) >= {"cold_start_s", "rss_mb", "first_token_ms_median", "tokens_per_s_median", "turns"}
     assert len(result["turns"]) == 3 and result["turns"][0]["new_tokens"] > 0
     assert all(t["new_tokens"] > 0 or t["written"] and t["reason"] for t in result["turns"])  # written replies say why
+
+
+def test_cache_shows_and_clears_what_it_holds(tmp_path):
+    (tmp_path / "llama-cpp").mkdir()
+    (tmp_path / "llama-cpp" / "a-1.gguf").write_bytes(b"x" * 2048)
+    (tmp_path / "merged" / "b-2").mkdir(parents=True)
+    (tmp_path / "merged" / "b-2" / "model.safetensors").write_bytes(b"y" * 4096)
+    out = run(["cache", "--cache-dir", str(tmp_path)]).stdout.decode()
+    assert "llama-cpp: 2.0 KB in 1 item(s)" in out and "merged: 4.0 KB" in out and "total: 6.0 KB" in out
+    p = run(["cache", "--cache-dir", str(tmp_path), "--clear", "merged"])
+    assert p.returncode == 0 and "deleted" in p.stdout.decode()
+    assert not (tmp_path / "merged").exists() and (tmp_path / "llama-cpp").exists()
+    run(["cache", "--cache-dir", str(tmp_path), "--clear"])
+    assert "is empty" in run(["cache", "--cache-dir", str(tmp_path)]).stdout.decode()
