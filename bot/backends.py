@@ -20,7 +20,6 @@ base and adapter, and transformers otherwise, saying why in one log line.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -33,7 +32,7 @@ from typing import Protocol
 
 from .config import BotConfig, GenerationConfig, ModelConfig
 from .errors import GenerationError, ModelNotFoundError
-from .resolve import ResolvedModel, file_sha256, resolve_adapter, resolve_base_model
+from .resolve import ResolvedModel, resolve_adapter, resolve_base_model
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +90,10 @@ def llama_cpp_unsuitable(model: ModelConfig) -> str | None:
     if adapter is not None:
         if not adapter.is_local:
             return f"the adapter {adapter.spec!r} is not a local folder"
-        from .gguf_merge import UnsupportedMerge, read_lora
+        from .gguf_merge import UnsupportedMerge, check_lora
 
         try:
-            read_lora(adapter.location)
+            check_lora(adapter.location)  # names only: the weights are read when a merge is written
         except UnsupportedMerge as exc:
             return str(exc)
     return None
@@ -125,25 +124,24 @@ def load_reply_model(config: BotConfig):
 
 # -- llama.cpp -------------------------------------------------------------------------------------
 def merged_gguf_path(base: ResolvedModel, adapter: ResolvedModel, cache_dir: str | None, gguf_type: str) -> Path:
-    """Where the base GGUF with ``adapter`` merged in is cached: ``<cache>/llama-cpp/<folder hash>-<hash
-    of the base file, the adapter's files and the tensor type>.gguf``."""
-    from .generation import _file_hash, default_cache_dir
+    """Where the base GGUF with ``adapter`` merged in is cached: ``<cache>/llama-cpp/<name>.gguf``, the
+    name from ``merge_cache_name`` over the base file's hash and the tensor type."""
+    from .generation import _file_hash, default_cache_dir, merge_cache_name
 
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     gguf = Path(base.location) / base.gguf_file
     stat = gguf.stat()
-    h = hashlib.sha256(f"{_file_hash(str(gguf), stat.st_size, stat.st_mtime_ns)}|{gguf_type}".encode())
-    folder = Path(adapter.location).resolve()
-    for f in sorted(p for p in folder.iterdir() if p.is_file() and p.name.startswith("adapter_")):
-        h.update(f"{f.name}:{file_sha256(f)}".encode())
-    where = hashlib.sha256(str(folder).encode()).hexdigest()[:8]
-    return root / "llama-cpp" / f"{where}-{h.hexdigest()[:16]}.gguf"
+    name = merge_cache_name(f"{_file_hash(str(gguf), stat.st_size, stat.st_mtime_ns)}|{gguf_type}", adapter)
+    if name is None:
+        raise ModelNotFoundError(f"{adapter.location} holds no adapter files")
+    return root / "llama-cpp" / f"{name}.gguf"
 
 
 def _merged_gguf(base: ResolvedModel, adapter: ResolvedModel, cache_dir: str | None, gguf_type: str) -> Path:
     """The merged file: from the cache, or written now (then older merges of the same adapter folder,
     which a retrained adapter leaves behind, are removed). With caching off it goes to a temporary
     folder that lives as long as the process."""
+    from .generation import drop_older_merges
     from .gguf_merge import merge_lora_into_gguf
 
     if cache_dir == "":
@@ -157,10 +155,7 @@ def _merged_gguf(base: ResolvedModel, adapter: ResolvedModel, cache_dir: str | N
         path = merged_gguf_path(base, adapter, cache_dir, gguf_type)
         if path.is_file():
             return path
-        prefix = path.name.split("-")[0] + "-"
-        if path.parent.is_dir():
-            for old in path.parent.glob(prefix + "*.gguf"):
-                old.unlink(missing_ok=True)
+        drop_older_merges(path)
     t0 = time.perf_counter()
     log.warning("Preparing the reply model for llama.cpp: merging the adapter into the GGUF base (once, a few "
                 "seconds)...")
@@ -231,13 +226,16 @@ class LlamaCppReplyModel:
         # machine two threads fall to 39 tokens/s while one keeps 150. Prompts do use every thread.
         small = self.model_file.stat().st_size < SMALL_MODEL_BYTES
         self.decode_threads = 1 if small else self.threads
+
+        def open_model(n_ctx: int):
+            return Llama(model_path=str(self.model_file), n_ctx=n_ctx, n_batch=512, n_threads=self.decode_threads,
+                         n_threads_batch=self.threads, verbose=False)
+
         try:
-            self.llm = Llama(model_path=str(self.model_file), n_ctx=want, n_batch=512, n_threads=self.decode_threads,
-                             n_threads_batch=self.threads, verbose=False)
+            self.llm = open_model(want)
             trained = int(self.llm._model.n_ctx_train() or want)
             if want > trained:  # no longer than the model was trained for
-                self.llm = Llama(model_path=str(self.model_file), n_ctx=trained, n_batch=512,
-                                 n_threads=self.decode_threads, n_threads_batch=self.threads, verbose=False)
+                self.llm = open_model(trained)
         except Exception as exc:  # noqa: BLE001
             raise ModelNotFoundError(f"llama.cpp could not load {self.model_file}: {exc}") from exc
         # the file's own metadata (read by llama.cpp; parsing it in Python takes seconds)

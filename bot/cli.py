@@ -442,8 +442,8 @@ def run_chat(config: BotConfig, session_id: str | None = None) -> int:
         if bot.store is not None:
             print(f"(This conversation is saved as {session_id}: continue it later with --session {session_id}; "
                   "/reset deletes it.)", file=sys.stderr, flush=True)
-    elif bot.history(session_id):
-        print(f"(Continuing {session_id}: {len(bot.history(session_id)) // 2} earlier turns.)", file=sys.stderr, flush=True)
+    elif earlier := len(bot.history(session_id)) // 2:
+        print(f"(Continuing {session_id}: {earlier} earlier turns.)", file=sys.stderr, flush=True)
     stdin = sys.stdin.buffer
     while True:
         if interactive:

@@ -186,7 +186,9 @@ class EmpatheticBot:
             self.ranker  # noqa: B018 - load now
         self._sessions: dict[str, _Session] = {}  # live sessions, least recently used first
         self._sessions_lock = threading.Lock()
-        self.store = store if store is not None else (open_store(conv.store) if conv.store else None)
+        # "memory" keeps nothing beyond the live sessions (a MemoryStore would hold a second copy of each)
+        self.store = store if store is not None else (
+            open_store(conv.store) if conv.store and conv.store != "memory" else None)
         self._last_expiry = 0.0
 
     @property

@@ -73,33 +73,54 @@ def _file_hash(path: str, size: int, mtime_ns: int) -> str:
     return file_sha256(path)
 
 
-def _merged_cache_folder(resolved: ResolvedModel, adapter: ResolvedModel, cache_dir: str | None, dtype) -> Path | None:
-    """Where the base with ``adapter`` merged in is kept; None when it is not cached (caching off, a
-    base that is not a GGUF file, or an adapter that is not a local folder: their contents have no
-    cheap fingerprint). Named ``<adapter folder's path hash>-<hash of base, adapter files and dtype>``."""
-    base_cache = _gguf_cache_folder(resolved, cache_dir) if resolved.gguf_file else None
-    if base_cache is None or not adapter.is_local:
-        return None
+def merge_cache_name(base_key: str, adapter: ResolvedModel) -> str | None:
+    """The name of a cached merge of a local ``adapter`` into a base known by ``base_key``:
+    ``<adapter folder's path hash>-<hash of base_key and the adapter's files>``; None when the folder
+    holds no adapter files. Shared by the transformers and llama.cpp caches."""
     folder = Path(adapter.location).resolve()
     files = sorted(p for p in folder.iterdir()
                    if p.is_file() and p.name.startswith("adapter_") and p.suffix in (".json", ".safetensors", ".bin"))
     if not files:
         return None
-    h = hashlib.sha256(f"{base_cache.name}|{dtype}".encode())
+    h = hashlib.sha256(base_key.encode())
     for f in files:
         h.update(f"{f.name}:{file_sha256(f)}".encode())
     where = hashlib.sha256(str(folder).encode()).hexdigest()[:8]
-    return base_cache.parent.parent / "merged" / f"{where}-{h.hexdigest()[:16]}"
+    return f"{where}-{h.hexdigest()[:16]}"
+
+
+def drop_older_merges(path: Path) -> None:
+    """Remove the cached merges of the same adapter folder beside ``path`` (``path`` itself included; a
+    retrained adapter would otherwise leave one copy of the model per training run). Entries being
+    written (``<name>.<random>``) are left alone."""
+    prefix, suffix = path.name.split("-")[0] + "-", path.suffix
+    if not path.parent.is_dir():
+        return
+    for old in path.parent.iterdir():
+        stem = old.name[: len(old.name) - len(suffix)] if suffix and old.name.endswith(suffix) else None
+        if suffix and stem is None:
+            continue
+        if old.name.startswith(prefix) and "." not in (stem if suffix else old.name):
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
+
+
+def _merged_cache_folder(resolved: ResolvedModel, adapter: ResolvedModel, cache_dir: str | None, dtype) -> Path | None:
+    """Where the base with ``adapter`` merged in is kept; None when it is not cached (caching off, a
+    base that is not a GGUF file, or an adapter that is not a local folder: their contents have no
+    cheap fingerprint). Named by ``merge_cache_name`` over the converted base's name and the dtype."""
+    base_cache = _gguf_cache_folder(resolved, cache_dir) if resolved.gguf_file else None
+    if base_cache is None or not adapter.is_local:
+        return None
+    name = merge_cache_name(f"{base_cache.name}|{dtype}", adapter)
+    return base_cache.parent.parent / "merged" / name if name else None
 
 
 def _replace_merged_cache(folder: Path, tok, model) -> None:
-    """Write ``folder`` and drop older merges of the same adapter folder (a retrained adapter would
-    otherwise leave one full copy of the model per training run)."""
-    prefix = folder.name.split("-")[0] + "-"
-    if folder.parent.is_dir():
-        for old in folder.parent.iterdir():  # includes an unreadable copy at ``folder`` itself
-            if old.name.startswith(prefix) and "." not in old.name:
-                shutil.rmtree(old, ignore_errors=True)
+    """Write ``folder`` and drop older merges of the same adapter folder."""
+    drop_older_merges(folder)  # includes an unreadable copy at ``folder`` itself
     _write_cache(folder, tok, model)
 
 

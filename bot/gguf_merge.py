@@ -36,8 +36,9 @@ class UnsupportedMerge(Exception):
     """The adapter or the base cannot be merged into a GGUF file by this module."""
 
 
-def read_lora(adapter_dir: str | os.PathLike) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float, dict]:
-    """``({gguf tensor name: (A, B)}, scale, adapter config)`` for a PEFT LoRA folder."""
+def check_lora(adapter_dir: str | os.PathLike) -> tuple[dict, float, dict[str, dict[str, str]]]:
+    """``(adapter config, scale, {gguf tensor name: {"A": key, "B": key}})`` for a PEFT LoRA folder that
+    can be merged; ``UnsupportedMerge`` otherwise. Reads the tensor names only, not the weights."""
     folder = Path(adapter_dir)
     config_file = folder / "adapter_config.json"
     weights_file = folder / "adapter_model.safetensors"
@@ -55,20 +56,30 @@ def read_lora(adapter_dir: str | os.PathLike) -> tuple[dict[str, tuple[np.ndarra
     r, alpha = int(config["r"]), float(config["lora_alpha"])
     scale = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
 
-    from safetensors.numpy import load_file
+    from safetensors import safe_open
 
-    pairs: dict[str, dict[str, np.ndarray]] = {}
-    for key, value in load_file(str(weights_file)).items():
+    pairs: dict[str, dict[str, str]] = {}
+    with safe_open(str(weights_file), framework="numpy") as f:
+        keys = list(f.keys())
+    for key in keys:
         m = _LORA_KEY.search(key)
         if m is None:
             raise UnsupportedMerge(f"the adapter tensor {key!r} is not on an attention or MLP projection")
-        name = f"blk.{m.group(1)}.{_TENSOR_NAMES[m.group(2)]}.weight"
-        pairs.setdefault(name, {})[m.group(3)] = value.astype(np.float32)
-    lora = {}
+        pairs.setdefault(f"blk.{m.group(1)}.{_TENSOR_NAMES[m.group(2)]}.weight", {})[m.group(3)] = key
     for name, ab in pairs.items():
         if set(ab) != {"A", "B"}:
             raise UnsupportedMerge(f"the adapter has an incomplete LoRA pair for {name}")
-        lora[name] = (ab["A"], ab["B"])
+    return config, scale, pairs
+
+
+def read_lora(adapter_dir: str | os.PathLike) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float, dict]:
+    """``({gguf tensor name: (A, B)}, scale, adapter config)`` for a PEFT LoRA folder."""
+    config, scale, pairs = check_lora(adapter_dir)
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(Path(adapter_dir) / "adapter_model.safetensors"))
+    lora = {name: (weights[ab["A"]].astype(np.float32), weights[ab["B"]].astype(np.float32))
+            for name, ab in pairs.items()}
     return lora, scale, config
 
 

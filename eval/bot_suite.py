@@ -265,8 +265,8 @@ def reference_nll(bot, examples: list[dict], progress: bool = True, conditions: 
     systems = [m[0] if m and m[0]["role"] == "system" else None for m, _, _ in prompts]
     order = swap_order(len(examples), seed)
 
-    def score(messages):
-        tokens = tokenize_example(tok, messages, ex["reference"], bot.reply_model.context_window)
+    def score(messages, reference):
+        tokens = tokenize_example(tok, messages, reference, bot.reply_model.context_window)
         if tokens is None:
             return None
         ids, labels = tokens
@@ -283,7 +283,7 @@ def reference_nll(bot, examples: list[dict], progress: bool = True, conditions: 
             if "none" in conditions:
                 variants["none"] = body
             for name, msgs in variants.items():
-                scored = score(msgs)  # None: too long for the context
+                scored = score(msgs, ex["reference"])  # None: too long for the context
                 if scored is not None:
                     key = "" if name == "own" else f"_{name}"
                     row[f"nll{key}"], row[f"tokens{key}"] = scored
