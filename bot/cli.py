@@ -50,6 +50,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="learned crisis classifier beside the rules: 'crisis-minilm' (shipped), a folder, '' for rules alone")
     g.add_argument("--ranker", default=d.model.ranker,
                    help="response ranker: 'empathy-ranker' (shipped; non-commercial use), a folder, '' for none")
+    g.add_argument("--reply-pool", default=d.model.reply_pool,
+                   help="human replies that join the candidates: auto (the pool `empathetic-bot pool` built in the "
+                        "cache, if any), a folder, or none (default: %(default)s)")
     g.add_argument("--encoder", default=d.model.encoder, help=f"BERT encoder ({DEFAULT_ENCODER!r} is embedded)")
     g.add_argument("--device", default=d.model.device, help="auto, cpu, cuda, cuda:N (default: auto)")
     g.add_argument("--dtype", default=d.model.dtype, help="auto, float32, bfloat16, float16 (default: auto)")
@@ -71,6 +74,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("generation")
     g.add_argument("--candidates", type=int, default=d.generation.candidates,
                    help="replies sampled per turn; the checks and the ranker choose one (default: %(default)s)")
+    g.add_argument("--retrieved", type=int, default=d.generation.retrieved,
+                   help="human replies from the reply pool that join the candidates (0: none; default: %(default)s)")
     g.add_argument("--max-new-tokens", type=int, default=d.generation.max_new_tokens)
     g.add_argument("--temperature", type=float, default=d.generation.temperature, help="0 means greedy")
     g.add_argument("--top-p", type=float, default=d.generation.top_p)
@@ -99,21 +104,41 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="delete conversations idle for this many seconds (default: keep them)")
     g.add_argument("--max-live-sessions", type=int, default=d.conversation.max_live_sessions,
                    help="sessions held in memory at once (default: %(default)s)")
+    g.add_argument("--turn-timeout", dest="turn_timeout_s", type=float, default=d.conversation.turn_timeout_s,
+                   metavar="SECONDS",
+                   help="stop a turn whose reply is not ready after this many seconds; the conversation is left "
+                        "as it was (0: no limit; default: 60 for serve, no limit otherwise)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+
+
+DEFAULT_SERVE_TURN_TIMEOUT_S = 60.0
+
+
+def _rate(text: str):
+    """``--rate-per-key`` and ``--rate-per-session``: a ``bot.service.Rate``, or None for 0 / off."""
+    from .service import parse_rate
+
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def config_from_args(args: argparse.Namespace) -> BotConfig:
     c = BotConfig()
     for section, names in (
-        ("model", ("base_model", "adapter", "emotion_classifier", "ranker", "crisis_detector", "encoder", "device",
+        ("model", ("base_model", "adapter", "emotion_classifier", "ranker", "crisis_detector", "reply_pool", "encoder",
+                   "device",
                    "dtype", "backend", "gguf_type", "threads", "base_url", "served_model", "cache_dir")),
-        ("generation", ("candidates", "max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")),
+        ("generation", ("candidates", "retrieved", "max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")),
         ("conversation", ("context_tokens", "max_input_chars", "prompts_dir", "persona_name", "log_conversations",
                           "max_stored_turns", "crisis_reply", "risk_turns", "store", "redact",
-                          "session_idle_expiry_s", "max_live_sessions")),
+                          "session_idle_expiry_s", "max_live_sessions", "turn_timeout_s")),
     ):
         for name in names:
             setattr(getattr(c, section), name, getattr(args, name))
+    if c.conversation.turn_timeout_s == 0:  # --turn-timeout 0: no limit
+        c.conversation.turn_timeout_s = None
     c.validate()
     return c
 
@@ -140,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, default=65536, help="larger requests get 413 (default: %(default)s)")
     p.add_argument("--max-waiting", type=int, default=8,
                    help="turns that may wait for the model at once; more get 429 (default: %(default)s)")
+    p.add_argument("--rate-per-key", type=_rate, default="30/min", metavar="RATE",
+                   help="turns each API key may start (each client address, without --api-keys), as N/s, N/min "
+                        "or N/hour; up to N at once, then evenly; more get 429; 0 turns it off (default: %(default)s)")
+    p.add_argument("--rate-per-session", type=_rate, default="12/min", metavar="RATE",
+                   help="turns each conversation may take, as --rate-per-key (default: %(default)s)")
     p = sub.add_parser("info", help="show the resolved models, files, device and dtype")
     _add_model_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -166,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lay these report.json files (or their folders) side by side, and stop")
     g.add_argument("--label", default=None, help="name of this run in reports and comparisons")
     g.add_argument("--judge", default=None, help="a ranker folder that chose nothing: the quality suite reports its fit")
+    g.add_argument("--skip-identical", action="store_true",
+                   help="sidebyside: leave off the cards where both replies are the same (scored as ties)")
     g.add_argument("--output", default="reports/eval", help="folder for the reports (default reports/eval)")
     g = p.add_argument_group("classifier suite")
     g.add_argument("--split", default="test", choices=["train", "dev", "test"])
@@ -175,11 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.add_argument("--runs", type=int, default=1, help="repeat the three-turn conversation this many times")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("pool", help="build the pool of human replies that join the candidates (from ED and ESConv train)")
+    p.add_argument("--data-dir", default=None, help="folder with empatheticdialogues/ and esconv/ (default "
+                   "$EMPATHETIC_BOT_DATA)")
+    p.add_argument("--ranker", default=BotConfig().model.ranker, help="the ranker whose embeddings index the pool "
+                   "(default: %(default)s)")
+    p.add_argument("--output", default=None, help="write the pool to this folder (default: the model cache, where "
+                   "--reply-pool auto finds it)")
+    p.add_argument("--cache-dir", default=None, help="the model cache (default: $EMPATHETIC_BOT_CACHE or "
+                   "~/.cache/empathetic-bot)")
+    p.add_argument("--limit", type=int, default=None, help="keep only the first N replies (for a quick try)")
+    p.add_argument("-v", "--verbose", action="count", default=0)
     p = sub.add_parser("cache", help="show (or clear) the model cache: converted and merged models, trained scorers")
     p.add_argument("--cache-dir", default=None, help="the cache folder (default: $EMPATHETIC_BOT_CACHE or "
                    "~/.cache/empathetic-bot)")
     p.add_argument("--clear", nargs="*", metavar="KIND", default=None,
-                   help="delete these kinds (gguf, merged, llama-cpp, epitome-scorer), or all of them when none is named; "
+                   help="delete these kinds (gguf, merged, llama-cpp, reply-pool, epitome-scorer), or all of them when none is named; "
                         "each is rebuilt when next needed")
     p.add_argument("-v", "--verbose", action="count", default=0)
     return parser
@@ -247,6 +290,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_eval(args)
         if args.command == "cache":
             return run_cache(args.cache_dir, args.clear)
+        if args.command == "pool":
+            from .ranker import ResponseRanker
+            from .retrieval import build_pool
+
+            if not args.ranker:
+                raise ValueError("a reply pool is indexed by the ranker's embeddings: give --ranker")
+            build_pool(args.data_dir, ResponseRanker(args.ranker), args.output, args.cache_dir, args.limit)
+            print("the bot uses it from now on (--reply-pool auto, the default; --retrieved sets how many replies "
+                  "join the candidates)")
+            return 0
         config = config_from_args(args)
         if args.command == "serve" and args.hash_key is not None:
             from .service import hash_key
@@ -255,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command in ("chat", "ui", "serve") and args.store is None:
             config.conversation.store = "default"  # conversations survive restarts (--store memory: they don't)
+        if args.command == "serve" and args.turn_timeout_s is None:
+            config.conversation.turn_timeout_s = DEFAULT_SERVE_TURN_TIMEOUT_S  # a desk's client must not wait forever
         if args.command == "chat":
             return run_chat(config, args.session)
         if args.command == "ui":
@@ -266,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .service import serve
 
             serve(config, host=args.host, port=args.port, api_keys=args.api_keys, max_body_bytes=args.max_body_bytes,
-                  max_waiting=args.max_waiting)
+                  max_waiting=args.max_waiting, rate_per_key=args.rate_per_key, rate_per_session=args.rate_per_session)
             return 0
         if args.command == "info":
             return run_info(config, as_json=args.json, load=not args.no_load)
@@ -299,7 +354,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.suites[0] == "sidebyside":
             if len(args.suites) != 3:
                 raise ValueError("usage: empathetic-bot eval sidebyside RUN_A RUN_B --output DIR")
-            n = sidebyside.write_sheet(args.suites[1], args.suites[2], args.output, seed)
+            n = sidebyside.write_sheet(args.suites[1], args.suites[2], args.output, seed, args.skip_identical)
             print(f"wrote {n} cards to {args.output}/sheet.html (and sheet.md); the raters fill in "
                   f"{args.output}/choices.csv; keep {args.output}/key.json from them")
             return 0
@@ -388,6 +443,10 @@ def run_info(config: BotConfig, as_json: bool = False, load: bool = True) -> int
         from .emotion import UNAVAILABLE_NO_CLASSIFIER
 
         report["emotion_tracking"] = UNAVAILABLE_NO_CLASSIFIER
+    if m.reply_pool == "auto" and not load:
+        from .retrieval import describe_cached_pool
+
+        report["reply_pool"] = describe_cached_pool(m.ranker, m.cache_dir)
     if load:
         from .core import EmpatheticBot
 
@@ -407,6 +466,8 @@ def run_info(config: BotConfig, as_json: bool = False, load: bool = True) -> int
                 print(f"    {path}  ({_human_size(size)})")
     if "emotion_tracking" in report:
         print(f"emotion tracking: {report['emotion_tracking']}")
+    if "reply_pool" in report:
+        print(f"reply pool: {report['reply_pool']}")
     if load:
         rm = report["loaded"]["reply_model"]
         print(f"backend: {rm.get('backend', 'custom')}" + (f"  threads: {rm['threads']}" if rm.get("threads") else ""))
@@ -414,6 +475,7 @@ def run_info(config: BotConfig, as_json: bool = False, load: bool = True) -> int
               f"context window: {rm['context_window']} tokens")
         print(f"loaded from: {rm['loaded_from']}  ({rm['load_seconds']} s)")
         print(f"ranker: {report['loaded']['ranker'] or 'none (the first candidate without problems is shown)'}")
+        print(f"reply pool: {report['loaded']['reply_pool']}")
         print(f"crisis detector: rules + {report['loaded']['crisis_detector']}"
               if report['loaded']['crisis_detector'] != "rules only" else "crisis detector: rules only")
         print(f"candidates per turn: {config.generation.candidates}")

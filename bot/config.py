@@ -40,6 +40,9 @@ class ModelConfig:
     ``crisis_detector``: the learned crisis classifier that joins the rules (see ``bot.crisis_model``):
     ``"crisis-minilm"`` (shipped), a folder written by ``finetune.train_crisis``, or ``None`` / ``""``
     for the rules alone.
+    ``reply_pool``: human replies from the training conversations that join the candidates (see
+    ``bot.retrieval``): ``"auto"`` (the pool built for the ranker in the model cache by
+    ``empathetic-bot pool``, when there is one), a folder written by it, or ``None`` / ``"none"``.
     ``encoder``: the BERT encoder that emotion classifiers are trained from.
     ``device``: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     ``dtype``: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), ``"float32"``, ``"bfloat16"``, ``"float16"``.
@@ -65,6 +68,7 @@ class ModelConfig:
     emotion_classifier: str | None = "goemotions-minilm"
     ranker: str | None = "empathy-ranker"
     crisis_detector: str | None = "crisis-minilm"
+    reply_pool: str | None = "auto"
     encoder: str = DEFAULT_ENCODER
     device: str = "auto"
     dtype: str = "auto"
@@ -83,9 +87,12 @@ class GenerationConfig:
     ``candidates``: how many replies are sampled for each turn (one batched pass); the reply checks
     (``bot.replycheck``) and the ranker choose the one shown. Every reply is checked before it is shown,
     so the chosen reply streams out once it is chosen, not token by token.
+    ``retrieved``: how many human replies from the reply pool (``model.reply_pool``) join the
+    candidates when a pool is there; 0 turns retrieval off.
     """
 
     candidates: int = 4
+    retrieved: int = 8
     max_new_tokens: int = 120
     temperature: float = 0.6
     top_p: float = 0.9
@@ -95,6 +102,8 @@ class GenerationConfig:
     def validate(self) -> None:
         if not 1 <= self.candidates <= 16:
             raise ValueError("candidates must be between 1 and 16")
+        if not 0 <= self.retrieved <= 32:
+            raise ValueError("retrieved must be between 0 and 32")
         if self.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be at least 1")
         if self.temperature < 0:
@@ -135,6 +144,10 @@ class ConversationConfig:
     ``session_idle_expiry_s``: sessions idle longer than this are deleted (memory and store); None keeps them.
     ``max_live_sessions``: at most this many sessions are held in memory; the least recently used idle
     one is unloaded (with a store) or forgotten (without one) when a new one starts.
+    ``turn_timeout_s``: a turn whose reply is not ready within this many seconds (reading, generation,
+    checks and ranking; its delivery is not counted) is stopped: generation is cancelled, the turn
+    raises ``TurnTimeoutError`` before any of its text is shown, and the session is left as it was.
+    ``None`` sets no limit (``empathetic-bot serve`` sets 60 s; see ``--turn-timeout``).
     """
 
     context_tokens: int | None = 2048
@@ -149,6 +162,7 @@ class ConversationConfig:
     redact: bool = True
     session_idle_expiry_s: float | None = None
     max_live_sessions: int = 10000
+    turn_timeout_s: float | None = None
 
 
 @dataclass
@@ -190,6 +204,8 @@ class BotConfig:
             raise ValueError("max_stored_turns must be at least 1")
         if conv.max_live_sessions < 1:
             raise ValueError("max_live_sessions must be at least 1")
+        if conv.turn_timeout_s is not None and conv.turn_timeout_s <= 0:
+            raise ValueError("turn_timeout_s must be positive (or None for no limit)")
         if conv.session_idle_expiry_s is not None and conv.session_idle_expiry_s <= 0:
             raise ValueError("session_idle_expiry_s must be positive (or None to keep sessions)")
         if conv.risk_turns < 0:

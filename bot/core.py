@@ -19,7 +19,7 @@ from typing import Any, Iterator
 from .config import BotConfig
 from .crisis_model import CrisisDetector, CrisisReading
 from .emotion import EmotionClassifier, EmotionScore, EmotionState, EmotionTracker
-from .errors import BotError, GenerationError, InvalidInputError
+from .errors import BotError, ConversationConflictError, GenerationError, InvalidInputError, TurnTimeoutError
 from .intent import asks_what_it_is, is_greeting, is_instruction_attack
 from .prompting import PromptBook
 from .reply import DEFAULT_SESSION, Reply  # noqa: F401 - Reply is part of this module's API
@@ -48,6 +48,7 @@ class _Session:
     risk: dict | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     used: float = field(default_factory=time.time)
+    revision: int = 0  # the store's revision this copy was loaded or saved as (0: not stored)
 
     def snapshot(self) -> dict:
         """Everything a restored session needs to continue exactly as it was (JSON-able)."""
@@ -78,6 +79,58 @@ class _Session:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInputError(f"not a conversation this bot can restore: {exc}") from exc
         return cls(messages=messages, tracker=tracker, states=states, risk=risk)
+
+
+class _TurnClock(threading.Event):
+    """The cancel event handed to the reply model in a turn with a time limit: set once the caller's
+    own ``cancel`` is set or the limit has run out. The models poll ``is_set()`` between tokens, so no
+    timer thread is needed. The limit covers the work up to the chosen reply (reading, generation,
+    checks, ranking), not its delivery to a slow reader: ``stop()`` ends it when the reply is ready."""
+
+    def __init__(self, cancel: threading.Event | None, seconds: float):
+        super().__init__()
+        self.cancel = cancel
+        self.seconds = seconds
+        self.deadline: float | None = time.monotonic() + seconds
+
+    def is_set(self) -> bool:
+        return (super().is_set() or (self.cancel is not None and self.cancel.is_set())
+                or (self.deadline is not None and time.monotonic() >= self.deadline))
+
+    def stop(self) -> None:
+        """The reply is ready: ``TurnTimeoutError`` if the limit ran out on the way, else the clock stops."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise TurnTimeoutError(f"the reply took longer than the turn's time limit ({self.seconds:g} s) and was "
+                                   "stopped; the conversation is unchanged: please send the message again")
+        self.deadline = None
+
+
+def _timed(turn: Iterator, clock: _TurnClock):
+    """``yield from turn``, stopping ``clock`` before the first piece of the reply goes out (or at the
+    end of a turn that yields none), so a turn past its limit never shows part of a reply."""
+    try:
+        while True:
+            try:
+                item = next(turn)
+            except StopIteration as done:
+                clock.stop()
+                return done.value
+            clock.stop()
+            yield item
+    finally:
+        turn.close()
+
+
+def _storable(session_id: object) -> bool:
+    """Whether a session id can be a key in a store: text that encodes as UTF-8 (a JSON body can carry
+    lone surrogates, which SQLite cannot bind)."""
+    if not isinstance(session_id, str):
+        return False
+    try:
+        session_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def is_distressed(state: EmotionState) -> bool:
@@ -112,7 +165,8 @@ def _reason(c: Candidate, n: int) -> str:
         return "the only candidate" + (f" (with: {', '.join(c.problems)})" if c.problems else "")
     why = "no problems found" if not c.problems else f"fewest problems ({', '.join(c.problems)})"
     score = "" if c.score is None else f", fit {c.score:.2f}"
-    return f"{c.source} candidate of {n}: {why}{score}"
+    source = "human reply from the pool (to a conversation like this one)" if c.source == "retrieved" else c.source
+    return f"{source}, candidate of {n}: {why}{score}"
 
 
 @dataclass(frozen=True)
@@ -147,7 +201,7 @@ class EmpatheticBot:
     """
 
     def __init__(self, config: BotConfig | None = None, *, reply_model=None, emotion_classifier=None, ranker=None,
-                 crisis_detector: CrisisDetector | None = None, on_crisis=None, store=None):
+                 crisis_detector: CrisisDetector | None = None, on_crisis=None, store=None, reply_pool=None):
         self.config = (config or BotConfig()).copy()
         self.config.validate()
         conv = self.config.conversation
@@ -172,6 +226,7 @@ class EmpatheticBot:
         # The ranker loads with the models the bot loads itself; beside a model passed in (a shared one,
         # or a stand-in in tests) it loads when a turn first has several candidates to rank.
         self._ranker, self._ranker_lock = ranker, threading.Lock()
+        self._reply_pool, self._pool_opened, self._pool_lock = reply_pool, reply_pool is not None, threading.Lock()
         if crisis_detector is None:
             classifier = None
             if self.config.model.crisis_detector:
@@ -184,6 +239,10 @@ class EmpatheticBot:
         self.on_crisis = on_crisis
         if ranker is None and self.config.model.ranker and injected_model is None:
             self.ranker  # noqa: B018 - load now
+            if self.config.model.reply_pool == "auto":  # the cached pool (0.5 s) is read while the bot starts
+                threading.Thread(target=lambda: self.reply_pool, name="reply-pool", daemon=True).start()
+            else:
+                self.reply_pool  # noqa: B018 - a pool named in the config must be readable: fail at start
         self._sessions: dict[str, _Session] = {}  # live sessions, least recently used first
         self._sessions_lock = threading.Lock()
         # "memory" keeps nothing beyond the live sessions (a MemoryStore would hold a second copy of each)
@@ -202,25 +261,104 @@ class EmpatheticBot:
                                                      device=getattr(self.reply_model, "device", "cpu"))
             return self._ranker
 
+    @property
+    def reply_pool(self):
+        """The pool of human replies (``config.model.reply_pool``, see ``bot.retrieval``), or None."""
+        with self._pool_lock:
+            if not self._pool_opened:
+                self._reply_pool, self._pool_opened = self._open_pool(), True
+            return self._reply_pool
+
+    def _open_pool(self):
+        spec = self.config.model.reply_pool
+        ranker = self.ranker
+        if getattr(ranker, "resolved", None) is None:  # no ranker, or a stand-in: nothing indexes a pool
+            return None
+        from .retrieval import open_pool
+
+        if spec != "auto":
+            return open_pool(spec, ranker, self.config.model.cache_dir)  # a pool asked for by name must work
+        try:
+            return open_pool(spec, ranker, self.config.model.cache_dir)
+        except BotError as exc:  # a damaged cached pool: go on without it, and say how to rebuild it
+            log.warning("the cached reply pool was not used: %s", exc)
+            return None
+
     # -- sessions --------------------------------------------------------------------------------
-    def _peek(self, session_id: str) -> _Session | None:
-        """The session if it exists (live, or restored from the store), without creating it."""
+    def _peek(self, session_id: str, refresh: bool = True) -> _Session | None:
+        """The session if it exists (live, or restored from the store), without creating it.
+
+        Several processes may share one store, so with ``refresh`` a live copy is first brought up to
+        the store's newest save (see ``_refresh``; skipped while a turn runs in it, which does that
+        itself). A copy whose stored session was deleted elsewhere is dropped: there is none."""
         with self._sessions_lock:
             s = self._sessions.get(session_id)
-        if s is None and self.store is not None and isinstance(session_id, str):
-            data = self.store.load(session_id)
-            if data is not None:
-                with self._sessions_lock:
-                    s = self._sessions.setdefault(session_id, _Session.restore(data))
-        return s
+        if self.store is None or not _storable(session_id):
+            return s
+        if s is not None:
+            revision = getattr(self.store, "revision", None)
+            # the lock only when there is something to reload, so a read never makes a turn look busy
+            if (refresh and revision is not None and revision(session_id) != s.revision
+                    and s.lock.acquire(blocking=False)):
+                try:
+                    kept = self._refresh(session_id, s)
+                finally:
+                    s.lock.release()
+                if not kept:
+                    with self._sessions_lock:
+                        if self._sessions.get(session_id) is s and not s.lock.locked():
+                            del self._sessions[session_id]
+                    return None
+            return s
+        found = self._stored(session_id)
+        if found is None:
+            return None
+        restored = _Session.restore(found[0])
+        restored.revision = found[1]
+        with self._sessions_lock:
+            return self._sessions.setdefault(session_id, restored)
+
+    def _stored(self, session_id: str) -> tuple[dict, int] | None:
+        """The stored snapshot and its revision (0 from a store that keeps none), or None."""
+        read = getattr(self.store, "read", None)
+        if read is not None:
+            return read(session_id)
+        data = self.store.load(session_id)
+        return None if data is None else (data, 0)
+
+    def _refresh(self, session_id: str, s: _Session) -> bool:
+        """Bring a live session (its lock held) up to the store's newest save: another process sharing
+        the store may have answered turns in it, or deleted it, since this copy was loaded or saved.
+        Costs one indexed read when nothing changed. Returns False when the store no longer holds a
+        session this copy was saved as (deleted or expired elsewhere); the copy is then emptied, and a
+        turn in it begins a new conversation, as it would in the other process."""
+        revision = getattr(self.store, "revision", None)
+        if revision is None or revision(session_id) == s.revision:
+            return True
+        found = self._stored(session_id)
+        fresh, rev = (_Session.restore(found[0]), found[1]) if found is not None else (_Session(), 0)
+        was_stored = s.revision > 0
+        s.messages, s.tracker, s.states, s.risk, s.revision = (fresh.messages, fresh.tracker, fresh.states,
+                                                               fresh.risk, rev)
+        return found is not None or not was_stored
+
+    def _save(self, session_id: str, s: _Session) -> None:
+        """Write the session (its lock held) to the store. A store that keeps revisions writes it only
+        if nothing was saved there since this copy was loaded (``ConversationConflictError`` else)."""
+        if getattr(self.store, "revision", None) is None:
+            self.store.save(session_id, s.snapshot())
+        else:
+            s.revision = self.store.save(session_id, s.snapshot(), expected=s.revision)
 
     def _session(self, session_id: str) -> _Session:
         if not isinstance(session_id, str) or not session_id:
             raise InvalidInputError("session_id must be a non-empty string")
         if len(session_id) > 200:
             raise InvalidInputError("session_id must be at most 200 characters")
+        if not _storable(session_id):
+            raise InvalidInputError("session_id must be valid Unicode text (it holds a broken surrogate)")
         self.expire_sessions(every_s=60.0)
-        s = self._peek(session_id)
+        s = self._peek(session_id, refresh=False)  # the turn refreshes it once it holds the lock
         with self._sessions_lock:
             if s is None:
                 s = self._sessions.setdefault(session_id, _Session())
@@ -309,7 +447,8 @@ class EmpatheticBot:
             raise InvalidInputError("the conversation has no session_id; pass one")
         restored = _Session.restore(data)
         if self.store is not None:
-            self.store.save(sid, restored.snapshot())
+            saved = self.store.save(sid, restored.snapshot())
+            restored.revision = saved if isinstance(saved, int) else 0
         with self._sessions_lock:
             self._sessions.pop(sid, None)
             self._sessions[sid] = restored
@@ -360,12 +499,22 @@ class EmpatheticBot:
         Raises ``InvalidInputError`` (before yielding anything) for input that cannot be answered.
         Setting ``cancel`` stops generation early; the partial reply is still committed.
         Abandoning the iterator before the ``Reply`` leaves the session unchanged.
+        With ``conversation.turn_timeout_s``, a turn whose reply is not ready within that time is
+        stopped and raises ``TurnTimeoutError`` before yielding any text; nothing is committed.
+        With a store shared by several processes, the turn continues from the newest saved state, and
+        raises ``ConversationConflictError`` (nothing committed) if another process saved the session
+        while it ran.
         """
         screen_input(text, self.config.conversation.max_input_chars)  # bad input creates no session
+        limit = self.config.conversation.turn_timeout_s
+        clock = _TurnClock(cancel, limit) if limit else None  # started before waiting for the session
         session = self._session(session_id)
         with session.lock:  # one turn at a time per session; other sessions run freely
+            if self.store is not None:
+                self._refresh(session_id, session)
             tracker = copy.deepcopy(session.tracker)
-            result = yield from self._turn(text, session.messages, tracker, session_id, cancel, session.risk)
+            turn = self._turn(text, session.messages, tracker, session_id, clock or cancel, session.risk)
+            result = yield from (_timed(turn, clock) if clock is not None else turn)
             reply, user_text = result
             kept_text, bot_text = user_text, reply.text
             if self.config.conversation.redact:  # what is kept has no contact or payment details
@@ -374,7 +523,8 @@ class EmpatheticBot:
                 kept_text, found = redact(user_text)
                 bot_text = redact(reply.text)[0]
                 reply.safety = (*reply.safety, *(f"redacted:{kind}" for kind in sorted(found)))
-            before = (len(session.messages), len(session.states), session.risk, session.tracker)
+            # shallow copies: an undo must also bring back the turns that max_stored_turns drops below
+            before = (list(session.messages), list(session.states), session.risk, session.tracker)
             session.risk = reply.risk
             session.messages.extend([{"role": "user", "content": kept_text}, {"role": "assistant", "content": bot_text}])
             session.tracker = tracker
@@ -385,12 +535,12 @@ class EmpatheticBot:
                 del session.states[: len(session.states) - keep]
             if self.store is not None:  # one transaction, before the reply is handed out
                 try:
-                    self.store.save(session_id, session.snapshot())
+                    self._save(session_id, session)
                 except Exception as exc:  # noqa: BLE001 - the turn is undone: live and stored stay equal
-                    if len(session.states) > before[1]:
-                        del session.messages[before[0]:]
-                        del session.states[before[1]:]
-                    session.risk, session.tracker = before[2], before[3]
+                    session.messages, session.states, session.risk, session.tracker = before
+                    if isinstance(exc, ConversationConflictError):  # the next turn reloads the other's save
+                        log.warning("session %r: %s", session_id, exc)
+                        raise
                     log.exception("session %r: the turn could not be stored", session_id)
                     raise GenerationError(f"the conversation could not be saved ({type(exc).__name__}); "
                                           "please try again") from exc
@@ -406,12 +556,15 @@ class EmpatheticBot:
         reply, _ = yield from self._turn(messages[-1].get("content"), history, tracker, "", cancel)
         yield reply
 
-    def prompt(self, messages: list[dict]) -> tuple[list[dict], EmotionState, str | None]:
+    def prompt(self, messages: list[dict], state: EmotionState | None = None
+               ) -> tuple[list[dict], EmotionState, str | None]:
         """What ``respond(messages)`` would send to the reply model: the rendered prompt, the emotion
-        state and the crisis category (or None). For evaluation (perplexity of a reference reply)."""
+        state and the crisis category (or None). For evaluation (perplexity of a reference reply).
+        ``state``: render with this emotion state instead of the one read (the conditioning ablation)."""
         history, tracker = self._replay(messages)
-        screened, reading, state = self._read(messages[-1].get("content"), tracker, history)
+        screened, reading, read_state = self._read(messages[-1].get("content"), tracker, history)
         crisis = reading.category if reading else None
+        state = read_state if state is None else state
         return self._fit_prompt(history, screened.text, state, crisis)[0], state, crisis
 
     def _replay(self, messages: list[dict]) -> tuple[list[dict], EmotionTracker]:
@@ -605,6 +758,8 @@ class EmpatheticBot:
                 if reply:
                     out.append(Candidate(reply, None, reply_problems(reply, conversation, distressed, instructions,
                                                                      finished or reply != raw.strip(), at_risk)))
+            if not at_risk:  # in a possible crisis only the model, guided for it, writes
+                out += self._retrieved(conversation, state, distressed, {c.text for c in out})
         if len(out) > 1 and self.ranker is not None:
             self._rank(out, conversation, state)
         if not at_risk and out:  # harm talk that the person never raised
@@ -612,6 +767,34 @@ class EmpatheticBot:
             for c, bad in zip(out, harmful):
                 if bad:
                     c.problems = (*c.problems, "harm_talk")
+        return out
+
+    def _retrieved(self, conversation: list[dict], state: EmotionState, distressed: bool,
+                   taken: set[str]) -> list[Candidate]:
+        """Human replies to the nearest conversations of the reply pool that pass every check, answered a
+        feeling of the same valence, and name nothing this person did not say (see ``bot.retrieval``)."""
+        k = self.config.generation.retrieved
+        if k <= 0 or (self._ranker is None and len(taken) < 2):
+            # the ranker (which indexes the pool) loads with the bot, or once a turn has several
+            # candidates to rank: a bot on a model passed in with one candidate a turn goes without
+            return []
+        pool = self.reply_pool
+        if pool is None:
+            return []
+        from .emotion import sentiment_mass
+        from .retrieval import unsaid_specifics, valence_clash
+
+        mass = sentiment_mass(state.last_turn) if state.available else {}
+        valence = "negative" if distressed else "positive" if (
+            mass.get("positive", 0.0) >= 0.3 and mass["positive"] > mass.get("negative", 0.0)) else None
+        vector = self._on_model_thread(self.ranker.context_vector, conversation)
+        out = []
+        for row in pool.nearest(vector, k):
+            text = row["reply"].strip()
+            if text in taken or valence_clash(row.get("emotion"), valence) or reply_problems(
+                    text, conversation, distressed) or unsaid_specifics(text, conversation, pool.common):
+                continue
+            out.append(Candidate(text, None, (), "retrieved", similarity=row["similarity"]))
         return out
 
     def _rank(self, candidates: list[Candidate], conversation: list[dict], state: EmotionState) -> None:
@@ -692,6 +875,17 @@ class EmpatheticBot:
 
         return EmpatheticRunnable(bot=self, default_session_id=default_session_id)
 
+    def _pool_description(self) -> str:
+        try:
+            pool = self.reply_pool
+        except BotError as exc:
+            return f"unreadable ({exc})"
+        if pool is None:
+            return ("none (build one from EmpatheticDialogues and ESConv train with: empathetic-bot pool --data-dir DIR)"
+                    if self.config.model.reply_pool == "auto" and self._ranker is not None else "none")
+        k = self.config.generation.retrieved
+        return f"{len(pool):,} human replies in {pool.folder}; {k} join the candidates each turn (non-commercial use)"
+
     def info(self) -> dict[str, Any]:
         describe = getattr(self.reply_model, "describe", None)
         return {
@@ -702,6 +896,7 @@ class EmpatheticBot:
             "emotion_tracking": "on" if self.emotion_classifier is not None else EmotionState.unavailable().reason,
             "ranker": (getattr(getattr(self._ranker, "resolved", None), "description", repr(self._ranker))
                        if self._ranker is not None else (self.config.model.ranker or None)),
+            "reply_pool": self._pool_description(),
             "crisis_detector": (str(getattr(self.crisis_detector.classifier, "folder", self.crisis_detector.classifier))
                                 if self.crisis_detector.classifier is not None else "rules only"),
             "prompts": str(self.prompts.dir),

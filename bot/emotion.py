@@ -152,6 +152,16 @@ class EmotionState:
         parts = [f"{s.label} {s.confidence:.0%}" + ("" if s.trend == "steady" else f" ({s.trend})") for s in self.top]
         return f"{', '.join(parts)}; valence {self.valence}, intensity {self.intensity:.2f}"
 
+    def tag(self) -> str:
+        """The state as a compact tag, "[feels: grief 60%, sadness 30%; intensity high; rising]", or "" when
+        no emotion is read: the form ``prompts/user.md`` can put before each message (see docs/emotions.md)."""
+        if not self.available or not self.top:
+            return ""
+        level = "low" if (self.intensity or 0.0) < 0.34 else "medium" if self.intensity < 0.67 else "high"
+        feels = ", ".join(f"{s.label} {s.confidence:.0%}" for s in self.top)
+        trend = self.top[0].trend if self.top[0].trend in ("rising", "falling") else "steady"
+        return f"[feels: {feels}; intensity {level}; {trend}]"
+
     def message_top(self, k: int = 2, min_confidence: float = 0.1) -> list[tuple[str, float]]:
         """The emotions read in the latest message alone (not the running state): up to ``k`` labels
         other than neutral at ``min_confidence`` or more, else the top label."""

@@ -18,3 +18,13 @@ class InvalidInputError(BotError, ValueError):
 
 class GenerationError(BotError):
     """The reply model failed while writing a reply. The session's history is unchanged."""
+
+
+class TurnTimeoutError(GenerationError):
+    """A turn ran past its time limit (``conversation.turn_timeout_s``) and was stopped. The session's
+    history is unchanged."""
+
+
+class ConversationConflictError(GenerationError):
+    """Another process sharing the session store saved the conversation while this turn was answered;
+    the turn was not kept (the session is as the other process left it), and may be sent again."""

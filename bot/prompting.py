@@ -43,6 +43,9 @@ class PromptBook:
         if not system_file.is_file():
             raise PromptError(f"prompt folder {self.dir} has no system.md; copy the project's prompts/ folder and edit it")
         self.system_template = system_file.read_text(encoding="utf-8").strip()
+        # How the person's message is shown to the model; "{state_tag} {input}" puts the compact state first.
+        user_file = self.dir / "user.md"
+        self.user_template = user_file.read_text(encoding="utf-8").strip() if user_file.is_file() else "{input}"
         self.guidance: dict[str, str] = {}
         guidance_dir = self.dir / "guidance"
         if guidance_dir.is_dir():
@@ -63,7 +66,7 @@ class PromptBook:
 
         try:
             return ChatPromptTemplate.from_messages(
-                [("system", self.system_template), MessagesPlaceholder("history"), ("human", "{input}")]
+                [("system", self.system_template), MessagesPlaceholder("history"), ("human", self.user_template)]
             )
         except Exception as exc:  # noqa: BLE001
             raise PromptError(f"{self.dir / 'system.md'} is not a valid template: {exc}") from exc
@@ -126,14 +129,16 @@ class PromptBook:
             "emotion": emotion,
             "history": [(m["role"] if m["role"] != "user" else "human", m["content"]) for m in history],
             "input": user_text,
+            "state_tag": state.tag(),
         }
         try:
             lc_messages = self._template.format_messages(**values)
         except KeyError as exc:
             raise PromptError(
-                f"{self.dir / 'system.md'} uses the unknown variable {exc}; known: name, guidance, emotion"
+                f"{self.dir / 'system.md'} uses the unknown variable {exc}; known: name, guidance, emotion, state_tag (and input in user.md)"
             ) from exc
         roles = {"system": "system", "human": "user", "ai": "assistant"}
         out = [{"role": roles[m.type], "content": m.content} for m in lc_messages]
         out[0]["content"] = "\n".join(line for line in out[0]["content"].splitlines() if line.strip())
+        out[-1]["content"] = out[-1]["content"].strip()  # an empty state tag leaves no stray space
         return out

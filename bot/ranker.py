@@ -145,6 +145,15 @@ class ResponseRanker:
             return []
         return self.score_pairs([context_text(messages)] * len(candidates), list(candidates))
 
+    def context_vector(self, messages: Sequence[dict]):
+        """The normalised embedding of the conversation's recent turns (a numpy vector): the key the reply
+        pool is searched with (``bot.retrieval``)."""
+        import torch
+
+        with torch.inference_mode():
+            return embed(self.model, self.tokenizer, [context_text(messages)], -MAX_CONTEXT_TOKENS,
+                         device=self.device)[0].float().cpu().numpy()
+
     def emotion_fit(self, message_probs: dict[str, float], reply_probs: Sequence[dict[str, float]]) -> list[float]:
         """How each reply's emotions match those human listeners answer this message's emotions with
         (cosine with the expected reply profile; see ``finetune.emotion_fit``). Empty without a profile."""

@@ -118,9 +118,10 @@ class Candidate:
     text: str
     score: float | None = None
     problems: tuple[str, ...] = ()
-    source: str = "model"  # "model", "written"
+    source: str = "model"  # "model", "written", "retrieved" (a human reply from the reply pool)
     fit: float | None = None  # the ranker's fit alone
     emotion_fit: float | None = None  # how the reply's emotions match human listeners' answers to this feeling
+    similarity: float | None = None  # retrieved: how near the conversation it answered lies to this one
 
     @property
     def shown_never(self) -> bool:
@@ -131,7 +132,8 @@ class Candidate:
             return None if x is None else round(x, 3)
 
         return {"text": self.text, "score": r(self.score), "fit": r(self.fit), "emotion_fit": r(self.emotion_fit),
-                "problems": list(self.problems), "source": self.source}
+                "problems": list(self.problems), "source": self.source,
+                **({"similarity": r(self.similarity)} if self.similarity is not None else {})}
 
 
 @dataclass

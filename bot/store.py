@@ -11,6 +11,13 @@ same emotion state, same risk.
 
 The SQLite file runs in WAL mode, so several processes on one machine can share it; the schema has a
 version table, and a file written by a newer version is refused rather than misread.
+
+Every save gives the session a new *revision*, a number drawn from one counter for the whole store
+(so a session deleted and begun again never repeats an old revision). A bot checks the revision (one
+indexed read) before it answers in a session it holds in memory and reloads the session when the
+store holds a newer one; its save names the revision it started from, and is refused with
+``ConversationConflictError`` when another process has saved the session since. That is what lets
+several processes serve the same conversations from one file.
 """
 
 from __future__ import annotations
@@ -23,13 +30,23 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-SCHEMA_VERSION = 1
+from .errors import ConversationConflictError
+
+# 1: sessions (id, updated, snapshot). 2: sessions.revision and the revision_counter table.
+SCHEMA_VERSION = 2
 
 
 class SessionStore(Protocol):
+    """What ``EmpatheticBot`` needs of a store. ``revision``, ``read`` and the ``expected`` argument
+    of ``save`` may be left out by a store for one process only; the bot then trusts its live copies."""
+
     def load(self, session_id: str) -> dict | None: ...
 
-    def save(self, session_id: str, snapshot: dict) -> None: ...
+    def read(self, session_id: str) -> tuple[dict, int] | None: ...
+
+    def revision(self, session_id: str) -> int: ...
+
+    def save(self, session_id: str, snapshot: dict, expected: int | None = None) -> int: ...
 
     def delete(self, session_id: str) -> bool: ...
 
@@ -40,22 +57,48 @@ class SessionStore(Protocol):
     def describe(self) -> str: ...
 
 
+def _conflict(session_id: str, expected: int, found: int) -> ConversationConflictError:
+    return ConversationConflictError(
+        f"the conversation {session_id!r} was changed elsewhere while this turn was answered (it is at "
+        f"revision {found}, the turn began from {expected}); the turn was not kept: please send it again")
+
+
 class MemoryStore:
     """Snapshots in a dict (copied in and out, so callers never share state with the store)."""
 
     def __init__(self):
-        self._data: dict[str, tuple[float, str]] = {}
+        self._data: dict[str, tuple[float, str, int]] = {}  # id -> (updated, snapshot JSON, revision)
         self._lock = threading.Lock()
+        self._counter = 0
 
     def load(self, session_id: str) -> dict | None:
+        found = self.read(session_id)
+        return found[0] if found else None
+
+    def read(self, session_id: str) -> tuple[dict, int] | None:
+        """The snapshot and its revision, or None."""
         with self._lock:
             row = self._data.get(session_id)
-        return json.loads(row[1]) if row else None
+        return (json.loads(row[1]), row[2]) if row else None
 
-    def save(self, session_id: str, snapshot: dict) -> None:
+    def revision(self, session_id: str) -> int:
+        """The session's revision; 0 when it is not stored."""
+        with self._lock:
+            row = self._data.get(session_id)
+        return row[2] if row else 0
+
+    def save(self, session_id: str, snapshot: dict, expected: int | None = None) -> int:
+        """Store the snapshot and return its new revision. With ``expected`` (0: not stored yet), only
+        if the stored revision is still that one; else ``ConversationConflictError``."""
         text = json.dumps(snapshot, ensure_ascii=False)
         with self._lock:
-            self._data[session_id] = (time.time(), text)
+            if expected is not None:
+                found = self._data[session_id][2] if session_id in self._data else 0
+                if found != expected:
+                    raise _conflict(session_id, expected, found)
+            self._counter += 1
+            self._data[session_id] = (time.time(), text, self._counter)
+            return self._counter
 
     def delete(self, session_id: str) -> bool:
         with self._lock:
@@ -68,7 +111,7 @@ class MemoryStore:
     def expire(self, idle_seconds: float) -> list[str]:
         cutoff = time.time() - idle_seconds
         with self._lock:
-            gone = [k for k, (t, _) in self._data.items() if t < cutoff]
+            gone = [k for k, (t, _, _) in self._data.items() if t < cutoff]
             for k in gone:
                 del self._data[k]
         return gone
@@ -78,7 +121,10 @@ class MemoryStore:
 
 
 class SQLiteStore:
-    """Snapshots in one SQLite table (``sessions``: id, updated, snapshot JSON), WAL mode."""
+    """Snapshots in one SQLite table (``sessions``: id, updated, snapshot JSON, revision), WAL mode.
+
+    Reads run outside an explicit transaction (one statement reads one consistent state in WAL mode,
+    and never waits for a writer); every write is one ``BEGIN IMMEDIATE`` transaction."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).expanduser()
@@ -87,45 +133,76 @@ class SQLiteStore:
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = db.execute("SELECT version FROM schema_version").fetchone()
+            if row is not None and row[0] > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path} was written by a newer version (schema {row[0]}); upgrade the package")
+            # revision 1 for the sessions of a schema 1 file; later saves draw from the counter
+            db.execute("CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, updated REAL NOT NULL, "
+                       "snapshot TEXT NOT NULL, revision INTEGER NOT NULL DEFAULT 1)")
+            db.execute("CREATE INDEX IF NOT EXISTS sessions_updated ON sessions (updated)")
+            if row is not None and row[0] < 2:
+                db.execute("ALTER TABLE sessions ADD COLUMN revision INTEGER NOT NULL DEFAULT 1")
+            db.execute("CREATE TABLE IF NOT EXISTS revision_counter (value INTEGER NOT NULL)")
+            if db.execute("SELECT value FROM revision_counter").fetchone() is None:
+                db.execute("INSERT INTO revision_counter VALUES (1)")
             if row is None:
                 db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            elif row[0] > SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path} was written by a newer version (schema {row[0]}); upgrade the package")
-            db.execute("CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, updated REAL NOT NULL, "
-                       "snapshot TEXT NOT NULL)")
-            db.execute("CREATE INDEX IF NOT EXISTS sessions_updated ON sessions (updated)")
+            elif row[0] < SCHEMA_VERSION:
+                db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
         try:
             os.chmod(self.path, 0o600)  # conversations are private
         except OSError:
             pass
 
-    def _connect(self) -> sqlite3.Connection:
+    def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:  # one connection per thread
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # a committed turn survives a power cut too
             self._local.db = db
-        return _Transaction(db)
+        return db
+
+    def _connect(self) -> "_Transaction":
+        return _Transaction(self._db())
 
     def load(self, session_id: str) -> dict | None:
-        with self._connect() as db:
-            row = db.execute("SELECT snapshot FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        found = self.read(session_id)
+        return found[0] if found else None
 
-    def save(self, session_id: str, snapshot: dict) -> None:
+    def read(self, session_id: str) -> tuple[dict, int] | None:
+        """The snapshot and its revision (read together), or None."""
+        row = self._db().execute("SELECT snapshot, revision FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return (json.loads(row[0]), row[1]) if row else None
+
+    def revision(self, session_id: str) -> int:
+        """The session's revision, 0 when it is not stored: one read of the primary-key index."""
+        row = self._db().execute("SELECT revision FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return row[0] if row else 0
+
+    def save(self, session_id: str, snapshot: dict, expected: int | None = None) -> int:
+        """Store the snapshot and return its new revision. With ``expected`` (0: not stored yet), only
+        if the stored revision is still that one, checked and written in one transaction; else
+        ``ConversationConflictError`` and nothing is written."""
         text = json.dumps(snapshot, ensure_ascii=False)
         with self._connect() as db:
-            db.execute("INSERT INTO sessions (id, updated, snapshot) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE "
-                       "SET updated = excluded.updated, snapshot = excluded.snapshot", (session_id, time.time(), text))
+            if expected is not None:
+                row = db.execute("SELECT revision FROM sessions WHERE id = ?", (session_id,)).fetchone()
+                found = row[0] if row else 0
+                if found != expected:
+                    raise _conflict(session_id, expected, found)
+            db.execute("UPDATE revision_counter SET value = value + 1")
+            revision = db.execute("SELECT value FROM revision_counter").fetchone()[0]
+            db.execute("INSERT INTO sessions (id, updated, snapshot, revision) VALUES (?, ?, ?, ?) ON CONFLICT(id) "
+                       "DO UPDATE SET updated = excluded.updated, snapshot = excluded.snapshot, "
+                       "revision = excluded.revision", (session_id, time.time(), text, revision))
+        return revision
 
     def delete(self, session_id: str) -> bool:
         with self._connect() as db:
             return db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
 
     def ids(self) -> list[str]:
-        with self._connect() as db:
-            return [r[0] for r in db.execute("SELECT id FROM sessions ORDER BY updated")]
+        return [r[0] for r in self._db().execute("SELECT id FROM sessions ORDER BY updated")]
 
     def expire(self, idle_seconds: float) -> list[str]:
         cutoff = time.time() - idle_seconds

@@ -107,13 +107,15 @@ def candidates_markdown(reply) -> str:
         return "_No reply yet._"
     if not reply.candidates:
         return f"_{reply.reason or 'a written reply'}: no candidates were generated._"
-    lines = [f"Shown: {reply.reason}", "", "| | candidate | fit | problems |", "|---|---|---|---|"]
+    lines = [f"Shown: {reply.reason}", "", "| | candidate | from | fit | problems |", "|---|---|---|---|---|"]
     order = sorted(range(len(reply.candidates)), key=lambda i: (i != reply.chosen, i))
     for i in order:
         c = reply.candidates[i]
         text = c["text"].replace("|", "\\|").replace("\n", " ")
         fit = "" if c["score"] is None else f"{c['score']:.2f}"
-        lines.append(f"| {'shown' if i == reply.chosen else ''} | {text} | {fit} | {', '.join(c['problems']) or '-'} |")
+        source = {"retrieved": "human reply (pool)"}.get(c.get("source", "model"), c.get("source", "model"))
+        lines.append(f"| {'shown' if i == reply.chosen else ''} | {text} | {source} | {fit} | "
+                     f"{', '.join(c['problems']) or '-'} |")
     return "\n".join(lines)
 
 

@@ -254,15 +254,16 @@ def reference_nll(bot, examples: list[dict], progress: bool = True, conditions: 
                   seed: int = 0) -> list[dict]:
     """Per example: the negative log-likelihood of the reference reply under the bot's reply model, given
     exactly the prompt the bot would build (``nll``, ``tokens``), and the bot's emotion reading of the
-    context. With ``conditions``, the same reply is also scored under the prompt whose system message
-    (persona, emotion state, guidance) comes from another example (``nll_swapped``) and with no system
-    message (``nll_none``): how much the reply model reads the state it is given."""
+    context. With ``conditions``, the same reply is also scored under the prompt rendered with another
+    example's emotion state (``nll_swapped``: in the prose prompt, its state line and guidance; with a
+    state tag, its tag), and with no state and no system message (``nll_none``): how much the reply
+    model reads the state it is given."""
+    from bot.emotion import EmotionState
     from finetune.train_adapter import IGNORE, tokenize_example
 
     # a reply model that cannot score text (a test stand-in) leaves the rows without perplexity
     tok = getattr(bot.reply_model, "tokenizer", None) if hasattr(bot.reply_model, "sequence_nll") else None
     prompts = [bot.prompt(ex["context"]) for ex in examples]
-    systems = [m[0] if m and m[0]["role"] == "system" else None for m, _, _ in prompts]
     order = swap_order(len(examples), seed)
 
     def score(messages, reference):
@@ -276,12 +277,13 @@ def reference_nll(bot, examples: list[dict], progress: bool = True, conditions: 
     for k, (ex, (messages, state, _)) in enumerate(zip(examples, prompts), 1):
         row = {"id": ex["id"], "emotion": ex.get("emotion"), "reading": state.primary}
         if tok:  # None: a reply model without weights (a test stand-in)
-            body = messages[1:] if systems[k - 1] else messages
             variants = {"own": messages}
-            if "swapped" in conditions and systems[order[k - 1]] is not None:
-                variants["swapped"] = [systems[order[k - 1]], *body]
+            other = prompts[order[k - 1]][1]
+            if "swapped" in conditions and len(examples) > 1 and other.available:
+                variants["swapped"] = bot.prompt(ex["context"], state=other)[0]
             if "none" in conditions:
-                variants["none"] = body
+                bare = bot.prompt(ex["context"], state=EmotionState.unavailable(turn=state.turn))[0]
+                variants["none"] = bare[1:] if bare and bare[0]["role"] == "system" else bare
             for name, msgs in variants.items():
                 scored = score(msgs, ex["reference"])  # None: too long for the context
                 if scored is not None:

@@ -13,6 +13,7 @@ it (same seed), and each reply is scored:
 * ``problems``: the share of shown replies with any problem the reply checks know
   (``bot.replycheck``; written replies count as none), and ``replaced``: the share where every candidate
   failed a never-shown check and the fallback was shown;
+* ``human reply shown``: the share of turns answered by a reply from the reply pool (``--retrieved``);
 * ``words``: reply length; ``turn_ms``: the whole turn on this machine.
 
 A table (``decoding.md``) and every reply (``replies.jsonl``) are written to ``--output``.
@@ -29,7 +30,7 @@ import numpy as np
 
 from .metrics import mean_ci
 
-KNOWN = {"candidates": int, "temperature": float, "top_p": float, "repetition_penalty": float, "max_new_tokens": int}
+KNOWN = {"candidates": int, "retrieved": int, "temperature": float, "top_p": float, "repetition_penalty": float, "max_new_tokens": int}
 
 
 def parse_point(text: str) -> dict:
@@ -67,7 +68,7 @@ def run(contexts_file: str, grid: list[str], judge: str, output: str, base_confi
             shown = reply.candidates[reply.chosen] if reply.chosen is not None else None
             rows.append({"point": point, "id": ctx["id"], "response": reply.text, "turn_ms": (time.perf_counter() - t) * 1e3,
                          "problems": list(shown["problems"]) if shown else [],
-                         "replaced": "output_replaced" in reply.safety, "written": shown is None or shown["source"] != "model",
+                         "replaced": "output_replaced" in reply.safety, "source": shown["source"] if shown else "written",
                          "context": ctx["context"]})
         print(f"{point}: {len(contexts)} contexts in {time.time() - t0:.0f} s", flush=True)
         bot.config.generation = config.generation.__class__(**vars(config.generation))  # back to the start
@@ -86,6 +87,7 @@ def run(contexts_file: str, grid: list[str], judge: str, output: str, base_confi
             "judge_fit": mean_ci([r["judge_fit"] for r in rs]),
             "problems": mean_ci([float(bool(r["problems"])) for r in rs]),
             "replaced": float(np.mean([r["replaced"] for r in rs])),
+            "retrieved": float(np.mean([r["source"] == "retrieved" for r in rs])),
             "words": float(np.mean([len(r["response"].split()) for r in rs])),
             "turn_ms_median": float(np.median([r["turn_ms"] for r in rs])),
         }
@@ -99,12 +101,13 @@ def run(contexts_file: str, grid: list[str], judge: str, output: str, base_confi
 
 def markdown(table: dict, n: int, judge: str) -> str:
     lines = [f"Decoding settings on {n} validation contexts; judge: `{judge}` (chose nothing).", "",
-             "| settings | judge fit (centred) | any problem | fallback shown | words | median turn ms |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| settings | judge fit (centred) | any problem | fallback shown | human reply shown | words | median turn ms |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for point, t in table.items():
         jf, pr = t["judge_fit"], t["problems"]
         lines.append(f"| {point} | {jf['value']:+.2f} [{jf['ci95'][0]:+.2f}, {jf['ci95'][1]:+.2f}] | "
                      f"{pr['value']:.2f} [{pr['ci95'][0]:.2f}, {pr['ci95'][1]:.2f}] | {t['replaced']:.2f} | "
+                     f"{t.get('retrieved', 0.0):.2f} | "
                      f"{t['words']:.1f} | {t['turn_ms_median']:.0f} |")
     return "\n".join(lines) + "\n"
 

@@ -101,9 +101,15 @@ def _speaker(role: str) -> str:
     return "Person" if role == "user" else "Listener"
 
 
-def write_sheet(run_a: str | Path, run_b: str | Path, output: str | Path, seed: int = 0) -> int:
+def write_sheet(run_a: str | Path, run_b: str | Path, output: str | Path, seed: int = 0,
+                skip_identical: bool = False) -> int:
+    """The blind sheet for the conversations both runs answered; with ``skip_identical``, only those where
+    the two replies differ (the others are ties for certain: ``key.json`` counts them)."""
     a, b = read_run(run_a), read_run(run_b)
     ids = sorted(set(a) & set(b))
+    identical = [i for i in ids if a[i]["response"].strip() == b[i]["response"].strip()]
+    if skip_identical:
+        ids = [i for i in ids if i not in set(identical)]
     rng = random.Random(seed)
     rng.shuffle(ids)
     out = Path(output)
@@ -135,7 +141,9 @@ def write_sheet(run_a: str | Path, run_b: str | Path, output: str | Path, seed: 
         w.writerow(["card", "choice", "rating_1", "rating_2"])
         for n in range(1, len(ids) + 1):
             w.writerow([n, "", "", ""])
-    (out / "key.json").write_text(json.dumps({"run_a": str(run_a), "run_b": str(run_b), "cards": key}, indent=1))
+    (out / "key.json").write_text(json.dumps({"run_a": str(run_a), "run_b": str(run_b), "cards": key,
+                                                  "identical_left_out": len(identical) if skip_identical else 0},
+                                                 indent=1))
     return len(ids)
 
 
@@ -162,6 +170,12 @@ def score(folder: str | Path, choices: str | Path | None = None, samples: int = 
     result = {"run_a": key["run_a"], "run_b": key["run_b"], "cards": len(w),
               "b_win_rate": {"value": float(w.mean()), "ci95": bootstrap(lambda i: float(w[i].mean()), len(w), samples, seed)},
               "b_wins": int((w == 1).sum()), "a_wins": int((w == 0).sum()), "ties": int((w == 0.5).sum())}
+    same = int(key.get("identical_left_out", 0))
+    if same:  # cards left off because both replies were the same: certain ties
+        every = np.concatenate([w, np.full(same, 0.5)])
+        result["identical_left_out"] = same
+        result["b_win_rate_with_identical"] = {
+            "value": float(every.mean()), "ci95": bootstrap(lambda i: float(every[i].mean()), len(every), samples, seed)}
     for run, values in ratings.items():
         if values:
             v = np.asarray(values)
@@ -187,6 +201,7 @@ def main(argv=None) -> int:
     s.add_argument("run_b")
     s.add_argument("--output", required=True)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--skip-identical", action="store_true", help="only the cards where the two replies differ")
     r = sub.add_parser("score")
     r.add_argument("folder")
     r.add_argument("--choices", default=None)
@@ -204,7 +219,7 @@ def main(argv=None) -> int:
             config.generation.seed = 0
         print(f"answered {answer(EmpatheticBot(config), args.contexts, args.output)} contexts into {args.output}")
     elif args.cmd == "sheet":
-        print(f"wrote {write_sheet(args.run_a, args.run_b, args.output, args.seed)} cards to {args.output}")
+        print(f"wrote {write_sheet(args.run_a, args.run_b, args.output, args.seed, args.skip_identical)} cards to {args.output}")
     else:
         print(json.dumps(score(args.folder, args.choices), indent=1))
     return 0

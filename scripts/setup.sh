@@ -43,5 +43,20 @@ if [ "${SKIP_LLAMA_CPP:-0}" != 1 ] && ! "$VPY" -c "import llama_cpp, sse_starlet
     echo "setup: warning: llama.cpp could not be built; replies will use transformers (slower)" >&2
   fi
 fi
+# The reply pool: human replies from EmpatheticDialogues and ESConv train that join the candidates
+# (docs/replies.md). Built once into the model cache when the datasets are at $EMPATHETIC_BOT_DATA
+# (or ../shared/data, as the tests look for them). SKIP_REPLY_POOL=1 skips it.
+DATA=${EMPATHETIC_BOT_DATA:-}
+if [ -z "$DATA" ] && [ -d ../shared/data/empatheticdialogues ]; then DATA="$(cd ../shared/data && pwd)"; fi
+if [ "${SKIP_REPLY_POOL:-0}" != 1 ] && [ -n "$DATA" ] && [ -d "$DATA/empatheticdialogues" ]; then
+  if .venv/bin/empathetic-bot info --no-load 2>/dev/null | grep -q "^reply pool: none (build"; then
+    step "building the reply pool from $DATA (human replies of ED and ESConv train, CC BY-NC; about 4 minutes on 2 cores, once)"
+    if .venv/bin/empathetic-bot pool --data-dir "$DATA" | tail -2; then
+      done_step
+    else
+      echo "setup: warning: the reply pool could not be built; replies come from the model alone" >&2
+    fi
+  fi
+fi
 echo "setup: ready in $((SECONDS - START)) s: $("$VPY" -c 'import torch, transformers, peft, gradio, importlib.util as u; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__, "gradio", gradio.__version__, "llama.cpp", "yes" if u.find_spec("llama_cpp") else "no")')"
 echo "setup: next: .venv/bin/empathetic-bot chat (terminal), .venv/bin/empathetic-bot ui (web UI), bash scripts/test.sh (tests)"

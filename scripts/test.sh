@@ -5,7 +5,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # The browser test drives Debian's Chromium; install it when we can (root, apt), else it is skipped.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  if [ "${SKIP_BROWSER:-0}" = 1 ]; then
+    echo "note: SKIP_BROWSER=1: the browser test will be skipped" >&2
+  elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test: installing Chromium and its driver through apt for the browser test (once; SKIP_BROWSER=1 skips)"
     (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver) >/dev/null \
       || echo "warning: could not install chromium; the browser test will be skipped" >&2
   else

@@ -60,6 +60,9 @@ class FakeRanker:
         said = set(messages[-1]["content"].lower().split())
         return [float(len(said & set(c.lower().split()))) for c in candidates]
 
+    def context_vector(self, messages):
+        return [1.0]
+
 
 class KeywordClassifier:
     """A deterministic emotion 'classifier' over GoEmotions labels, keyed on words."""
@@ -125,3 +128,19 @@ class FakeCrisisClassifier:
 
     def degree(self, probs):
         return "imminent" if probs["imminent"] >= 0.5 else "concern"
+
+
+class FakePool:
+    """A reply pool that answers every search with the same rows (see ``bot.retrieval.ReplyPool``)."""
+
+    def __init__(self, replies, common=()):
+        self.rows = [{"id": f"fake#{i}", "reply": r, "similarity": 0.9 - 0.1 * i} for i, r in enumerate(replies)]
+        self.common = frozenset(common)
+        self.searches = 0
+
+    def __len__(self):
+        return len(self.rows)
+
+    def nearest(self, vector, k):
+        self.searches += 1
+        return self.rows[:k]

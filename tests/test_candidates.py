@@ -24,7 +24,7 @@ def test_the_best_scoring_clean_candidate_is_shown_and_the_reply_says_why():
     assert reply.text == "Your exam sounds stressful, I'm sorry it went badly."
     assert reply.chosen == 1 and len(reply.candidates) == 3
     assert "insults" in reply.candidates[2]["problems"]
-    assert "model candidate of 3" in reply.reason and reply.timings["candidates"] == 3
+    assert "model, candidate of 3" in reply.reason and reply.timings["candidates"] == 3
 
 
 def test_when_every_candidate_fails_a_never_check_the_fallback_is_shown_and_flagged():

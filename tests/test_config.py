@@ -28,6 +28,7 @@ def test_from_dict_sets_nested_fields_and_rejects_unknown_keys():
     ("conversation", "max_input_chars", 0, "max_input_chars"),
     ("conversation", "max_stored_turns", 0, "max_stored_turns"),
     ("conversation", "crisis_reply", "maybe", "crisis_reply"),
+    ("conversation", "turn_timeout_s", -1, "turn_timeout_s"),
 ])
 def test_invalid_values_are_refused(section, key, value, message):
     with pytest.raises(ValueError, match=message):
@@ -49,17 +50,19 @@ def test_every_config_field_is_reachable_from_the_cli():
         "--max-input-chars", "100", "--prompts-dir", "p", "--persona-name", "Kai", "--log-conversations",
         "--max-stored-turns", "7", "--crisis-reply", "model", "--backend", "openai", "--gguf-type", "f16", "--threads", "1",
         "--base-url", "http://localhost:8000/v1", "--model", "served", "--store", "memory", "--no-redact",
-        "--session-idle-expiry", "60", "--max-live-sessions", "5",
+        "--session-idle-expiry", "60", "--max-live-sessions", "5", "--turn-timeout", "30",
+        "--reply-pool", "none", "--retrieved", "2",
     ])
     c = config_from_args(args)
     flat = {f"{s}.{k}": v for s, d in c.to_dict().items() for k, v in d.items()}
     assert flat == {
         "model.base_model": "org/model", "model.adapter": "ad", "model.emotion_classifier": "clf",
-        "model.encoder": "enc", "model.ranker": "rk", "model.crisis_detector": "cd", "conversation.risk_turns": 4, "generation.candidates": 3, "model.device": "cpu", "model.dtype": "bfloat16", "model.cache_dir": "",
+        "model.encoder": "enc", "model.ranker": "rk", "model.crisis_detector": "cd",
+        "model.reply_pool": "none", "generation.retrieved": 2, "conversation.risk_turns": 4, "generation.candidates": 3, "model.device": "cpu", "model.dtype": "bfloat16", "model.cache_dir": "",
         "model.backend": "openai", "model.gguf_type": "f16", "model.threads": 1, "model.base_url": "http://localhost:8000/v1",
         "model.served_model": "served", "conversation.store": "memory", "conversation.redact": False,
         "conversation.session_idle_expiry_s": 60.0, "conversation.max_live_sessions": 5,
-        "generation.max_new_tokens": 9, "generation.temperature": 0.0, "generation.top_p": 0.5,
+        "conversation.turn_timeout_s": 30.0, "generation.max_new_tokens": 9, "generation.temperature": 0.0, "generation.top_p": 0.5,
         "generation.repetition_penalty": 1.3, "generation.seed": 3, "conversation.context_tokens": 512,
         "conversation.max_input_chars": 100, "conversation.prompts_dir": "p", "conversation.persona_name": "Kai",
         "conversation.log_conversations": True, "conversation.max_stored_turns": 7,

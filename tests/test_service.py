@@ -20,7 +20,7 @@ from fakes import FakeReplyModel, KeywordClassifier  # noqa: E402
 
 def make_client(tmp_path, replies=None, **kw):
     config = BotConfig()
-    config.model.emotion_classifier = config.model.crisis_detector = None
+    config.model.emotion_classifier = config.model.crisis_detector = config.model.ranker = None
     bot = EmpatheticBot(config, reply_model=FakeReplyModel(replies), emotion_classifier=KeywordClassifier(),
                         store=SQLiteStore(tmp_path / "s.db"))
     return TestClient(create_app(bot, **kw)), bot
@@ -150,3 +150,163 @@ def test_finished_turns_free_their_place(tmp_path):
             assert r.status_code == 200 and list(r.iter_lines())
         assert client.post("/v1/chat/completions", json=ask(f"again {i}", user="s")).status_code == 200
     assert "empathetic_bot_waiting_turns 0" in client.get("/metrics").text
+
+
+# -- rate limits ---------------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_parse_rate():
+    from bot.service import Rate, parse_rate
+
+    assert parse_rate("30/min") == Rate(30, 60.0, "30/min") and str(parse_rate("30/min")) == "30/min"
+    assert parse_rate("2/s").seconds == 1.0 and parse_rate("500 / hours").seconds == 3600.0
+    for off in ("0", "off", "", None, "0/min"):
+        assert parse_rate(off) is None
+    for bad in ("30", "ten/min", "3/week", "-1/min", "1/ms"):
+        with pytest.raises(ValueError, match="30/min"):
+            parse_rate(bad)
+
+
+def test_token_buckets_refill_evenly_and_forget_full_ones():
+    from bot.service import RateLimiter, parse_rate
+
+    clock = FakeClock()
+    limits = RateLimiter(parse_rate("3/min"), clock)
+    assert [limits.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]  # a burst of three
+    assert limits.take("a") == pytest.approx(20.0) and limits.take("b") == 0.0  # buckets are apart
+    clock.now += 10
+    assert limits.take("a") == pytest.approx(10.0)  # half a turn refilled: nothing taken
+    clock.now += 10
+    assert limits.take("a") == 0.0 and limits.take("a") == pytest.approx(20.0)
+    limits.give_back("a")
+    assert limits.take("a") == 0.0
+    clock.now += 3600  # everything refilled: the next take drops the full buckets
+    limits.take("c")
+    assert set(limits._buckets) == {"c"}
+
+
+def test_per_session_rate_limit(tmp_path):
+    clock = FakeClock()
+    client, bot = make_client(tmp_path, rate_per_key=None, rate_per_session="2/min", clock=clock)
+    for i in range(2):
+        assert client.post("/v1/chat/completions", json=ask(f"message {i} here", user="s")).status_code == 200
+    before = bot.export_session("s")
+    r = client.post("/v1/chat/completions", json=ask("one too many", user="s"))
+    assert r.status_code == 429 and r.headers["retry-after"] == "30"
+    assert r.json()["error"]["type"] == "session_rate_limited" and "conversation" in r.json()["error"]["message"]
+    assert {**bot.export_session("s"), "exported": 0} == {**before, "exported": 0}  # nothing changed
+    with client.stream("POST", "/v1/chat/completions", json=ask("streamed, too many", user="s", stream=True)) as r:
+        assert r.status_code == 429
+    assert client.post("/v1/chat/completions", json=ask("another talk", user="t")).status_code == 200
+    clock.now += 30
+    assert client.post("/v1/chat/completions", json=ask("later on", user="s")).status_code == 200
+    assert 'empathetic_bot_refusals_total{reason="session_rate_limited"} 2' in client.get("/metrics").text
+
+
+def test_per_key_rate_limit_creates_no_session(tmp_path):
+    clock = FakeClock()
+    keys = {hash_key("k1"), hash_key("k2")}
+    client, bot = make_client(tmp_path, api_key_hashes=keys, rate_per_key="2/min", rate_per_session=None, clock=clock)
+    k1, k2 = {"Authorization": "Bearer k1"}, {"Authorization": "Bearer k2"}
+    for sid in ("a", "b"):
+        assert client.post("/v1/chat/completions", json=ask("hello there", user=sid), headers=k1).status_code == 200
+    r = client.post("/v1/chat/completions", json=ask("hello there", user="c"), headers=k1)
+    assert r.status_code == 429 and r.json()["error"]["type"] == "key_rate_limited" and r.headers["retry-after"] == "30"
+    assert "API key" in r.json()["error"]["message"]
+    assert "c" not in bot.sessions() and bot.store.load("c") is None  # the refused turn created nothing
+    assert client.post("/v1/chat/completions", json=ask("hello there", user="c"), headers=k2).status_code == 200
+    assert 'empathetic_bot_refusals_total{reason="key_rate_limited"} 1' in client.get("/metrics", headers=k1).text
+
+
+def test_without_keys_the_client_address_is_limited(tmp_path):
+    client, _ = make_client(tmp_path, rate_per_key="1/hour", rate_per_session=None, clock=FakeClock())
+    assert client.post("/v1/chat/completions", json=ask("hello there", user="a")).status_code == 200
+    r = client.post("/v1/chat/completions", json=ask("hello there", user="b"))
+    assert r.status_code == 429 and "client address" in r.json()["error"]["message"]
+    assert r.headers["retry-after"] == "3600"
+
+
+def test_a_turn_refused_as_busy_gives_its_rate_back(tmp_path):
+    client, bot = make_client(tmp_path, rate_per_key="1/hour", rate_per_session="1/hour", clock=FakeClock())
+    session = bot._session("busy")
+    with session.lock:
+        assert client.post("/v1/chat/completions", json=ask("again", user="busy")).status_code == 429
+    assert client.post("/v1/chat/completions", json=ask("now it is free", user="busy")).status_code == 200
+
+
+# -- the turn time limit and other processes ---------------------------------------------------------------
+
+
+def slow_client(tmp_path):
+    config = BotConfig()
+    config.model.emotion_classifier = config.model.crisis_detector = config.model.ranker = None
+    words = " ".join(f"word{i}" for i in range(80))
+    bot = EmpatheticBot(config, reply_model=FakeReplyModel(["That sounds hard.", words, words]),
+                        emotion_classifier=KeywordClassifier(), store=SQLiteStore(tmp_path / "s.db"))
+    return TestClient(create_app(bot, rate_per_key=None, rate_per_session=None)), bot
+
+
+def test_a_turn_past_the_time_limit_gets_504_and_changes_nothing(tmp_path):
+    client, bot = slow_client(tmp_path)
+    assert client.post("/v1/chat/completions", json=ask("My dog died", user="s")).status_code == 200
+    before = bot.store.read("s")
+    bot.config.conversation.turn_timeout_s = 0.3  # the bot's own limit: serve sets it from --turn-timeout
+    bot.reply_model.delay = 0.05  # 80 words: 4 s
+    t0 = time.perf_counter()
+    r = client.post("/v1/chat/completions", json=ask("I keep crying", user="s"))
+    assert r.status_code == 504 and r.json()["error"]["type"] == "turn_timeout"
+    assert "time limit (0.3 s)" in r.json()["error"]["message"] and time.perf_counter() - t0 < 2.5
+    assert bot.store.read("s") == before and len(client.get("/v1/sessions/s").json()["messages"]) == 2
+    with client.stream("POST", "/v1/chat/completions", json=ask("I keep crying", user="s", stream=True)) as r:
+        assert r.status_code == 200
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
+    assert events[-1]["error"]["type"] == "turn_timeout" and "time limit" in events[-1]["error"]["message"]
+    assert not any(e.get("choices", [{}])[0].get("delta", {}).get("content") for e in events)  # no text shown
+    assert bot.store.read("s") == before
+    text = client.get("/metrics").text
+    assert 'empathetic_bot_refusals_total{reason="turn_timeout"} 2' in text and "empathetic_bot_waiting_turns 0" in text
+
+
+def test_a_turn_that_lost_a_race_with_another_process_gets_409(tmp_path):
+    client, bot = make_client(tmp_path, ["First.", "Second."])
+    assert client.post("/v1/chat/completions", json=ask("first message", user="s")).status_code == 200
+    other = EmpatheticBot(bot.config, reply_model=FakeReplyModel(["Other."]), emotion_classifier=KeywordClassifier(),
+                          store=SQLiteStore(tmp_path / "s.db"))
+    real_save = bot.store.save
+
+    def save_after_the_other(session_id, snapshot, expected=None):
+        other.chat("meanwhile elsewhere", session_id=session_id)  # the other process saves first
+        return real_save(session_id, snapshot, expected)
+
+    bot.store.save = save_after_the_other
+    r = client.post("/v1/chat/completions", json=ask("second message", user="s"))
+    assert r.status_code == 409 and r.json()["error"]["type"] == "conversation_conflict"
+    bot.store.save = real_save
+    messages = client.get("/v1/sessions/s").json()["messages"]
+    assert [m["content"] for m in messages] == ["first message", "First.", "meanwhile elsewhere", "Other."]
+
+
+def test_serve_options(monkeypatch):
+    import bot.service
+    from bot.cli import main
+    from bot.service import Rate
+
+    seen = {}
+    monkeypatch.setattr(bot.service, "serve", lambda config, **kw: seen.update(config=config, **kw))
+    assert main(["serve", "--store", "memory"]) == 0
+    assert seen["config"].conversation.turn_timeout_s == 60.0
+    assert seen["rate_per_key"] == Rate(30, 60.0, "30/min") and seen["rate_per_session"] == Rate(12, 60.0, "12/min")
+    assert main(["serve", "--store", "memory", "--turn-timeout", "0", "--rate-per-key", "5/s",
+                 "--rate-per-session", "off"]) == 0
+    assert seen["config"].conversation.turn_timeout_s is None
+    assert seen["rate_per_key"] == Rate(5, 1.0, "5/s") and seen["rate_per_session"] is None
+    with pytest.raises(SystemExit):
+        main(["serve", "--rate-per-key", "lots"])

@@ -47,3 +47,20 @@ def test_an_unfilled_sheet_says_so(tmp_path):
     write_sheet(tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "s")
     with pytest.raises(ValueError, match="no filled-in choices"):
         score(tmp_path / "s")
+
+
+def test_identical_replies_can_be_left_off_the_sheet_and_count_as_ties(tmp_path):
+    _run(tmp_path / "a.jsonl", "old")
+    rows = [json.loads(line) for line in open(tmp_path / "a.jsonl")]
+    for r in rows[:4]:
+        r["response"] = r["response"].replace("old", "new")  # four replies differ, eight are the same
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert write_sheet(tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "s", skip_identical=True) == 4
+    md = (tmp_path / "s" / "sheet.md").read_text()
+    choices = [[card, "1" if "Reply 1: new" in md.split(f"## Card {card}\n")[1].split("## Card")[0] else "2", "", ""]
+               for card in range(1, 5)]  # the new reply wins every card shown
+    with open(tmp_path / "s" / "choices.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["card", "choice", "rating_1", "rating_2"], *choices])
+    result = score(tmp_path / "s")
+    assert result["b_win_rate"]["value"] == 1.0 and result["identical_left_out"] == 8
+    assert result["b_win_rate_with_identical"]["value"] == pytest.approx((4 + 8 * 0.5) / 12)

@@ -25,6 +25,7 @@ def make_bot(store=None, replies=None, **conv):
     config = BotConfig()
     config.model.emotion_classifier = None
     config.model.crisis_detector = None
+    config.model.ranker = None  # stand-in models only: no ranker, no reply pool
     for k, v in conv.items():
         setattr(config.conversation, k, v)
     return EmpatheticBot(config, reply_model=FakeReplyModel(replies), emotion_classifier=KeywordClassifier(),
@@ -72,8 +73,13 @@ def test_a_restarted_bot_continues_exactly_as_it_was(tmp_path):
     assert second.history("u1") == first.history("u1")
     assert second.trajectory("u1") == first.trajectory("u1")
     assert second.emotion_state("u1") == r.emotion
-    third = make_bot(SQLiteStore(path), ["Tell me more."])
-    assert len(third.history("u1")) == 4  # loaded now, before the first bot goes on
+    # a copy of the file as it is now: the third bot restores from it while the first goes on
+    import sqlite3
+
+    with sqlite3.connect(path) as src, sqlite3.connect(tmp_path / "copy.db") as dst:
+        src.backup(dst)
+    third = make_bot(SQLiteStore(tmp_path / "copy.db"), ["Tell me more."])
+    assert len(third.history("u1")) == 4
     # the same prompt as a bot that never restarted would build
     first.reply_model.replies = ["Tell me more."]
     first.chat("He was fourteen", session_id="u1")
@@ -86,10 +92,10 @@ def test_a_turn_that_cannot_be_stored_is_undone(tmp_path):
     class Failing(MemoryStore):
         fail = False
 
-        def save(self, session_id, snapshot):
+        def save(self, session_id, snapshot, expected=None):
             if self.fail:
                 raise OSError("disk full")
-            super().save(session_id, snapshot)
+            return super().save(session_id, snapshot, expected)
 
     store = Failing()
     bot = make_bot(store, ["One.", "Two."])
@@ -180,7 +186,7 @@ KILLED_CHILD = textwrap.dedent("""
     from fakes import FakeReplyModel
 
     config = BotConfig()
-    config.model.emotion_classifier = config.model.crisis_detector = None
+    config.model.emotion_classifier = config.model.crisis_detector = config.model.ranker = None
     bot = EmpatheticBot(config, reply_model=FakeReplyModel(["First reply.", "Second reply."], delay=0.5),
                         store=SQLiteStore({db!r}))
     for i, text in enumerate(["first message here", "second message here"]):
@@ -204,3 +210,181 @@ def test_kill_9_mid_turn_loses_only_that_turn(tmp_path):
     bot = make_bot(store, ["Again."])
     bot.chat("second message here", session_id="k")
     assert len(bot.history("k")) == 4
+
+
+# -- revisions: several processes on one store ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_revisions_and_conditional_saves(tmp_path, kind):
+    from bot.errors import ConversationConflictError
+
+    store = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "s.db")
+    assert store.revision("a") == 0 and store.read("a") is None
+    r1 = store.save("a", {"n": 1}, expected=0)
+    assert store.revision("a") == r1 and store.read("a") == ({"n": 1}, r1)
+    with pytest.raises(ConversationConflictError, match="changed elsewhere"):
+        store.save("a", {"n": "lost"}, expected=0)  # someone else created it first
+    r2 = store.save("a", {"n": 2}, expected=r1)
+    assert r2 > r1
+    with pytest.raises(ConversationConflictError):
+        store.save("a", {"n": "stale"}, expected=r1)
+    assert store.read("a") == ({"n": 2}, r2)  # the refused save wrote nothing
+    store.delete("a")
+    r3 = store.save("a", {"n": 3}, expected=0)  # begun again: never an old revision
+    assert r3 > r2 and store.save("b", {}) > r3  # no expected: unconditional
+
+
+def test_a_schema_1_file_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # what version 1 wrote
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (1)")
+        db.execute("CREATE TABLE sessions (id TEXT PRIMARY KEY, updated REAL NOT NULL, snapshot TEXT NOT NULL)")
+        db.execute("INSERT INTO sessions VALUES ('old', ?, ?)", (time.time(), json.dumps({"x": 1})))
+    store = SQLiteStore(path)
+    assert store.read("old") == ({"x": 1}, 1)
+    assert store.save("old", {"x": 2}, expected=1) > 1
+    assert SQLiteStore(path).load("old") == {"x": 2}  # opened again: nothing to upgrade
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+
+
+SHARED_TURNS = ["My dog died and I am so sad", "I keep crying at night", "Now I am angry at the vet",
+                "I am scared it was my fault", "Thanks, I feel a bit better", "I am happy we talked"]
+
+
+def test_two_bots_on_one_file_continue_each_others_turns(tmp_path):
+    """Two bots (as two ``serve`` processes would) on one SQLite file answer alternate turns of one
+    conversation: each continues from the other's newest save, exactly as one bot alone would."""
+    path = tmp_path / "shared.db"
+    a, b, alone = make_bot(SQLiteStore(path)), make_bot(SQLiteStore(path)), make_bot(None)
+    for i, text in enumerate(SHARED_TURNS):
+        bot = (a, b)[i % 2]
+        bot.reply_model.replies, alone.reply_model.replies = [f"Reply number {i}."], [f"Reply number {i}."]
+        r = bot.chat(text, session_id="shared")
+        expected = alone.chat(text, session_id="shared")
+        assert r.text == expected.text and r.turn == expected.turn == i + 1
+        assert bot.reply_model.prompts[-1] == alone.reply_model.prompts[-1]  # the same history went in
+        for either in (a, b):
+            assert either.history("shared") == alone.history("shared")
+            assert either.trajectory("shared") == alone.trajectory("shared")
+            assert either.emotion_state("shared") == alone.emotion_state("shared") == r.emotion
+            assert either.export_session("shared")["tracker"] == alone.export_session("shared")["tracker"]
+    assert [m["content"] for m in a.history("shared")[0::2]] == SHARED_TURNS
+    assert a.emotion_state("shared").top[0].label == "joy"
+
+
+def test_a_conversation_deleted_in_one_process_is_gone_in_the_other(tmp_path):
+    path = tmp_path / "shared.db"
+    a = make_bot(SQLiteStore(path), ["One.", "Two."])
+    b = make_bot(SQLiteStore(path), ["Fresh start."])
+    a.chat("I lost my job today", session_id="s")
+    assert len(b.history("s")) == 2
+    a.delete_session("s")
+    assert b.history("s") == [] and "s" not in b.sessions()
+    with pytest.raises(InvalidInputError):
+        b.export_session("s")
+    a.chat("I lost my job today", session_id="s2")
+    b_live = b._session("s2")  # b holds a copy, then a deletes and begins the conversation again
+    a.delete_session("s2")
+    r = b.chat("hello again, new day", session_id="s2")
+    assert r.turn == 1 and len(b.history("s2")) == 2 and b_live.revision == b.store.revision("s2")
+
+
+def test_a_turn_that_races_another_process_is_not_kept(tmp_path):
+    from bot.errors import ConversationConflictError
+
+    path = tmp_path / "shared.db"
+    a = make_bot(SQLiteStore(path), ["A one.", "A two."])
+    b = make_bot(SQLiteStore(path), ["B racing.", "B after."])
+    a.chat("first message here", session_id="s")
+    turn = b.stream("second message from b", session_id="s")
+    next(turn)  # b's turn has begun from a's first save (its reply is ready)...
+    a.chat("second message from a", session_id="s")  # ...when a saves the session again
+    with pytest.raises(ConversationConflictError, match="changed elsewhere"):
+        list(turn)
+    assert b.history("s") == a.history("s") and len(a.history("s")) == 4  # b's turn was not kept
+    r = b.chat("third message from b", session_id="s")
+    assert r.turn == 3 and b.history("s")[:4] == a.history("s")[:4] and len(a.history("s")) == 6
+
+
+TWO_PROCESS_CHILD = textwrap.dedent("""
+    import json, sys
+    sys.path[:0] = [{root!r}, {tests!r}]
+    from bot import BotConfig, EmpatheticBot
+    from bot.store import SQLiteStore
+    from fakes import FakeReplyModel, KeywordClassifier
+
+    name = sys.argv[1]
+    config = BotConfig()
+    config.model.emotion_classifier = config.model.crisis_detector = config.model.ranker = None
+    bot = EmpatheticBot(config, reply_model=FakeReplyModel(), emotion_classifier=KeywordClassifier(),
+                        store=SQLiteStore({db!r}))
+    print("ready", flush=True)
+    for line in sys.stdin:
+        bot.reply_model.replies = [f"{{name}} answers turn {{line.strip()[-1]}}."]
+        r = bot.chat(line.strip(), session_id="shared")
+        print(json.dumps({{"turn": r.turn, "messages": len(bot.history("shared")),
+                          "emotion": r.emotion.top[0].label if r.emotion.top else None}}), flush=True)
+""")
+
+
+def test_two_os_processes_alternate_turns_on_one_file(tmp_path):
+    db = tmp_path / "shared.db"
+    code = TWO_PROCESS_CHILD.format(root=str(ROOT), tests=str(ROOT / "tests"), db=str(db))
+    procs = [subprocess.Popen([sys.executable, "-c", code, name], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True) for name in ("A", "B")]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        texts = [f"{t} {i}" for i, t in enumerate(SHARED_TURNS)]
+        for i, text in enumerate(texts):
+            p = procs[i % 2]
+            p.stdin.write(text + "\n")
+            p.stdin.flush()
+            out = json.loads(p.stdout.readline())
+            assert out["turn"] == i + 1 and out["messages"] == 2 * (i + 1)
+    finally:
+        for p in procs:
+            p.stdin.close()
+            p.wait(timeout=30)
+    snap = SQLiteStore(db).load("shared")
+    assert [m["content"] for m in snap["messages"]] == [
+        x for i, t in enumerate(texts) for x in (t, f"{'AB'[i % 2]} answers turn {i}.")]
+    assert snap["tracker"]["turn"] == len(texts) and len(snap["states"]) == len(texts)
+    alone = make_bot(None)
+    for i, t in enumerate(texts):
+        alone.reply_model.replies = [f"{'AB'[i % 2]} answers turn {i}."]
+        alone.chat(t, session_id="shared")
+    assert snap["states"] == json.loads(json.dumps([s.to_dict() for s in alone.trajectory("shared")]))
+
+
+# -- the turn time limit -------------------------------------------------------------------------------
+
+
+def test_a_turn_past_its_time_limit_is_stopped_and_not_kept(tmp_path):
+    from bot.errors import TurnTimeoutError
+
+    words = " ".join(f"word{i}" for i in range(80))
+    bot = make_bot(SQLiteStore(tmp_path / "s.db"), ["That sounds hard.", words, "I am here."])
+    bot.chat("My dog died and I am so sad", session_id="a")
+    before = (bot.export_session("a"), bot.store.read("a"))
+    bot.config.conversation.turn_timeout_s = 0.3
+    bot.reply_model.delay = 0.05  # 80 words: 4 s, unless the limit stops it
+    t0 = time.perf_counter()
+    turn = bot.stream("I keep crying", session_id="a")
+    with pytest.raises(TurnTimeoutError, match="time limit"):
+        for item in turn:
+            assert not isinstance(item, str), "no text of a stopped turn is shown"
+    assert time.perf_counter() - t0 < 2.5  # cancelled, not waited out
+    after = bot.export_session("a")
+    assert {**after, "exported": None} == {**before[0], "exported": None} and bot.store.read("a") == before[1]
+    bot.reply_model.delay, bot.config.conversation.turn_timeout_s = 0.0, 30.0
+    r = bot.chat("I keep crying", session_id="a")
+    assert r.turn == 2 and r.text == "I am here." and len(bot.history("a")) == 4
+    assert BotConfig().conversation.turn_timeout_s is None  # no limit unless one is set
+    with pytest.raises(ValueError, match="turn_timeout_s"):
+        BotConfig.from_dict({"conversation": {"turn_timeout_s": 0}})
