@@ -96,7 +96,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="user turns a session stays at risk after a flagged message (default: %(default)s)")
     g.add_argument("--store", default=d.conversation.store,
                    help="where conversations are kept: memory, default (SQLite under ~/.local/share/empathetic-bot; "
-                        "what chat and ui use unless told), sqlite:///PATH or a file path")
+                        "what chat and ui use unless told), sqlite:///PATH or a file path, or postgresql://USER@HOST/DB "
+                        "or another SQLAlchemy URL, shared by processes on several machines (pip install "
+                        "'empathetic-bot[postgres]'; the password from $PGPASSWORD)")
     g.add_argument("--no-redact", dest="redact", action="store_false",
                    help="keep e-mail addresses, phone, card and account numbers in stored messages (redacted by default)")
     g.add_argument("--session-idle-expiry", dest="session_idle_expiry_s", type=float,

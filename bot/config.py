@@ -137,8 +137,9 @@ class ConversationConfig:
     risk would end while that reading still holds the disclosure, which would raise it again.
     ``store``: where conversations are kept (see ``bot.store``): ``None`` or ``"memory"`` in this process
     only; ``"default"`` in SQLite under the user's data folder (``~/.local/share/empathetic-bot/``, what
-    the CLI and the UI use); ``sqlite:///PATH`` or a file path. A stored conversation survives restarts
-    and crashes and continues exactly as it was.
+    the CLI and the UI use); ``sqlite:///PATH`` or a file path; ``postgresql://USER@HOST/DB`` or another
+    SQLAlchemy URL (``bot.store_sql``, the ``postgres`` extra), for processes on several machines. A
+    stored conversation survives restarts and crashes and continues exactly as it was.
     ``redact``: what the session keeps (and stores) has e-mail addresses, phone, card and account
     numbers replaced (see ``bot.privacy``); the reply is written from the message as typed.
     ``session_idle_expiry_s``: sessions idle longer than this are deleted (memory and store); None keeps them.

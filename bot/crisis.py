@@ -71,6 +71,10 @@ _RULES: list[tuple[str, bool, str]] = [
                     r"strangled|burns|burned|rapes|raped|molested|molests) me\b"),
     ("abuse", True, r"\b(?:sexually |physically )?abus(?:es|ed|ing) me\b|\bi(?:'m| am) being abused\b|"
                     r"\b(?:raped|molested) me\b"),
+    # a disclosure of sexual violence, now or long ago: asked about gently (a check-in), never passed over
+    ("abuse", False, r"\bi (?:was|got|have been|'ve been|had been) (?:\w+ )?(?:raped|sexually (?:assaulted|abused)|"
+                     r"molested)\b|\b(?:raped|molested|sexually (?:assaulted|abused)) (?:me|when i was)\b|"
+                     r"\bmy (?:rape|rapist|sexual assault)\b"),
     ("abuse", False, r"\b(?:afraid|scared|terrified) (?:to go|of going) home\b"),
     ("abuse", False, r"\b" + _ABUSER + r" (?:won'?t|doesn'?t|don'?t) let me (?:leave|see (?:my )?(?:friends|family)|"
                      r"have (?:my own )?money|go out)\b"),

@@ -28,3 +28,8 @@ class TurnTimeoutError(GenerationError):
 class ConversationConflictError(GenerationError):
     """Another process sharing the session store saved the conversation while this turn was answered;
     the turn was not kept (the session is as the other process left it), and may be sent again."""
+
+
+class SessionStoreError(BotError, RuntimeError):
+    """The session store cannot be opened: its database package or driver is not installed, its server
+    cannot be reached or refuses the login, or it was written by a newer version of the package."""

@@ -271,6 +271,9 @@ class ReplyModel:
         if cached is not None:
             (self.tokenizer, self.model), self.loaded_from = cached, str(merged)
         else:
+            if merged is not None or (self.resolved.gguf_file and self.config.cache_dir != ""):
+                log.warning("Preparing the reply model for first use (once, about 20 s on 2 cores; kept in the "
+                            "model cache)...")
             self.tokenizer, self.model, self.loaded_from = load_base(self.resolved, self.dtype, self.config.cache_dir)
             if self.adapter is not None:
                 self._attach_adapter()

@@ -23,9 +23,10 @@ configured; ``--rate-per-key``, default 30 a minute) and one per session (``--ra
 default 12 a minute). A bucket holds N turns and refills evenly over the period; a turn past it gets
 429 with ``Retry-After`` and changes nothing. A turn whose reply is not ready within
 ``--turn-timeout`` seconds (default 60) is stopped: 504, or a final error event when streamed, and
-the session is left as it was. Several ``serve`` processes may share one SQLite store (see
-``bot.store``): each turn continues from the newest saved state, and a turn that loses a race with
-another process for the same session gets 409.
+the session is left as it was. Several ``serve`` processes may share one store, a SQLite file on one
+machine or a PostgreSQL database across machines (see ``bot.store`` and ``bot.store_sql``): each turn
+continues from the newest saved state, and a turn that loses a race with another process for the same
+session gets 409.
 """
 
 

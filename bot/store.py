@@ -7,10 +7,14 @@ leaves a half-written session. Restored, a conversation continues exactly as it 
 same emotion state, same risk.
 
     store = open_store("sqlite:///path/to/sessions.db")   # or a plain path ending in .db / .sqlite
+    store = open_store("postgresql://bot@db/bot")         # a database server (bot.store_sql)
     store = open_store(None)                              # in memory (tests, throwaway bots)
 
 The SQLite file runs in WAL mode, so several processes on one machine can share it; the schema has a
-version table, and a file written by a newer version is refused rather than misread.
+version table, and a file written by a newer version is refused rather than misread. Processes on
+several machines share a database server instead: ``SQLAlchemyStore`` (``bot.store_sql``, the
+``postgres`` extra) keeps the same tables, with the same revisions, in PostgreSQL or any database
+SQLAlchemy reaches.
 
 Every save gives the session a new *revision*, a number drawn from one counter for the whole store
 (so a session deleted and begun again never repeats an old revision). A bot checks the revision (one
@@ -24,13 +28,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Protocol
 
-from .errors import ConversationConflictError
+from .errors import ConversationConflictError, SessionStoreError
 
 # 1: sessions (id, updated, snapshot). 2: sessions.revision and the revision_counter table.
 SCHEMA_VERSION = 2
@@ -240,7 +245,10 @@ def default_store_path() -> Path:
 
 def open_store(spec: str | None) -> SessionStore:
     """``None``, ``""`` or ``"memory"``: in memory; ``"default"``: SQLite at ``default_store_path()``;
-    ``sqlite:///PATH`` or a path: SQLite there."""
+    ``sqlite:///PATH`` or a path: SQLite there. Any other URL is a database SQLAlchemy reaches
+    (``SQLAlchemyStore``, which needs the ``postgres`` extra): ``postgresql://USER:PASSWORD@HOST/DB``
+    (psycopg 3), ``postgresql+DRIVER://...``, ``mysql+pymysql://...``, ``sqlite+pysqlite:///PATH``...;
+    ``sqlalchemy+`` in front sends any URL there, ``sqlalchemy+sqlite:///PATH`` too."""
     if not spec or spec == "memory":
         return MemoryStore()
     if spec == "default":
@@ -248,5 +256,18 @@ def open_store(spec: str | None) -> SessionStore:
     if spec.startswith("sqlite:///"):
         return SQLiteStore(spec[len("sqlite:///"):])
     if "://" in spec:
-        raise ValueError(f"unsupported session store {spec!r}: use memory, default, sqlite:///PATH or a file path")
+        try:
+            from .store_sql import SQLAlchemyStore
+        except ImportError as exc:
+            if (exc.name or "").split(".")[0] != "sqlalchemy":
+                raise
+            raise SessionStoreError(f"the session store {hide_password(spec)} needs SQLAlchemy and a driver: "
+                                    "pip install 'empathetic-bot[postgres]' (PostgreSQL: SQLAlchemy and psycopg), "
+                                    "or SQLAlchemy and your database's driver") from exc
+        return SQLAlchemyStore(spec)
     return SQLiteStore(spec)
+
+
+def hide_password(spec: str) -> str:
+    """A store URL fit for logs and messages: ``user:***@host`` for ``user:PASSWORD@host``."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", spec)

@@ -19,6 +19,9 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "data" / "safety" / "crisis
     ("my boyfriend hits me", "abuse"),
     ("I think I'm having a heart attack", "medical_emergency"),
     ("I\u2019m going to kill myself", "self_harm"),  # curly apostrophe
+    ("I was raped when I was a teenager and it still haunts me", "abuse"),
+    ("i got sexually assaulted at a party last month", "abuse"),
+    ("I have been molested by my coach for years", "abuse"),
 ])
 def test_detects_each_category(text, category):
     signal = detect_crisis(text)
@@ -28,9 +31,15 @@ def test_detects_each_category(text, category):
 @pytest.mark.parametrize("text", [
     "I would never kill myself", "I'm not suicidal", "This traffic is killing me", "I died laughing lol",
     "We watched Suicide Squad", "My phone died", "", "I'm going to end it with my boyfriend",
+    "The movie had a scene where she was raped and I had to stop watching",
 ])
 def test_negations_and_figures_of_speech_are_not_flagged(text):
     assert detect_crisis(text) is None
+
+
+def test_a_disclosure_of_sexual_violence_long_ago_is_asked_about_not_alarmed():
+    signal = detect_crisis("I was raped when I was a teenager by my boyfriend and it still haunts me")
+    assert signal.category == "abuse" and not signal.explicit  # a check-in question, unless the classifier agrees
 
 
 def test_explicit_signal_wins_over_implicit():

@@ -48,9 +48,7 @@ def test_store_round_trip(tmp_path, kind):
 def test_open_store_specs(tmp_path):
     assert isinstance(open_store(None), MemoryStore) and isinstance(open_store("memory"), MemoryStore)
     assert open_store(f"sqlite:///{tmp_path}/a.db").describe() == f"sqlite:///{tmp_path}/a.db"
-    assert isinstance(open_store(str(tmp_path / "b.db")), SQLiteStore)
-    with pytest.raises(ValueError, match="unsupported"):
-        open_store("postgresql://host/db")
+    assert isinstance(open_store(str(tmp_path / "b.db")), SQLiteStore)  # other URLs: test_store_sql.py
 
 
 def test_a_newer_schema_is_refused(tmp_path):
@@ -256,11 +254,9 @@ SHARED_TURNS = ["My dog died and I am so sad", "I keep crying at night", "Now I 
                 "I am scared it was my fault", "Thanks, I feel a bit better", "I am happy we talked"]
 
 
-def test_two_bots_on_one_file_continue_each_others_turns(tmp_path):
-    """Two bots (as two ``serve`` processes would) on one SQLite file answer alternate turns of one
-    conversation: each continues from the other's newest save, exactly as one bot alone would."""
-    path = tmp_path / "shared.db"
-    a, b, alone = make_bot(SQLiteStore(path)), make_bot(SQLiteStore(path)), make_bot(None)
+def assert_alternate_turns_match_one_bot(a, b, alone) -> None:
+    """``a`` and ``b`` (sharing a store) answer alternate turns of one conversation; after every turn
+    both hold exactly what ``alone`` (answering every turn) holds."""
     for i, text in enumerate(SHARED_TURNS):
         bot = (a, b)[i % 2]
         bot.reply_model.replies, alone.reply_model.replies = [f"Reply number {i}."], [f"Reply number {i}."]
@@ -275,6 +271,13 @@ def test_two_bots_on_one_file_continue_each_others_turns(tmp_path):
             assert either.export_session("shared")["tracker"] == alone.export_session("shared")["tracker"]
     assert [m["content"] for m in a.history("shared")[0::2]] == SHARED_TURNS
     assert a.emotion_state("shared").top[0].label == "joy"
+
+
+def test_two_bots_on_one_file_continue_each_others_turns(tmp_path):
+    """Two bots (as two ``serve`` processes would) on one SQLite file answer alternate turns of one
+    conversation: each continues from the other's newest save, exactly as one bot alone would."""
+    path = tmp_path / "shared.db"
+    assert_alternate_turns_match_one_bot(make_bot(SQLiteStore(path)), make_bot(SQLiteStore(path)), make_bot(None))
 
 
 def test_a_conversation_deleted_in_one_process_is_gone_in_the_other(tmp_path):
@@ -295,11 +298,16 @@ def test_a_conversation_deleted_in_one_process_is_gone_in_the_other(tmp_path):
 
 
 def test_a_turn_that_races_another_process_is_not_kept(tmp_path):
+    path = tmp_path / "shared.db"
+    assert_a_racing_turn_is_not_kept(SQLiteStore(path), SQLiteStore(path))
+
+
+def assert_a_racing_turn_is_not_kept(store_a, store_b) -> None:
+    """A turn of ``b`` that began before ``a`` saved the same session again is refused, not kept."""
     from bot.errors import ConversationConflictError
 
-    path = tmp_path / "shared.db"
-    a = make_bot(SQLiteStore(path), ["A one.", "A two."])
-    b = make_bot(SQLiteStore(path), ["B racing.", "B after."])
+    a = make_bot(store_a, ["A one.", "A two."])
+    b = make_bot(store_b, ["B racing.", "B after."])
     a.chat("first message here", session_id="s")
     turn = b.stream("second message from b", session_id="s")
     next(turn)  # b's turn has begun from a's first save (its reply is ready)...
