@@ -86,6 +86,7 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
         "device": info["device"], "dtype": info["dtype"], "backend_threads": info.get("threads"),
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
         "max_new_tokens": config.generation.max_new_tokens, "candidates": config.generation.candidates, "runs": runs,
+        "pooled_replies": (config.generation.retrieved if bot.reply_pool is not None else 0),
         "cold_start_s": round(cold_start_s, 2), "loaded_from": info["loaded_from"],
         "rss_mb": {"before_load": round(rss_start), "after_load": round(rss_loaded), "after_chat": round(rss_peak)},
         "generated_turns": len([t for t in turns if not t["written"]]),
@@ -103,7 +104,8 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
                                              f"{info.get('decode_threads')} for decoding)" if result["backend_threads"] else ""))
     print(f"model: {result['model']}  adapter: {result['adapter'] or 'none'}")
     print(f"device: {result['device']}  dtype: {result['dtype']}  torch threads: {result['torch_threads']}  "
-          f"max_new_tokens: {result['max_new_tokens']}  candidates: {result['candidates']}")
+          f"max_new_tokens: {result['max_new_tokens']}  candidates: {result['candidates']}  "
+          f"pooled replies: {result['pooled_replies'] or 'none'}")
     print(f"cold start: {result['cold_start_s']} s  (weights from {result['loaded_from']})")
     r = result["rss_mb"]
     print(f"resident memory: {r['before_load']} MB before load, {r['after_load']} MB loaded, "

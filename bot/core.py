@@ -759,7 +759,7 @@ class EmpatheticBot:
                     out.append(Candidate(reply, None, reply_problems(reply, conversation, distressed, instructions,
                                                                      finished or reply != raw.strip(), at_risk)))
             if not at_risk:  # in a possible crisis only the model, guided for it, writes
-                out += self._retrieved(conversation, state, distressed, {c.text for c in out})
+                out += self._retrieved(conversation, distressed, {c.text for c in out})
         if len(out) > 1 and self.ranker is not None:
             self._rank(out, conversation, state)
         if not at_risk and out:  # harm talk that the person never raised
@@ -769,10 +769,9 @@ class EmpatheticBot:
                     c.problems = (*c.problems, "harm_talk")
         return out
 
-    def _retrieved(self, conversation: list[dict], state: EmotionState, distressed: bool,
-                   taken: set[str]) -> list[Candidate]:
-        """Human replies to the nearest conversations of the reply pool that pass every check, answered a
-        feeling of the same valence, and name nothing this person did not say (see ``bot.retrieval``)."""
+    def _retrieved(self, conversation: list[dict], distressed: bool, taken: set[str]) -> list[Candidate]:
+        """Human replies to the nearest conversations of the reply pool that pass every check and name
+        nothing this person did not say (see ``bot.retrieval``)."""
         k = self.config.generation.retrieved
         if k <= 0 or (self._ranker is None and len(taken) < 2):
             # the ranker (which indexes the pool) loads with the bot, or once a turn has several
@@ -781,18 +780,14 @@ class EmpatheticBot:
         pool = self.reply_pool
         if pool is None:
             return []
-        from .emotion import sentiment_mass
-        from .retrieval import unsaid_specifics, valence_clash
+        from .retrieval import unsaid_specifics
 
-        mass = sentiment_mass(state.last_turn) if state.available else {}
-        valence = "negative" if distressed else "positive" if (
-            mass.get("positive", 0.0) >= 0.3 and mass["positive"] > mass.get("negative", 0.0)) else None
         vector = self._on_model_thread(self.ranker.context_vector, conversation)
         out = []
         for row in pool.nearest(vector, k):
             text = row["reply"].strip()
-            if text in taken or valence_clash(row.get("emotion"), valence) or reply_problems(
-                    text, conversation, distressed) or unsaid_specifics(text, conversation, pool.common):
+            if text in taken or reply_problems(text, conversation, distressed) or unsaid_specifics(
+                    text, conversation, pool.common):
                 continue
             out.append(Candidate(text, None, (), "retrieved", similarity=row["similarity"]))
         return out

@@ -7,11 +7,8 @@ someone else. The pool holds those replies with the conversation each one answer
 embeddings) join the model's candidates, and the ranker and the reply checks choose among all of them.
 
 A human reply may name details that are not this person's ("how old was your cat?" to someone whose
-dog died), or answer the opposite feeling ("Congratulations!" to someone passed over for a promotion,
-whose conversation lies near one about getting it). So a retrieved reply joins the candidates only
-when it passes every reply check, was written in a conversation whose feeling (its dataset label)
-has the valence the person's message reads as (``valence_clash``), and ``unsaid_specifics`` finds
-nothing: every word it uses that is not common in replies must appear in
+dog died). So a retrieved reply joins the candidates only when it passes every reply check and
+``unsaid_specifics`` finds nothing: every word it uses that is not common in replies must appear in
 the conversation. A word is common when listeners use it whatever was said: in at least ``COMMON_DF``
 of the pool's replies, and repeating a word of the conversation it answers in under ``ECHO_MAX`` of
 them ("sorry", "proud", "hope"; not "dog", "birthday" or "boss", which listeners say when the person
@@ -147,22 +144,6 @@ def common_words(rows: Sequence[dict]) -> list[str]:
             df[w] += 1
             echo[w] += _stem(w) in said
     return sorted(w for w, n in df.items() if n >= COMMON_DF * len(rows) and echo[w] < ECHO_MAX * n)
-
-
-# The feeling of the conversation a pooled reply answered (EmpatheticDialogues' labels, ESConv's emotion types).
-_POSITIVE = frozenset("""excited proud grateful impressed hopeful confident anticipating joyful prepared content caring
-trusting faithful""".split())
-_NEGATIVE = frozenset("""angry sad annoyed lonely afraid terrified guilty disgusted furious anxious devastated
-embarrassed ashamed jealous disappointed apprehensive anxiety depression sadness anger fear shame disgust nervousness
-pain jealousy guilt""".split())
-
-
-def valence_clash(source_emotion: str | None, valence: str | None) -> bool:
-    """Whether a pooled reply was written for the opposite feeling: a reply to good news ("Congratulations!")
-    for a person whose message reads as negative, or a reply to bad news for one whose message reads as
-    positive. ``valence``: "negative", "positive" or None (unknown: no clash)."""
-    label = (source_emotion or "").lower()
-    return (valence == "negative" and label in _POSITIVE) or (valence == "positive" and label in _NEGATIVE)
 
 
 def ranker_key(ranker) -> str:

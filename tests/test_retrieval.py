@@ -75,20 +75,6 @@ def test_retrieved_replies_with_problems_or_unsaid_details_never_join():
     assert reply.text == "That sounds hard."
 
 
-def test_a_reply_written_for_the_opposite_feeling_never_joins():
-    from bot.retrieval import valence_clash
-
-    assert valence_clash("proud", "negative") and valence_clash("devastated", "positive")
-    assert not valence_clash("proud", "positive") and not valence_clash("proud", None) and not valence_clash(None, "negative")
-    bot, pool = make_bot(["That sounds hard."], ["You must be thrilled about the promotion."], common={"thrilled"})
-    pool.rows[0]["emotion"] = "proud"
-    reply = bot.chat("I'm sad, I got passed over for the promotion")
-    assert [c["source"] for c in reply.candidates] == ["model"]
-    pool.rows[0]["emotion"] = "sad"  # the same reply, from a sad conversation, passes the checks above
-    assert [c["source"] for c in bot.chat("I'm sad, I got passed over for the promotion").candidates] == [
-        "model", "retrieved"]
-
-
 def test_no_retrieval_when_turned_off_or_when_the_session_may_be_in_crisis():
     bot, pool = make_bot(["That sounds hard."], ["I'm so sorry, that sounds hard."], common={"sorry"}, retrieved=0)
     bot.chat("My dog died and I'm sad")
@@ -110,11 +96,11 @@ def built_pool(tmp_path_factory):
     write_esconv(root)
     ranker = ResponseRanker()
     folder = build_pool(str(root), ranker, tmp_path_factory.mktemp("pool"), progress=lambda *_: None)
-    return ranker, folder
+    return ranker, folder, root
 
 
 def test_a_pool_is_built_from_the_train_splits_and_finds_the_nearest_conversation(built_pool):
-    ranker, folder = built_pool
+    ranker, folder, _ = built_pool
     pool = open_pool(str(folder), ranker)
     meta = json.loads((folder / "pool.json").read_text())
     replies = [r["reply"] for r in pool.rows]
@@ -130,7 +116,7 @@ def test_a_pool_is_built_from_the_train_splits_and_finds_the_nearest_conversatio
 def test_a_pool_built_for_another_ranker_or_damaged_is_refused_with_what_to_do(built_pool, tmp_path):
     from bot.errors import ModelNotFoundError
 
-    ranker, folder = built_pool
+    ranker, folder, _ = built_pool
     other = tmp_path / "other"
     other.mkdir()
     for f in folder.iterdir():
@@ -148,7 +134,7 @@ def test_a_pool_built_for_another_ranker_or_damaged_is_refused_with_what_to_do(b
 
 
 def test_the_bot_reads_a_pool_named_in_its_config_and_offers_its_replies(built_pool):
-    ranker, folder = built_pool
+    ranker, folder, _ = built_pool
     config = BotConfig()
     config.model.reply_pool = str(folder)
     config.generation.candidates = 1
@@ -159,3 +145,16 @@ def test_the_bot_reads_a_pool_named_in_its_config_and_offers_its_replies(built_p
     assert "retrieved" in sources and reply.candidates[reply.chosen]["source"] == "retrieved"
     assert reply.text in {r["reply"] for r in bot.reply_pool.rows}
     assert f"{len(bot.reply_pool):,} human replies" in bot.info()["reply_pool"]
+
+
+def test_the_pool_command_builds_into_the_cache_where_the_bot_finds_it(built_pool, tmp_path, capsys):
+    from bot.cli import main
+    from bot.retrieval import describe_cached_pool
+
+    cache = tmp_path / "cache"
+    assert describe_cached_pool("empathy-ranker", str(cache)).startswith("none (build one")
+    assert main(["pool", "--data-dir", str(built_pool[2]), "--cache-dir", str(cache)]) == 0
+    assert "the bot uses it from now on" in capsys.readouterr().out
+    assert "human replies in" in describe_cached_pool("empathy-ranker", str(cache))
+    assert open_pool("auto", built_pool[0], cache_dir=str(cache)) is not None
+    assert main(["pool", "--data-dir", str(tmp_path / "nothing-here")]) == 1  # a clear error, not a traceback
