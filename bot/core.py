@@ -871,6 +871,8 @@ class EmpatheticBot:
         return EmpatheticRunnable(bot=self, default_session_id=default_session_id)
 
     def _pool_description(self) -> str:
+        if self._ranker is None and not self._pool_opened:  # describing the bot must not load models
+            return "not read yet (with the ranker, once a turn has several candidates)"
         try:
             pool = self.reply_pool
         except BotError as exc:
