@@ -293,12 +293,12 @@ class EmpatheticBot:
             return None
         from .retrieval import open_pool
 
-        if spec != "auto":
-            return open_pool(spec, ranker, self.config.model.cache_dir)  # a pool asked for by name must work
         try:
             return open_pool(spec, ranker, self.config.model.cache_dir)
-        except BotError as exc:  # a damaged cached pool: go on without it, and say how to rebuild it
-            log.warning("the cached reply pool was not used: %s", exc)
+        except BotError as exc:
+            if spec != "auto":  # a pool asked for by name must work
+                raise
+            log.warning("the cached reply pool was not used: %s", exc)  # a damaged cache: go on without it
             return None
 
     # -- sessions --------------------------------------------------------------------------------
@@ -895,8 +895,9 @@ class EmpatheticBot:
         except BotError as exc:
             return f"unreadable ({exc})"
         if pool is None:
-            return ("none (build one from EmpatheticDialogues and ESConv train with: empathetic-bot pool --data-dir DIR)"
-                    if self.config.model.reply_pool == "auto" and self._ranker is not None else "none")
+            from .retrieval import NO_POOL
+
+            return NO_POOL if self.config.model.reply_pool == "auto" and self._ranker is not None else "none"
         k = self.config.generation.retrieved
         return f"{len(pool):,} human replies in {pool.folder}; {k} join the candidates each turn (non-commercial use)"
 

@@ -159,6 +159,10 @@ def ranker_key(ranker) -> str:
     return f"{resolved.spec.replace('/', '_')[:40]}-{h.hexdigest()[:12]}"
 
 
+# What ``info`` says where no pool is built (``scripts/setup.sh`` looks for it to build one).
+NO_POOL = "none (build one from EmpatheticDialogues and ESConv train with: empathetic-bot pool --data-dir DIR)"
+
+
 def describe_cached_pool(ranker_spec: str | None, cache_dir: str | None = None) -> str:
     """One line on the pool ``"auto"`` would use, read without loading a model (``empathetic-bot info``)."""
     from .ranker import resolve_ranker
@@ -168,10 +172,10 @@ def describe_cached_pool(ranker_spec: str | None, cache_dir: str | None = None) 
         return "none (no ranker: the pool is indexed by its embeddings)"
     folder = pool_folder(resolved, cache_dir)
     if not (folder / "pool.json").is_file():
-        return "none (build one from EmpatheticDialogues and ESConv train with: empathetic-bot pool --data-dir DIR)"
+        return NO_POOL
     try:
-        replies = json.loads((folder / "pool.json").read_text()).get("replies", "?")
-    except (OSError, ValueError):
+        replies = int(json.loads((folder / "pool.json").read_text())["replies"])
+    except (OSError, ValueError, KeyError, TypeError):
         return f"unreadable in {folder} (rebuild it with: empathetic-bot pool --data-dir DIR)"
     return f"{replies:,} human replies in {folder} (non-commercial use)"
 

@@ -280,16 +280,21 @@ def test_two_bots_on_one_file_continue_each_others_turns(tmp_path):
     assert_alternate_turns_match_one_bot(make_bot(SQLiteStore(path)), make_bot(SQLiteStore(path)), make_bot(None))
 
 
-def test_a_conversation_deleted_in_one_process_is_gone_in_the_other(tmp_path):
-    path = tmp_path / "shared.db"
-    a = make_bot(SQLiteStore(path), ["One.", "Two."])
-    b = make_bot(SQLiteStore(path), ["Fresh start."])
+def assert_a_delete_is_seen_by_the_other(a, b) -> None:
+    """A conversation ``a`` (sharing ``b``'s store) answered and then deleted is gone for ``b`` too."""
     a.chat("I lost my job today", session_id="s")
     assert len(b.history("s")) == 2
     a.delete_session("s")
     assert b.history("s") == [] and "s" not in b.sessions()
     with pytest.raises(InvalidInputError):
         b.export_session("s")
+
+
+def test_a_conversation_deleted_in_one_process_is_gone_in_the_other(tmp_path):
+    path = tmp_path / "shared.db"
+    a = make_bot(SQLiteStore(path), ["One.", "Two."])
+    b = make_bot(SQLiteStore(path), ["Fresh start."])
+    assert_a_delete_is_seen_by_the_other(a, b)
     a.chat("I lost my job today", session_id="s2")
     b_live = b._session("s2")  # b holds a copy, then a deletes and begins the conversation again
     a.delete_session("s2")

@@ -20,10 +20,11 @@ import pytest
 
 sa = pytest.importorskip("sqlalchemy", reason="SQLAlchemy is not installed: pip install -e '.[test]'")
 
-from bot.errors import ConversationConflictError, InvalidInputError, SessionStoreError  # noqa: E402
+from bot.errors import ConversationConflictError, SessionStoreError  # noqa: E402
 from bot.store import SQLiteStore, open_store  # noqa: E402
 from bot.store_sql import SQLAlchemyStore, engine_url  # noqa: E402
-from test_store import assert_a_racing_turn_is_not_kept, assert_alternate_turns_match_one_bot, make_bot  # noqa: E402,E501
+from test_store import (assert_a_delete_is_seen_by_the_other, assert_a_racing_turn_is_not_kept,  # noqa: E402
+                        assert_alternate_turns_match_one_bot, make_bot)
 
 # -- a throwaway PostgreSQL server ---------------------------------------------------------------------
 
@@ -299,12 +300,7 @@ def test_a_turn_that_races_another_bot_is_not_kept(url, stores):
 def test_a_conversation_deleted_or_expired_by_one_bot_is_gone_for_the_other(url, stores):
     a = make_bot(stores(url), ["One.", "Two.", "Three."], session_idle_expiry_s=0.3)
     b = make_bot(stores(url), ["Fresh start."])
-    a.chat("I lost my job today", session_id="s")
-    assert len(b.history("s")) == 2
-    a.delete_session("s")
-    assert b.history("s") == [] and "s" not in b.sessions()
-    with pytest.raises(InvalidInputError):
-        b.export_session("s")
+    assert_a_delete_is_seen_by_the_other(a, b)
     b.chat("I lost my job today", session_id="old")
     time.sleep(0.4)
     a.chat("hello there friend", session_id="new")
