@@ -162,8 +162,7 @@ class SQLiteStore:
         db = getattr(self._local, "db", None)
         if db is None:  # one connection per thread
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # a committed turn survives a power cut too
+            use_wal(db)
             self._local.db = db
         return db
 
@@ -218,6 +217,23 @@ class SQLiteStore:
 
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
+
+
+def use_wal(db, timeout: float = 30.0) -> None:
+    """WAL mode (readers never wait for the writer) and full syncs (a committed turn survives a power cut
+    too) on a new SQLite connection. Switching a new file to WAL takes a lock that SQLite's busy handler
+    does not wait for, so processes opening one new file at once can meet "database is locked": that
+    is retried for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+    db.execute("PRAGMA synchronous=FULL")
 
 
 class _Transaction:

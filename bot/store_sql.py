@@ -279,6 +279,7 @@ class _Conflict(Exception):
 def _sqlite_connected(dbapi_connection, _record) -> None:
     # pysqlite's own transaction handling off: the store says BEGIN IMMEDIATE itself (see _write), and
     # reads run outside a transaction, as in SQLiteStore; WAL lets readers and a writer share the file
+    from .store import use_wal
+
     dbapi_connection.isolation_level = None
-    dbapi_connection.execute("PRAGMA journal_mode=WAL")
-    dbapi_connection.execute("PRAGMA synchronous=FULL")
+    use_wal(dbapi_connection)

@@ -401,3 +401,16 @@ def test_a_turn_past_its_time_limit_is_stopped_and_not_kept(tmp_path):
     assert BotConfig().conversation.turn_timeout_s is None  # no limit unless one is set
     with pytest.raises(ValueError, match="turn_timeout_s"):
         BotConfig.from_dict({"conversation": {"turn_timeout_s": 0}})
+
+
+def test_processes_opening_one_new_file_at_once_all_start(tmp_path):
+    """Several `serve` processes started together on a new file: switching it to WAL races, and SQLite
+    does not wait on that lock by itself (before the retry, about one round in 40 failed)."""
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bot.store import SQLiteStore; SQLiteStore(sys.argv[1])"
+    for round_ in range(60):
+        db = tmp_path / f"new-{round_}.db"
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(db)], stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+        for p in procs:
+            _, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
