@@ -4,6 +4,7 @@
     empathetic-bot ui                   # the Gradio web UI on http://127.0.0.1:7860
     empathetic-bot info                 # which models, files, device and dtype would be used
     empathetic-bot bench                # cold start, memory, time to first token, tokens/s
+    empathetic-bot bench --concurrent 20   # 20 users talking to the service at once (bot.loadtest)
 
 Heavy libraries load only when a command needs them, so ``--help`` is instant.
 """
@@ -209,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.add_argument("--runs", type=int, default=1, help="repeat the three-turn conversation this many times")
     p.add_argument("--json", action="store_true", help="print JSON")
+    g = p.add_argument_group("load (simulated users talking to the service at once; see bot.loadtest)")
+    g.add_argument("--concurrent", type=int, default=None, metavar="N",
+                   help="N users hold conversations with the service at once (after one user alone, for comparison)")
+    g.add_argument("--turns", type=int, default=5, help="messages each simulated user sends (default 5)")
+    g.add_argument("--url", default=None, help="a running service to load (default: start one on loopback here)")
+    g.add_argument("--api-key", default=None, help="the key for --url's service, if it asks for one")
     p = sub.add_parser("pool", help="build the pool of human replies that join the candidates (from ED and ESConv train)")
     p.add_argument("--data-dir", default=None, help="folder with empatheticdialogues/ and esconv/ (default "
                    "$EMPATHETIC_BOT_DATA)")
@@ -327,6 +334,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "info":
             return run_info(config, as_json=args.json, load=not args.no_load)
+        if args.command == "bench" and args.concurrent is not None:
+            from .loadtest import run_load
+
+            return run_load(config, users=args.concurrent, turns=args.turns, url=args.url, api_key=args.api_key,
+                            as_json=args.json)
         if args.command == "bench":
             from .benchmark import run_benchmark
 

@@ -8,6 +8,8 @@ session exactly as it was.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import copy
 import logging
 import re
@@ -103,6 +105,35 @@ class _TurnClock(threading.Event):
             raise TurnTimeoutError(f"the reply took longer than the turn's time limit ({self.seconds:g} s) and was "
                                    "stopped; the conversation is unchanged: please send the message again")
         self.deadline = None
+
+
+class _FairGate:
+    """One turn's model work at a time, in the order the turns arrived (a plain lock lets a late turn
+    overtake, so under load some people wait many rounds while others wait none). A turn whose
+    ``cancel`` is set while it waits (its time limit ran out) stops waiting and runs at once: the
+    models see the same ``cancel`` and stop at the first token."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._line: collections.deque = collections.deque()
+
+    @contextlib.contextmanager
+    def hold(self, cancel: threading.Event | None = None):
+        me = object()
+        with self._cond:
+            self._line.append(me)
+            while self._line[0] is not me and not (cancel is not None and cancel.is_set()):
+                self._cond.wait(0.05 if cancel is not None else None)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._line.remove(me)
+                self._cond.notify_all()
+
+    def waiting(self) -> int:
+        with self._cond:
+            return len(self._line)
 
 
 def _timed(turn: Iterator, clock: _TurnClock):
@@ -245,6 +276,7 @@ class EmpatheticBot:
                 self.reply_pool  # noqa: B018 - a pool named in the config must be readable: fail at start
         self._sessions: dict[str, _Session] = {}  # live sessions, least recently used first
         self._sessions_lock = threading.Lock()
+        self._gate = _FairGate()
         # "memory" keeps nothing beyond the live sessions (a MemoryStore would hold a second copy of each)
         self.store = store if store is not None else (
             open_store(conv.store) if conv.store and conv.store != "memory" else None)
@@ -532,7 +564,7 @@ class EmpatheticBot:
             tracker = copy.deepcopy(session.tracker)
             turn = self._turn(text, session.messages, tracker, session_id, clock or cancel, session.risk)
             result = yield from (_timed(turn, clock) if clock is not None else turn)
-            reply, user_text = result
+            reply, user_text, events = result
             kept_text, bot_text = user_text, reply.text
             if self.config.conversation.redact:  # what is kept has no contact or payment details
                 from .privacy import redact
@@ -561,6 +593,8 @@ class EmpatheticBot:
                     log.exception("session %r: the turn could not be stored", session_id)
                     raise GenerationError(f"the conversation could not be saved ({type(exc).__name__}); "
                                           "please try again") from exc
+        for event in events:
+            self._notify(event)
         yield reply
 
     def respond(self, messages: list[dict], cancel: threading.Event | None = None) -> Iterator[str | Reply]:
@@ -570,7 +604,9 @@ class EmpatheticBot:
         rebuilt from the user messages, as a session would have built it.
         """
         history, tracker = self._replay(messages)
-        reply, _ = yield from self._turn(messages[-1].get("content"), history, tracker, "", cancel)
+        reply, _, events = yield from self._turn(messages[-1].get("content"), history, tracker, "", cancel)
+        for event in events:
+            self._notify(event)
         yield reply
 
     def prompt(self, messages: list[dict], state: EmotionState | None = None
@@ -611,59 +647,62 @@ class EmpatheticBot:
 
     def _turn(self, text, history: list[dict], tracker: EmotionTracker, session_id: str, cancel,
               risk: dict | None = None):
-        t0 = time.perf_counter()
-        screened, signal, state = self._read(text, tracker, history)
-        signal, risk = self._settle(signal, self._current_risk(risk, tracker.turn), tracker.turn, screened.text)
-        checking_in = bool(signal and signal.level == "check_in")
-        followup = bool(signal and not checking_in and risk and risk.get("level") == "alarm"
-                        and risk["category"] == signal.category)
-        crisis = signal.category if signal else None
-        flags = screened.flags + ((signal.flag,) if signal else ())
-        risk = self._next_risk(risk, signal, tracker.turn, session_id, screened.text)
-        if signal:
-            log.info("session %r: message flagged as possible crisis (%s, %s, %s, by %s)", session_id, crisis,
-                     signal.level, signal.degree, signal.source)
-        t_emotion = time.perf_counter()
-        # a written reply, no prompt: the check-in question, or the crisis opening
-        fixed = checking_in or (bool(crisis) and self.config.conversation.crisis_reply == "fixed")
-        guide = crisis or (risk["category"] if risk else None)  # crisis guidance while the session is at risk
-        messages, kept = ([], 0) if fixed else self._fit_prompt(history, screened.text, state, guide)
-        t_prompt = time.perf_counter()
-        if self.config.conversation.log_conversations:
-            log.debug("session %r user: %s", session_id, screened.text)
+        t_queued = time.perf_counter()
+        with self._gate.hold(cancel):  # the model work of a turn, first come first served
+            t0 = time.perf_counter()
+            screened, signal, state = self._read(text, tracker, history)
+            signal, risk = self._settle(signal, self._current_risk(risk, tracker.turn), tracker.turn, screened.text)
+            checking_in = bool(signal and signal.level == "check_in")
+            followup = bool(signal and not checking_in and risk and risk.get("level") == "alarm"
+                            and risk["category"] == signal.category)
+            crisis = signal.category if signal else None
+            flags = screened.flags + ((signal.flag,) if signal else ())
+            events: list[CrisisEvent] = []  # handed to on_crisis once the turn is committed
+            risk = self._next_risk(risk, signal, tracker.turn, session_id, screened.text, events)
+            if signal:
+                log.info("session %r: message flagged as possible crisis (%s, %s, %s, by %s)", session_id, crisis,
+                         signal.level, signal.degree, signal.source)
+            t_emotion = time.perf_counter()
+            # a written reply, no prompt: the check-in question, or the crisis opening
+            fixed = checking_in or (bool(crisis) and self.config.conversation.crisis_reply == "fixed")
+            guide = crisis or (risk["category"] if risk else None)  # crisis guidance while the session is at risk
+            messages, kept = ([], 0) if fixed else self._fit_prompt(history, screened.text, state, guide)
+            t_prompt = time.perf_counter()
+            if self.config.conversation.log_conversations:
+                log.debug("session %r user: %s", session_id, screened.text)
 
-        from .generation import StreamStats
+            from .generation import StreamStats
 
-        stats = StreamStats()
-        candidates: list[Candidate] = []
-        chosen: int | None = None
-        if checking_in:
-            reply_text = self.prompts.check_in(crisis)
-            reason = "written check-in: the message may mean danger; the person is asked directly"
-        elif fixed:
-            # A small model can say the wrong thing here; a written reply cannot.
-            reply_text = self.prompts.crisis_opening(followup)
-            reason = "written crisis " + ("follow-up (the session was already at risk)" if followup else "opening")
-        elif is_instruction_attack(screened.text):
-            reply_text, reason = self.prompts.written("redirect")[0], "written redirect: the message asked for the bot's instructions"
-            flags += ("instruction_attack",)
-        elif asks_what_it_is(screened.text):
-            reply_text, reason = self.prompts.written("honest")[0], "written: the message asked whether the bot is a person"
-        else:
-            candidates = self._candidates(messages, history, screened.text, state, stats, cancel, at_risk=bool(guide))
-            choice = choose(candidates)
-            chosen = choice.index
-            if choice.chosen is None and not candidates:
-                reply_text, reason = self.prompts.written("fallback")[0], "written fallback: the model wrote nothing"
-            elif choice.chosen is None:
-                reply_text = self.prompts.written("fallback")[0]
-                reason = "written fallback: every candidate failed a check that must never fail"
-                flags += ("output_replaced",)
-                log.warning("session %r: every candidate reply failed the output checks; the fallback was shown", session_id)
+            stats = StreamStats()
+            candidates: list[Candidate] = []
+            chosen: int | None = None
+            if checking_in:
+                reply_text = self.prompts.check_in(crisis)
+                reason = "written check-in: the message may mean danger; the person is asked directly"
+            elif fixed:
+                # A small model can say the wrong thing here; a written reply cannot.
+                reply_text = self.prompts.crisis_opening(followup)
+                reason = "written crisis " + ("follow-up (the session was already at risk)" if followup else "opening")
+            elif is_instruction_attack(screened.text):
+                reply_text, reason = self.prompts.written("redirect")[0], "written redirect: the message asked for the bot's instructions"
+                flags += ("instruction_attack",)
+            elif asks_what_it_is(screened.text):
+                reply_text, reason = self.prompts.written("honest")[0], "written: the message asked whether the bot is a person"
             else:
-                reply_text = choice.chosen.text
-                reason = _reason(choice.chosen, len(candidates))
-        t_first = time.perf_counter()  # the person sees text from here on
+                candidates = self._candidates(messages, history, screened.text, state, stats, cancel, at_risk=bool(guide))
+                choice = choose(candidates)
+                chosen = choice.index
+                if choice.chosen is None and not candidates:
+                    reply_text, reason = self.prompts.written("fallback")[0], "written fallback: the model wrote nothing"
+                elif choice.chosen is None:
+                    reply_text = self.prompts.written("fallback")[0]
+                    reason = "written fallback: every candidate failed a check that must never fail"
+                    flags += ("output_replaced",)
+                    log.warning("session %r: every candidate reply failed the output checks; the fallback was shown", session_id)
+                else:
+                    reply_text = choice.chosen.text
+                    reason = _reason(choice.chosen, len(candidates))
+            t_first = time.perf_counter()  # the person sees text from here on
         for piece in re.findall(r"\S+\s*", reply_text):  # the checked reply, streamed out as it is read
             yield piece
         if crisis:
@@ -673,11 +712,12 @@ class EmpatheticBot:
         t_end = time.perf_counter()
         gen_s = stats.generate_s or (t_end - t_prompt)
         timings = {
+            "queue_ms": (t0 - t_queued) * 1e3,  # waiting for other sessions' turns
             "emotion_ms": (t_emotion - t0) * 1e3,  # screening, crisis check and emotion reading
             "prompt_ms": (t_prompt - t_emotion) * 1e3,
             "first_token_ms": (t_first - t_prompt) * 1e3,  # generation, checks and choice: the wait for text
             "generate_ms": gen_s * 1e3,
-            "total_ms": (t_end - t0) * 1e3,
+            "total_ms": (t_end - t_queued) * 1e3,
             "prompt_tokens": stats.prompt_tokens,
             "new_tokens": stats.new_tokens,
             "tokens_per_s": stats.new_tokens / gen_s if gen_s > 0 else 0.0,
@@ -696,7 +736,7 @@ class EmpatheticBot:
             risk=risk,
             candidates=[c.to_dict() for c in candidates], chosen=chosen, reason=reason,
         )
-        return reply, screened.text
+        return reply, screened.text, events
 
     def _current_risk(self, risk: dict | None, turn: int) -> dict | None:
         """The session's risk at user turn ``turn``, or None once ``risk_turns`` turns passed without a flag."""
@@ -721,17 +761,18 @@ class EmpatheticBot:
         return signal, risk
 
     def _next_risk(self, risk: dict | None, signal: CrisisReading | None, turn: int, session_id: str,
-                   text: str) -> dict | None:
-        """The session's risk after this turn; calls ``on_crisis`` when it rises: to a check-in from
-        nothing, or to an alarm (a first alarm, a new category, a check-in answered yes, or ``concern``
-        becoming ``imminent``)."""
+                   text: str, events: list[CrisisEvent]) -> dict | None:
+        """The session's risk after this turn; adds to ``events`` (for ``on_crisis``, called when the
+        turn is committed: a turn that times out or loses a race calls nothing) when it rises: to a
+        check-in from nothing, or to an alarm (a first alarm, a new category, a check-in answered yes,
+        or ``concern`` becoming ``imminent``)."""
         if signal is None:
             return risk
         same = risk is not None and risk["category"] == signal.category
         if signal.level == "check_in":
             if risk and risk.get("level") == "alarm":
                 return {**risk, "last_turn": turn}
-            self._notify(CrisisEvent(session_id, signal.category, signal.degree, signal.source, text, turn, "check_in"))
+            events.append(CrisisEvent(session_id, signal.category, signal.degree, signal.source, text, turn, "check_in"))
             return {"category": signal.category, "degree": "possible", "level": "check_in",
                     "since_turn": turn, "last_turn": turn}
         was_alarm = same and risk.get("level") == "alarm"
@@ -740,7 +781,7 @@ class EmpatheticBot:
         new = {"category": signal.category, "degree": degree, "level": "alarm",
                "since_turn": risk["since_turn"] if was_alarm and not rises else turn, "last_turn": turn}
         if rises:
-            self._notify(CrisisEvent(session_id, signal.category, degree, signal.source, text, turn))
+            events.append(CrisisEvent(session_id, signal.category, degree, signal.source, text, turn))
         return new
 
     def _notify(self, event: CrisisEvent) -> None:

@@ -60,6 +60,44 @@ def predictions(rows: list[dict], detector) -> list[tuple[str | None, str | None
     return out
 
 
+def everyday_conversations(root: Path, split: str = "valid", limit: int | None = None,
+                           seed: int = 0) -> list[list[str]]:
+    """The user turns of EmpatheticDialogues and ESConv conversations of ``split`` (people upset, not in
+    danger), for reading turn by turn as the bot does. Conversations where the rules flag any user turn
+    are left out: they may hold a real disclosure. ``limit``: at most this many from each dataset."""
+    import random
+
+    from bot.crisis import detect_crisis
+    from finetune.dialogue_data import read_empathetic_dialogues, read_esconv
+
+    out = []
+    for name, reader in (("empatheticdialogues", read_empathetic_dialogues), ("esconv", read_esconv)):
+        if not (root / name).is_dir():
+            continue
+        convs = [[m["content"] for m in c.messages if m["role"] == "user"] for c in reader(root / name)
+                 if c.split == split]
+        convs = [c for c in convs if c and not any(detect_crisis(t) for t in c)]
+        random.Random(seed).shuffle(convs)
+        out += convs[:limit] if limit else convs
+    return out
+
+
+def conversation_false_alarms(conversations: list[list[str]], detector) -> dict:
+    """Each user turn read with the turns before it, as in a session: the share of turns flagged (either
+    level, and as an alarm) and of conversations with at least one flag, with 95% intervals."""
+    turn_flag, turn_alarm, conv_flag = [], [], []
+    for turns in conversations:
+        any_flag = False
+        for i, text in enumerate(turns):
+            reading = detector.read(text, turns[:i])
+            turn_flag.append(float(reading is not None))
+            turn_alarm.append(float(reading is not None and getattr(reading, "level", "alarm") == "alarm"))
+            any_flag = any_flag or reading is not None
+        conv_flag.append(float(any_flag))
+    return {"turns": len(turn_flag), "conversations": len(conv_flag), "turns_flagged": mean_ci(turn_flag),
+            "turns_as_alarm": mean_ci(turn_alarm), "conversations_flagged": mean_ci(conv_flag)}
+
+
 def figures(rows: list[dict], preds: list[tuple[str | None, str | None]]) -> dict:
     cats = sorted({r["category"] for r in rows} - {"none"})
     out: dict = {}

@@ -159,3 +159,63 @@ def test_messages_that_cannot_be_answered_create_no_session():
         except InvalidInputError:
             pass
     assert bot.sessions() == []
+
+
+def test_on_crisis_waits_for_the_turn_to_be_kept_and_a_turn_past_its_limit_calls_nothing():
+    import pytest
+
+    from bot.errors import TurnTimeoutError
+
+    events = []
+    words = " ".join(f"word{i}" for i in range(80))
+    bot = make_bot([words, "I'm here with you."], n=1, on_crisis=events.append)
+    bot.config.conversation.turn_timeout_s = 0.3
+    bot.config.conversation.crisis_reply = "model"  # the model writes the reply: the slow part of the turn
+    bot.reply_model.delay = 0.05
+    with pytest.raises(TurnTimeoutError):
+        bot.chat("I've been saving up my pills", session_id="t")
+    assert events == [] and bot.history("t") == []  # nothing kept, nobody paged
+    bot.reply_model.delay, bot.config.conversation.turn_timeout_s = 0.0, 30.0
+    seen_history = []
+    bot.on_crisis = lambda e: (events.append(e), seen_history.append(len(bot.history("t"))))
+    reply = bot.chat("I've been saving up my pills", session_id="t")
+    assert reply.crisis == "self_harm" and [e.category for e in events] == ["self_harm"]
+    assert seen_history == [2]  # called once the turn is in the session
+
+
+def test_turns_of_different_sessions_take_the_model_in_the_order_they_came():
+    import threading
+    import time
+
+    from bot.core import _FairGate
+
+    gate, order = _FairGate(), []
+    with gate.hold():
+        threads = []
+        for i in range(6):
+            def run(i=i):
+                with gate.hold():
+                    order.append(i)
+            t = threading.Thread(target=run)
+            t.start()
+            threads.append(t)
+            while gate.waiting() < i + 2:  # queued behind the holder, in this order
+                time.sleep(0.001)
+    for t in threads:
+        t.join(5)
+    assert order == list(range(6)) and gate.waiting() == 0
+    cancel, done = threading.Event(), []
+
+    def late():
+        with gate.hold(cancel):
+            done.append(1)
+
+    with gate.hold():  # a waiting turn whose time ran out stops waiting, while the holder still holds
+        t = threading.Thread(target=late)
+        t.start()
+        time.sleep(0.1)
+        assert done == []
+        cancel.set()
+        t.join(2)
+        assert done == [1]
+    assert gate.waiting() == 0

@@ -310,3 +310,26 @@ def test_serve_options(monkeypatch):
     assert seen["rate_per_key"] == Rate(5, 1.0, "5/s") and seen["rate_per_session"] is None
     with pytest.raises(SystemExit):
         main(["serve", "--rate-per-key", "lots"])
+
+
+def test_the_load_benchmark_counts_answers_refusals_and_latency_over_loopback(tmp_path):
+    from bot.loadtest import format_report, run_phase, start_local_service
+
+    _, bot = make_client(tmp_path, ["That sounds hard."] * 100)
+    url, stop = start_local_service(bot, max_waiting=8)
+    try:
+        phase = run_phase(url, users=4, turns=3, headers={})
+        summary = phase.summary()
+        assert summary["turns_sent"] == summary["turns_answered"] == 12 and summary["failed"] == {}
+        assert summary["turn_s"]["p50"] <= summary["turn_s"]["p95"] <= summary["turn_s"]["max"]
+        assert summary["first_text_s"] is not None and summary["turns_per_s"] > 0
+        assert len({r.user for r in phase.results}) == 4 and len(bot.history(bot.sessions()[0])) == 6
+        bot.reply_model.delay = 0.05  # slow turns and one waiting place: some turns are refused as busy
+        stop()
+        url, stop = start_local_service(bot, max_waiting=1)
+        crowded = run_phase(url, users=6, turns=2, headers={}).summary()
+        assert crowded["failed"].get("429 busy", 0) > 0
+        assert crowded["turns_answered"] + sum(crowded["failed"].values()) == 12
+        assert "429 busy" in format_report({"url": url, "cpu_count": 2, "phases": [crowded]})
+    finally:
+        stop()
