@@ -21,7 +21,8 @@ from typing import Any, Iterator
 from .config import BotConfig
 from .crisis_model import CrisisDetector, CrisisReading
 from .emotion import EmotionClassifier, EmotionScore, EmotionState, EmotionTracker
-from .errors import BotError, ConversationConflictError, GenerationError, InvalidInputError, TurnTimeoutError
+from .errors import (BotError, ConversationConflictError, GenerationError, InvalidInputError, SessionStoreError,
+                     TurnTimeoutError)
 from .intent import asks_what_it_is, is_greeting, is_instruction_attack
 from .prompting import PromptBook
 from .reply import DEFAULT_SESSION, Reply  # noqa: F401 - Reply is part of this module's API
@@ -105,6 +106,31 @@ class _TurnClock(threading.Event):
             raise TurnTimeoutError(f"the reply took longer than the turn's time limit ({self.seconds:g} s) and was "
                                    "stopped; the conversation is unchanged: please send the message again")
         self.deadline = None
+
+
+class _GuardedStore:
+    """A session store whose failures (the database down, a full disk, a broken file) come out as
+    ``SessionStoreError``; the bot's own errors (a conflict between processes) pass unchanged."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def __getattr__(self, name):
+        attr = getattr(self._store, name)
+        if not callable(attr):
+            return attr
+
+        def guarded(*args, **kwargs):
+            try:
+                return attr(*args, **kwargs)
+            except BotError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.error("the session store failed in %s: %s: %s", name, type(exc).__name__, exc)
+                raise SessionStoreError(f"the conversation store is not available right now "
+                                        f"({type(exc).__name__}); please try again shortly") from exc
+
+        return guarded
 
 
 class _FairGate:
@@ -227,8 +253,12 @@ class EmpatheticBot:
     ``config.model``.
 
     ``on_crisis``: called with a ``CrisisEvent`` each time a session's risk rises, so a support desk
-    can hand the conversation to a person. It runs on the turn's thread before the reply is written;
-    an exception in it is logged and never breaks the reply.
+    can hand the conversation to a person. It runs on the turn's thread once the turn is kept (saved,
+    when there is a store), just before the ``Reply`` is handed out; a turn stopped by its time limit
+    calls nothing. An exception in it is logged and never breaks the reply.
+
+    ``start_times``: seconds each part took to load when the bot started (reply model, emotion
+    classifier, crisis detector, ranker), for ``empathetic-bot bench``.
     """
 
     def __init__(self, config: BotConfig | None = None, *, reply_model=None, emotion_classifier=None, ranker=None,
@@ -238,6 +268,15 @@ class EmpatheticBot:
         conv = self.config.conversation
         self.prompts = PromptBook(conv.prompts_dir, conv.persona_name)
         injected_model = reply_model
+        self.start_times: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(part: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            self.start_times[part] = round(now - clock, 3)
+            clock = now
+
         if self.config.model.threads:
             import torch
 
@@ -247,13 +286,16 @@ class EmpatheticBot:
 
             reply_model = load_reply_model(self.config)
         self.reply_model = reply_model
+        lap("reply_model")
         describe = getattr(reply_model, "describe", None)
         self.backend = str((describe() if describe else {}).get("backend", type(reply_model).__name__))
         if emotion_classifier is None and self.config.model.emotion_classifier:
             # loaded on the reply model's thread, like all its later work (see ReplyModel._worker)
             emotion_classifier = self._on_model_thread(EmotionClassifier, self.config.model.emotion_classifier,
-                                                       device=getattr(reply_model, "device", "cpu"))
+                                                       device=getattr(reply_model, "device", "cpu"),
+                                                       cache_dir=self.config.model.cache_dir)
         self.emotion_classifier = emotion_classifier
+        lap("emotion_classifier")
         # The ranker loads with the models the bot loads itself; beside a model passed in (a shared one,
         # or a stand-in in tests) it loads when a turn first has several candidates to rank.
         self._ranker, self._ranker_lock = ranker, threading.Lock()
@@ -264,12 +306,15 @@ class EmpatheticBot:
                 from .crisis_model import CrisisClassifier
 
                 classifier = self._on_model_thread(CrisisClassifier, self.config.model.crisis_detector,
-                                                   device=getattr(reply_model, "device", "cpu"))
+                                                   device=getattr(reply_model, "device", "cpu"),
+                                                   cache_dir=self.config.model.cache_dir)
             crisis_detector = CrisisDetector(classifier)
         self.crisis_detector = crisis_detector
         self.on_crisis = on_crisis
+        lap("crisis_detector")
         if ranker is None and self.config.model.ranker and injected_model is None:
             self.ranker  # noqa: B018 - load now
+            lap("ranker")
             if self.config.model.reply_pool == "auto":  # the cached pool (0.5 s) is read while the bot starts
                 threading.Thread(target=lambda: self.reply_pool, name="reply-pool").start()
             else:
@@ -280,7 +325,11 @@ class EmpatheticBot:
         # "memory" keeps nothing beyond the live sessions (a MemoryStore would hold a second copy of each)
         self.store = store if store is not None else (
             open_store(conv.store) if conv.store and conv.store != "memory" else None)
+        # every call into the store goes through this: a database that fails (down, disk full) raises
+        # SessionStoreError, which callers and the service report as "try again", never a crash
+        self._db = _GuardedStore(self.store) if self.store is not None else None
         self._last_expiry = 0.0
+        lap("sessions_and_store")
         if injected_model is None:  # the first turn at the speed of the later ones, while the person types
             threading.Thread(target=self._warm_up, name="warm-up").start()  # joined at exit: never cut mid-call
 
@@ -292,7 +341,8 @@ class EmpatheticBot:
                 from .ranker import ResponseRanker
 
                 self._ranker = self._on_model_thread(ResponseRanker, self.config.model.ranker,
-                                                     device=getattr(self.reply_model, "device", "cpu"))
+                                                     device=getattr(self.reply_model, "device", "cpu"),
+                                                     cache_dir=self.config.model.cache_dir)
             return self._ranker
 
     def _warm_up(self) -> None:
@@ -342,10 +392,10 @@ class EmpatheticBot:
         itself). A copy whose stored session was deleted elsewhere is dropped: there is none."""
         with self._sessions_lock:
             s = self._sessions.get(session_id)
-        if self.store is None or not _storable(session_id):
+        if self._db is None or not _storable(session_id):
             return s
         if s is not None:
-            revision = getattr(self.store, "revision", None)
+            revision = getattr(self._db, "revision", None)
             # the lock only when there is something to reload, so a read never makes a turn look busy
             if (refresh and revision is not None and revision(session_id) != s.revision
                     and s.lock.acquire(blocking=False)):
@@ -369,10 +419,10 @@ class EmpatheticBot:
 
     def _stored(self, session_id: str) -> tuple[dict, int] | None:
         """The stored snapshot and its revision (0 from a store that keeps none), or None."""
-        read = getattr(self.store, "read", None)
+        read = getattr(self._db, "read", None)
         if read is not None:
             return read(session_id)
-        data = self.store.load(session_id)
+        data = self._db.load(session_id)
         return None if data is None else (data, 0)
 
     def _refresh(self, session_id: str, s: _Session) -> bool:
@@ -381,7 +431,7 @@ class EmpatheticBot:
         Costs one indexed read when nothing changed. Returns False when the store no longer holds a
         session this copy was saved as (deleted or expired elsewhere); the copy is then emptied, and a
         turn in it begins a new conversation, as it would in the other process."""
-        revision = getattr(self.store, "revision", None)
+        revision = getattr(self._db, "revision", None)
         if revision is None or revision(session_id) == s.revision:
             return True
         found = self._stored(session_id)
@@ -394,10 +444,10 @@ class EmpatheticBot:
     def _save(self, session_id: str, s: _Session) -> None:
         """Write the session (its lock held) to the store. A store that keeps revisions writes it only
         if nothing was saved there since this copy was loaded (``ConversationConflictError`` else)."""
-        if getattr(self.store, "revision", None) is None:
-            self.store.save(session_id, s.snapshot())
+        if getattr(self._db, "revision", None) is None:
+            self._db.save(session_id, s.snapshot())
         else:
-            s.revision = self.store.save(session_id, s.snapshot(), expected=s.revision)
+            s.revision = self._db.save(session_id, s.snapshot(), expected=s.revision)
 
     def _session(self, session_id: str) -> _Session:
         if not isinstance(session_id, str) or not session_id:
@@ -427,7 +477,7 @@ class EmpatheticBot:
             if s.lock.locked():  # a turn is running in it
                 continue
             del self._sessions[sid]
-            if self.store is None:
+            if self._db is None:
                 log.warning("more than %d live sessions: forgot the least recently used one", cap)
 
     def expire_sessions(self, every_s: float = 0.0) -> list[str]:
@@ -442,8 +492,8 @@ class EmpatheticBot:
             gone = [sid for sid, s in self._sessions.items() if now - s.used > ttl and not s.lock.locked()]
             for sid in gone:
                 del self._sessions[sid]
-        if self.store is not None:
-            stored = set(self.store.expire(ttl))
+        if self._db is not None:
+            stored = set(self._db.expire(ttl))
             with self._sessions_lock:  # a live copy of a session the store just dropped would write it back
                 for sid in stored - set(gone):
                     s = self._sessions.get(sid)
@@ -456,8 +506,8 @@ class EmpatheticBot:
         """Forget a session: its messages, emotion history and risk, in memory and in the store."""
         with self._sessions_lock:
             self._sessions.pop(session_id, None)
-        if self.store is not None and isinstance(session_id, str):
-            self.store.delete(session_id)
+        if self._db is not None and isinstance(session_id, str):
+            self._db.delete(session_id)
 
     delete_session = reset
 
@@ -475,7 +525,7 @@ class EmpatheticBot:
     def sessions(self) -> list[str]:
         with self._sessions_lock:
             live = list(self._sessions)
-        return live + [sid for sid in (self.store.ids() if self.store is not None else []) if sid not in set(live)]
+        return live + [sid for sid in (self._db.ids() if self._db is not None else []) if sid not in set(live)]
 
     def export_session(self, session_id: str = DEFAULT_SESSION) -> dict:
         """The whole session as JSON-able data (messages, emotion tracker and states, risk), for a person
@@ -495,8 +545,8 @@ class EmpatheticBot:
         if not isinstance(sid, str) or not sid:
             raise InvalidInputError("the conversation has no session_id; pass one")
         restored = _Session.restore(data)
-        if self.store is not None:
-            saved = self.store.save(sid, restored.snapshot())
+        if self._db is not None:
+            saved = self._db.save(sid, restored.snapshot())
             restored.revision = saved if isinstance(saved, int) else 0
         with self._sessions_lock:
             self._sessions.pop(sid, None)
@@ -559,7 +609,7 @@ class EmpatheticBot:
         clock = _TurnClock(cancel, limit) if limit else None  # started before waiting for the session
         session = self._session(session_id)
         with session.lock:  # one turn at a time per session; other sessions run freely
-            if self.store is not None:
+            if self._db is not None:
                 self._refresh(session_id, session)
             tracker = copy.deepcopy(session.tracker)
             turn = self._turn(text, session.messages, tracker, session_id, clock or cancel, session.risk)
@@ -582,7 +632,7 @@ class EmpatheticBot:
             if len(session.states) > keep:
                 del session.messages[: len(session.messages) - 2 * keep]
                 del session.states[: len(session.states) - keep]
-            if self.store is not None:  # one transaction, before the reply is handed out
+            if self._db is not None:  # one transaction, before the reply is handed out
                 try:
                     self._save(session_id, session)
                 except Exception as exc:  # noqa: BLE001 - the turn is undone: live and stored stay equal

@@ -12,7 +12,9 @@
    furthest over its threshold;
 3. otherwise, when earlier user turns are given, the classifier reads the last few user turns together
    ("I've been giving my things away" after turns about hopelessness): risk that builds over a
-   conversation is read as a whole. The same reading tempers step 2: a message the classifier alone
+   conversation is read as a whole. What only the turns together reach is a check-in, unless the
+   message alone reaches its check-in threshold too (an everyday reply after a sad turn, "I'll see
+   them on Boxing Day", is asked about at most). The same reading tempers step 2: a message the classifier alone
    would alarm on, but which read with the turns before it falls under the check-in threshold ("My
    instructor says I panic at roundabouts" after a message about a driving test), gets a check-in.
 
@@ -60,6 +62,12 @@ class CrisisReading:
         return f"crisis:{self.category}"
 
 
+def joined_turns(text: str, earlier: Sequence[str]) -> str:
+    """The message with up to ``CONVERSATION_TURNS - 1`` user turns before it, as the classifier reads a
+    conversation (its tokenizer cuts long input from the left, so the message itself is always read)."""
+    return " ".join([*[t for t in earlier if t][-(CONVERSATION_TURNS - 1):], text])
+
+
 def shipped_detector_dir() -> Path:
     return Path(__file__).resolve().parent / "models" / SHIPPED_DETECTOR
 
@@ -67,10 +75,9 @@ def shipped_detector_dir() -> Path:
 class CrisisClassifier:
     """The learned part: probabilities for the four categories and for ``imminent``."""
 
-    def __init__(self, spec: str = SHIPPED_DETECTOR, device: str = "cpu", max_length: int = 96):
-        from transformers import AutoTokenizer
-
-        from .emotion import _load_model
+    def __init__(self, spec: str = SHIPPED_DETECTOR, device: str = "cpu", max_length: int = 96,
+                 cache_dir: str | None = None):
+        from .fast_encoder import classifier_meta, load
         from .resolve import _resolve_local_or_hub
 
         if spec == SHIPPED_DETECTOR:
@@ -83,9 +90,20 @@ class CrisisClassifier:
             folder = Path(resolved.location)
             if not resolved.is_local or not (folder / "thresholds.json").is_file():
                 raise ModelNotFoundError(f"the crisis detector {spec!r} is not a folder written by finetune.train_crisis")
+        def full():
+            from transformers import AutoTokenizer
+
+            from .emotion import _load_model
+
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            settings = json.loads((folder / "classifier.json").read_text()) if (folder / "classifier.json").is_file() else {}
+            tokenizer.truncation_side = settings.get("truncation_side", "right")
+            model = _load_model(str(folder), True).to(device).eval()
+            return tokenizer, model, classifier_meta(model)
+
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(folder)
-            self.model = _load_model(str(folder), True).to(device).eval()
+            # a fast copy in the model cache after the first load (see bot.fast_encoder; cache_dir "": none)
+            self.tokenizer, self.model = load("crisis", folder, cache_dir, device, full)
             self.thresholds = json.loads((folder / "thresholds.json").read_text())
         except Exception as exc:  # noqa: BLE001 - re-raised with what to do
             raise ModelNotFoundError(f"could not load the crisis detector {spec!r}: {exc}") from exc
@@ -138,7 +156,7 @@ class CrisisDetector:
                 return None
             return CrisisReading(signal.category, "concern", "rules", signal.phrase)
         recent = [t for t in earlier if t][-(CONVERSATION_TURNS - 1):]
-        texts = [text] + ([" ".join([*recent, text])] if recent else [])
+        texts = [text] + ([joined_turns(text, recent)] if recent else [])
         probs = self.classifier.predict(texts)
         alone = probs[0]
         if signal is not None:  # the floor: a rule match is at least a check-in
@@ -146,14 +164,15 @@ class CrisisDetector:
                        for limits in (self.classifier.thresholds, self.classifier.thresholds.get("check_in", {})))
             return CrisisReading(signal.category, self.classifier.degree(alone), "rules", signal.phrase, alone,
                                  "alarm" if sure and _present_tense(text) else "check_in")
+        check_in = self.classifier.thresholds.get("check_in", self.classifier.thresholds)
         for level in ("alarm", "check_in"):  # the message alone, then the recent turns together
             for source, p in zip(("classifier", "conversation"), probs):
                 category = self.classifier.flagged(p, level)
                 if category:
-                    if (level == "alarm" and source == "classifier" and len(probs) > 1
-                            and probs[1][category] < self.classifier.thresholds.get(
-                                "check_in", self.classifier.thresholds)[category]):
+                    if level == "alarm" and source == "classifier" and len(probs) > 1 and probs[1][category] < check_in[category]:
                         level = "check_in"  # read in its conversation the message is not a crisis: ask, don't alarm
+                    if level == "alarm" and source == "conversation" and alone[category] < check_in[category]:
+                        level = "check_in"  # only the turns before it make it sound like danger: ask, don't alarm
                     return CrisisReading(category, self.classifier.degree(p), source, None, p, level)
         return None
 

@@ -316,15 +316,25 @@ class EmotionClassifier:
     works on probabilities.
     """
 
-    def __init__(self, spec: str, device: str = "cpu", max_length: int = 128):
+    def __init__(self, spec: str, device: str = "cpu", max_length: int = 128, cache_dir: str | None = None):
         resolved = resolve_classifier(spec)
         if resolved is None:
             raise ModelNotFoundError(UNAVAILABLE_NO_CLASSIFIER)
-        from transformers import AutoTokenizer
+
+        def full():
+            from transformers import AutoTokenizer
+
+            from .fast_encoder import classifier_meta
+
+            model = _load_model(resolved.location, resolved.is_local).to(device).eval()
+            return AutoTokenizer.from_pretrained(resolved.location), model, classifier_meta(model)
 
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(resolved.location)
-            self.model = _load_model(resolved.location, resolved.is_local).to(device).eval()
+            from .fast_encoder import load
+
+            # a fast copy in the model cache after the first load: no transformers import (cache_dir "": none)
+            self.tokenizer, self.model = load("emotion", Path(resolved.location) if resolved.is_local else None,
+                                              cache_dir, device, full)
         except ModelNotFoundError:
             raise
         except Exception as exc:  # noqa: BLE001 - re-raised with what to do

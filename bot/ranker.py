@@ -111,25 +111,34 @@ def load_encoder(encoder_spec: str):
 class ResponseRanker:
     """Scores candidate replies for fit with the conversation (see the module docstring)."""
 
-    def __init__(self, spec: str = SHIPPED_RANKER, device: str = "cpu"):
+    def __init__(self, spec: str = SHIPPED_RANKER, device: str = "cpu", cache_dir: str | None = None):
         import json
-
-        from transformers import AutoTokenizer
 
         self.resolved = resolve_ranker(spec)
         if self.resolved is None:
             raise ModelNotFoundError("no ranker given")
         folder = Path(self.resolved.location)
-        try:
-            meta = json.loads((folder / "ranker.json").read_text())
-            self.scale = float(meta.get("scale", 20.0))
-            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        def full():
+            from transformers import AutoTokenizer
+
+            from .fast_encoder import encoder_meta
+
             model = load_encoder(meta["encoder"])
             if meta.get("form") == "lora-adapter":
                 from peft import PeftModel
 
                 model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
-            self.model = model.to(device).eval()
+            fast = ({"kind": "encoder", "encoder": encoder_meta(model.config)}
+                    if type(model).__name__ == "BertModel" and model.config.hidden_act == "gelu" else None)
+            return AutoTokenizer.from_pretrained(folder), model.to(device).eval(), fast
+
+        try:
+            from .fast_encoder import load
+
+            meta = json.loads((folder / "ranker.json").read_text())
+            self.scale = float(meta.get("scale", 20.0))
+            # a fast copy in the model cache after the first load (see bot.fast_encoder; cache_dir "": none)
+            self.tokenizer, self.model = load("ranker", folder, cache_dir, device, full)
             fit_file = folder / "emotion_fit.json"
             self.emotion_profile = json.loads(fit_file.read_text()) if fit_file.is_file() else None
         except ModelNotFoundError:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import BotError, ConversationConflictError, InvalidInputError, TurnTimeoutError
+from .errors import BotError, ConversationConflictError, InvalidInputError, SessionStoreError, TurnTimeoutError
 
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
@@ -174,6 +174,8 @@ def _failure(exc: BotError) -> tuple[int, str]:
         return 504, "turn_timeout"
     if isinstance(exc, ConversationConflictError):
         return 409, "conversation_conflict"
+    if isinstance(exc, SessionStoreError) or isinstance(exc.__cause__, SessionStoreError):
+        return 503, "store_unavailable"
     return 503, "generation_failed"
 
 
@@ -284,14 +286,20 @@ def create_app(bot, api_key_hashes: set[str] | None = None, max_body_bytes: int 
 
         return None, give_back
 
+    def unavailable(exc: BotError):
+        status, kind = _failure(exc)
+        return refuse(status, str(exc), kind, {"Retry-After": "5"} if kind == "store_unavailable" else None)
+
     @app.get("/v1/sessions/{session_id}")
     def get_session(session_id: str):
-        history = bot.history(session_id)
-        if not history:
-            return refuse(404, "no such conversation", "not_found")
-        risk = bot.risk(session_id)
-        return {"session_id": session_id, "messages": history, "emotion": bot.emotion_state(session_id).to_dict(),
-                "risk": risk}
+        try:
+            history = bot.history(session_id)
+            if not history:
+                return refuse(404, "no such conversation", "not_found")
+            return {"session_id": session_id, "messages": history, "emotion": bot.emotion_state(session_id).to_dict(),
+                    "risk": bot.risk(session_id)}
+        except BotError as exc:
+            return unavailable(exc)
 
     @app.get("/v1/sessions/{session_id}/export")
     def export_session(session_id: str):
@@ -299,11 +307,16 @@ def create_app(bot, api_key_hashes: set[str] | None = None, max_body_bytes: int 
             return bot.export_session(session_id)
         except InvalidInputError:
             return refuse(404, "no such conversation", "not_found")
+        except BotError as exc:
+            return unavailable(exc)
 
     @app.delete("/v1/sessions/{session_id}")
     def delete_session(session_id: str):
-        existed = bool(bot.history(session_id))
-        bot.delete_session(session_id)
+        try:
+            existed = bool(bot.history(session_id))
+            bot.delete_session(session_id)
+        except BotError as exc:
+            return unavailable(exc)
         return {"session_id": session_id, "deleted": existed}
 
     @app.post("/v1/chat/completions")
@@ -365,8 +378,7 @@ def create_app(bot, api_key_hashes: set[str] | None = None, max_body_bytes: int 
             try:
                 reply = await run_in_threadpool(run_turn)
             except BotError as exc:  # a timeout (504), a conflict with another process (409), a failure (503)
-                status, kind = _failure(exc)
-                return refuse(status, str(exc), kind)
+                return unavailable(exc)
             return {"id": cid, "object": "chat.completion", "created": created, "model": model_name,
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
                                  "finish_reason": "stop" if reply.stopped != "max_new_tokens" else "length"}],

@@ -79,7 +79,7 @@ def build(output: str, members: list[str], data_dir: str | None, group_rule: str
     # every member alone, under one protocol: thresholds tuned on dev, test read once
     vocab, probs, alone = None, {}, {}
     for source in sources:
-        clf = EmotionClassifier(str(source))
+        clf = EmotionClassifier(str(source), cache_dir="")  # the transformers models, to combine
         if vocab is None:
             vocab, tokenizer = clf.tokenizer.get_vocab(), clf.tokenizer
         elif clf.tokenizer.get_vocab() != vocab:
@@ -117,7 +117,7 @@ def build(output: str, members: list[str], data_dir: str | None, group_rule: str
     (out / "group_thresholds.json").write_text(json.dumps(group_thresholds, indent=1))
 
     # the saved folder loads as one classifier and reads as the mean did
-    ensemble = EmotionClassifier(str(out))
+    ensemble = EmotionClassifier(str(out), cache_dir="")
     sample = dev.texts[:64]
     gap = float(np.abs(classifier_probabilities(ensemble, sample, labels) - dev_probs[:64]).max())
     if gap > 1e-4:

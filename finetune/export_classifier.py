@@ -26,7 +26,7 @@ def export(spec: str, output: str, dtype: str = "float32") -> Path:
     from bot.generation import pick_dtype
 
     torch_dtype = pick_dtype(dtype, "cpu")  # before loading anything: an unknown dtype fails fast
-    clf = EmotionClassifier(spec)
+    clf = EmotionClassifier(spec, cache_dir="")  # the transformers model itself, to save
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     model = clf.model

@@ -333,3 +333,44 @@ def test_the_load_benchmark_counts_answers_refusals_and_latency_over_loopback(tm
         assert "429 busy" in format_report({"url": url, "cpu_count": 2, "phases": [crowded]})
     finally:
         stop()
+
+
+def test_a_store_that_fails_gets_503_and_the_service_recovers(tmp_path):
+    import sqlite3
+
+    class Flaky:  # the real store, and a switch that makes every call fail as a database outage would
+        def __init__(self, inner):
+            self.inner, self.down = inner, False
+
+        def __getattr__(self, name):
+            attr = getattr(self.inner, name)
+            if not callable(attr):
+                return attr
+
+            def call(*a, **kw):
+                if self.down:
+                    raise sqlite3.OperationalError("unable to open database file")
+                return attr(*a, **kw)
+            return call
+
+    config = BotConfig()
+    config.model.emotion_classifier = config.model.crisis_detector = config.model.ranker = None
+    store = Flaky(SQLiteStore(tmp_path / "s.db"))
+    bot = EmpatheticBot(config, reply_model=FakeReplyModel(["That sounds hard."] * 10),
+                        emotion_classifier=KeywordClassifier(), store=store)
+    client = TestClient(create_app(bot))
+    assert client.post("/v1/chat/completions", json=ask("My exam went badly"), headers={"X-Session-Id": "a"}).status_code == 200
+    store.down = True
+    for r in (client.post("/v1/chat/completions", json=ask("Still sad"), headers={"X-Session-Id": "b"}),
+              client.post("/v1/chat/completions", json=ask("Still sad"), headers={"X-Session-Id": "a"}),
+              client.get("/v1/sessions/zzz"), client.delete("/v1/sessions/zzz")):
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["type"] == "store_unavailable"
+        assert "try again" in r.json()["error"]["message"] and r.headers.get("retry-after")
+    events = [json.loads(line[6:]) for line in client.post(
+        "/v1/chat/completions", json=ask("Still sad", stream=True), headers={"X-Session-Id": "c"}).text.splitlines()
+        if line.startswith("data: {")]
+    assert "error" in events[-1]
+    store.down = False
+    r = client.post("/v1/chat/completions", json=ask("Better now"), headers={"X-Session-Id": "a"})
+    assert r.status_code == 200 and len(bot.history("a")) == 4  # the failed turn left nothing behind
