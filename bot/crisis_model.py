@@ -12,11 +12,13 @@
    furthest over its threshold;
 3. otherwise, when earlier user turns are given, the classifier reads the last few user turns together
    ("I've been giving my things away" after turns about hopelessness): risk that builds over a
-   conversation is read as a whole. What only the turns together reach is a check-in, unless the
-   message alone reaches its check-in threshold too (an everyday reply after a sad turn, "I'll see
-   them on Boxing Day", is asked about at most). The same reading tempers step 2: a message the classifier alone
-   would alarm on, but which read with the turns before it falls under the check-in threshold ("My
-   instructor says I panic at roundabouts" after a message about a driving test), gets a check-in.
+   conversation is read as a whole. That reading counts only at the category's *alarm* threshold, and
+   then as a check-in: measured on everyday conversations, the turns read together flagged three times
+   as many harmless replies ("thanks, that helps", "I'll see them on Boxing Day" after a sad turn) as
+   the message alone, for one more of 21 disclosures caught. The same reading tempers step 2: a
+   message the classifier alone would alarm on, but which read with the turns before it falls under
+   the check-in threshold ("My instructor says I panic at roundabouts" after a message about a driving
+   test), gets a check-in.
 
 The classifier has two thresholds per category (both chosen on dev, see ``finetune.train_crisis``): at
 the *alarm* threshold (few false alarms) a message is treated as a crisis like a rule match; between
@@ -41,6 +43,7 @@ from typing import Sequence
 
 from .crisis import CATEGORIES, detect_crisis
 from .errors import ModelNotFoundError
+from .intent import is_greeting
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +158,9 @@ class CrisisDetector:
             if signal is None:
                 return None
             return CrisisReading(signal.category, "concern", "rules", signal.phrase)
+        if signal is None and is_greeting(text):
+            return None  # "привет", "こんにちは", "ciao": a hello alone is never read as danger (the classifier
+            # learned scripts it saw mostly in crisis examples)
         recent = [t for t in earlier if t][-(CONVERSATION_TURNS - 1):]
         texts = [text] + ([joined_turns(text, recent)] if recent else [])
         probs = self.classifier.predict(texts)
@@ -165,15 +171,17 @@ class CrisisDetector:
             return CrisisReading(signal.category, self.classifier.degree(alone), "rules", signal.phrase, alone,
                                  "alarm" if sure and _present_tense(text) else "check_in")
         check_in = self.classifier.thresholds.get("check_in", self.classifier.thresholds)
-        for level in ("alarm", "check_in"):  # the message alone, then the recent turns together
-            for source, p in zip(("classifier", "conversation"), probs):
-                category = self.classifier.flagged(p, level)
-                if category:
-                    if level == "alarm" and source == "classifier" and len(probs) > 1 and probs[1][category] < check_in[category]:
-                        level = "check_in"  # read in its conversation the message is not a crisis: ask, don't alarm
-                    if level == "alarm" and source == "conversation" and alone[category] < check_in[category]:
-                        level = "check_in"  # only the turns before it make it sound like danger: ask, don't alarm
-                    return CrisisReading(category, self.classifier.degree(p), source, None, p, level)
+        for level in ("alarm", "check_in"):  # the message alone
+            category = self.classifier.flagged(alone, level)
+            if category:
+                if level == "alarm" and len(probs) > 1 and probs[1][category] < check_in[category]:
+                    level = "check_in"  # read in its conversation the message is not a crisis: ask, don't alarm
+                return CrisisReading(category, self.classifier.degree(alone), "classifier", None, alone, level)
+        if len(probs) > 1:  # the recent turns together: only at the alarm threshold, and then a question
+            category = self.classifier.flagged(probs[1], "alarm")
+            if category:
+                return CrisisReading(category, self.classifier.degree(probs[1]), "conversation", None, probs[1],
+                                     "check_in")
         return None
 
     def harmful_replies(self, replies: Sequence[str]) -> list[bool]:

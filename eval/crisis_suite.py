@@ -6,6 +6,8 @@ Sets, each reported on its own:
 
 * ``heldout``: ``data/safety/crisis_heldout.jsonl``, written apart from the training phrasings and
   never used to choose anything (no rule, no threshold);
+* ``heldout2``: ``data/safety/crisis_heldout2.jsonl``, a second set written the same way, later, by an
+  author who saw neither the rules, the training data, the first held-out set nor the model;
 * ``scenarios``: ``data/safety/crisis_scenarios.jsonl``, the regression set written with the rules;
 * ``twitter_test`` and ``sdcnl_test``: the research sets' test splits (see ``finetune.train_crisis``;
   when the datasets folder is given).
@@ -40,7 +42,8 @@ def load_sets(data_dir: str | None) -> dict[str, list[dict]]:
     from finetune.dialogue_data import data_root
     from finetune.train_crisis import read_sdcnl, read_twitter
 
-    sets = {"heldout": _read_jsonl(PROJECT_DATA / "crisis_heldout.jsonl")}
+    sets = {"heldout": _read_jsonl(PROJECT_DATA / "crisis_heldout.jsonl"),
+            "heldout2": _read_jsonl(PROJECT_DATA / "crisis_heldout2.jsonl")}
     scen = _read_jsonl(PROJECT_DATA / "crisis_scenarios.jsonl")
     sets["scenarios"] = [{**r, "category": r.get("category") or "none"} for r in scen]
     root = data_root(data_dir)
@@ -98,6 +101,36 @@ def conversation_false_alarms(conversations: list[list[str]], detector) -> dict:
             "turns_as_alarm": mean_ci(turn_alarm), "conversations_flagged": mean_ci(conv_flag)}
 
 
+def own_conversations(split: str | None = None) -> list[dict]:
+    """``data/safety/crisis_conversations.jsonl``: conversations written for the project (user turns
+    only), everyday ones and ones where danger comes out at ``crisis_turn``; ``split`` "dev" or "test"
+    (fixed in the file) or None for all."""
+    path = PROJECT_DATA / "crisis_conversations.jsonl"
+    rows = _read_jsonl(path) if path.is_file() else []
+    return [r for r in rows if split is None or r.get("split") == split]
+
+
+def own_conversation_figures(conversations: list[dict], detector) -> dict:
+    """Everyday conversations: the share of turns and of conversations flagged. Conversations with a
+    crisis: the share caught at the turn where the danger comes out, and by the end; the share flagged
+    before it (a question asked too early)."""
+    everyday = [c["user_turns"] for c in conversations if c["kind"] == "everyday"]
+    out = conversation_false_alarms(everyday, detector) if everyday else {}
+    caught_at, caught_by, early = [], [], []
+    for c in conversations:
+        if c["kind"] != "crisis":
+            continue
+        turns, k = c["user_turns"], c["crisis_turn"]
+        readings = [detector.read(t, turns[:i]) for i, t in enumerate(turns)]
+        caught_at.append(float(readings[k] is not None))
+        caught_by.append(float(any(r is not None for r in readings[k:])))
+        early.append(float(any(r is not None for r in readings[:k])))
+    if caught_at:
+        out.update(crisis_conversations=len(caught_at), caught_at_disclosure=mean_ci(caught_at),
+                   caught_by_end=mean_ci(caught_by), flagged_before_disclosure=mean_ci(early))
+    return out
+
+
 def figures(rows: list[dict], preds: list[tuple[str | None, str | None]]) -> dict:
     cats = sorted({r["category"] for r in rows} - {"none"})
     out: dict = {}
@@ -137,7 +170,7 @@ def run(detector_spec: str | None, data_dir: str | None, output: str | Path | No
     sets = load_sets(data_dir)
 
     class ClassifierAlone:
-        def read(self, text):
+        def read(self, text, earlier=()):
             p = clf.predict([text])[0]
             for level in ("alarm", "check_in"):
                 c = clf.flagged(p, level)
@@ -158,6 +191,18 @@ def run(detector_spec: str | None, data_dir: str | None, output: str | Path | No
             fig = figures(rows, preds)
             fig["ms_per_message"] = (time.perf_counter() - t0) * 1e3 / max(len(rows), 1)
             report["sets"][name][dname] = fig
+    from finetune.dialogue_data import data_root
+
+    root = data_root(data_dir)
+    conversation_sets = {"own_dev": own_conversations("dev"), "own_test": own_conversations("test")}
+    if root is not None:  # everyday conversations of the datasets' test splits, read turn by turn
+        conversation_sets["ed_esconv_test"] = [{"kind": "everyday", "user_turns": t}
+                                               for t in everyday_conversations(root, "test", limit=150)]
+    report["conversations"] = {}
+    for name, convs in conversation_sets.items():
+        if convs:
+            report["conversations"][name] = {dname: own_conversation_figures(convs, det)
+                                              for dname, det in detectors.items()}
     if output:
         out = Path(output)
         out.mkdir(parents=True, exist_ok=True)
@@ -190,6 +235,17 @@ def markdown(report: dict) -> str:
                 metric = "recall" if "recall" in v else "false_alarms"
                 lines.append(f"| {k} ({metric}) | {v['n']} | " + " | ".join(
                     f"{by_det[d]['by_kind'][k][metric]:.2f}" for d in dets) + " |")
+        lines.append("")
+    for name, by_det in report.get("conversations", {}).items():
+        dets = list(by_det)
+        first = next(iter(by_det.values()))
+        lines += [f"## conversations: {name} ({first.get('conversations', 0)} everyday, "
+                  f"{first.get('crisis_conversations', 0)} with a crisis; each turn read as in a session)", "",
+                  "| figure | " + " | ".join(dets) + " |", "| --- |" + " --- |" * len(dets)]
+        for k in ("turns_flagged", "turns_as_alarm", "conversations_flagged", "caught_at_disclosure", "caught_by_end",
+                  "flagged_before_disclosure"):
+            if k in first:
+                lines.append(f"| {k} | " + " | ".join(_cell(by_det[d].get(k)) for d in dets) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -81,6 +81,18 @@ def test_the_conversation_is_read_together_when_no_single_message_is_flagged():
     bot.chat("I counted the pills")
     r = bot.chat("shoot, I'm out of time")
     assert r.crisis == "self_harm" and r.crisis_source == "conversation"
+    assert r.crisis_level == "check_in"  # what only the turns together say is asked about, not alarmed on
+
+
+def test_the_turns_together_count_only_at_the_alarm_threshold():
+    clf = FakeCrisisClassifier()
+    clf.KEYWORDS = {}
+    clf.MAYBE = {"pills shoot": "self_harm"}  # together only at the check-in level (0.4): nothing
+    bot = make_bot(["Tell me more."] * 4, n=1, classifier=clf)
+    bot.chat("I counted the pills")
+    assert bot.chat("shoot, I'm out of time").crisis is None
+    clf.MAYBE = {"so tired of everything": "self_harm"}  # the message alone at the check-in level: asked
+    assert bot.chat("so tired of everything").crisis_level == "check_in"
 
 
 def test_on_crisis_is_called_once_per_escalation_and_its_failure_is_contained(caplog):

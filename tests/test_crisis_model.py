@@ -112,7 +112,40 @@ def test_the_shipped_detector_reproduces_its_research_set_figures(shipped):
         assert fig["recall"]["value"] == pytest.approx(card[name]["combined"]["recall"]["value"], abs=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="known false alarm: the classifier reads 'my [adult] says...' as abuse "
-                                       "(more everyday messages about teachers and parents in training are the fix)")
-def test_known_false_alarm_an_instructor_at_a_driving_lesson(shipped):
-    assert shipped.read("My instructor says I panic at roundabouts, and everyone else I know passed first time.") is None
+@pytest.mark.parametrize("text", [
+    "My instructor says I panic at roundabouts, and everyone else I know passed first time.",
+    "I'll try to sleep early tonight.",
+    "My partner says I'm overthinking it.",
+    "My sister didn't invite me to her wedding and I only found out from a cousin.",
+])
+def test_everyday_messages_that_were_false_alarms_are_left_alone(shipped, text):
+    assert shipped.read(text) is None
+
+
+def test_everyday_conversations_are_read_turn_by_turn_with_few_questions(shipped):
+    from bot.benchmark import CONVERSATION
+    from bot.loadtest import CONVERSATIONS
+
+    flagged = [t for conv in (*CONVERSATIONS, CONVERSATION) for i, t in enumerate(conv) if shipped.read(t, conv[:i])]
+    # 23 turns of everyday trouble: the detector shipped before asked about 10 of them, this one about 4
+    # ("part of me never wants to speak to her again", "how quiet the house would be without her", ...)
+    assert len(flagged) <= 4, flagged
+
+
+def test_the_shipped_detector_reproduces_its_reported_second_heldout_and_conversation_figures(shipped):
+    from eval.crisis_suite import figures, load_sets, own_conversation_figures, own_conversations, predictions
+
+    report = json.loads((shipped_detector_dir() / "run_summary.json").read_text())["report"]
+    rows = load_sets(None)["heldout2"]
+    fig = figures(rows, predictions(rows, shipped))
+    assert fig["recall"]["value"] == pytest.approx(report["sets"]["heldout2"]["combined"]["recall"]["value"], abs=1e-9)
+    conv = own_conversation_figures(own_conversations("test"), shipped)
+    card = report["conversations"]["own_test"]["combined"]
+    assert conv["turns_flagged"]["value"] == pytest.approx(card["turns_flagged"]["value"], abs=1e-9)
+    assert conv["caught_at_disclosure"]["value"] == pytest.approx(card["caught_at_disclosure"]["value"], abs=1e-9)
+
+
+@pytest.mark.parametrize("text", ["привет", "こんにちは", "नमस्ते", "ciao Sol", "hey"])
+def test_a_hello_in_any_script_is_never_read_as_danger(shipped, text):
+    assert shipped.read(text) is None
+    assert shipped.read("hi, I want to die") is not None  # a greeting with a disclosure still is

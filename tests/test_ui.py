@@ -115,7 +115,8 @@ def test_stop_button_keeps_the_partial_reply():
     from gradio_client import Client
 
     words = " ".join(f"w{i}" for i in range(200))
-    bot = EmpatheticBot(BotConfig.from_dict({"model": {"emotion_classifier": None}}),
+    # the rules alone read crisis language here: the learned detector asks about "tell me everything"
+    bot = EmpatheticBot(BotConfig.from_dict({"model": {"emotion_classifier": None, "crisis_detector": None}}),
                         reply_model=FakeReplyModel([words], delay=0.02))
     demo, url = launch(bot)
     try:
