@@ -161,8 +161,7 @@ class CrisisDetector:
         if signal is None and is_greeting(text):
             return None  # "привет", "こんにちは", "ciao": a hello alone is never read as danger (the classifier
             # learned scripts it saw mostly in crisis examples)
-        recent = [t for t in earlier if t][-(CONVERSATION_TURNS - 1):]
-        texts = [text] + ([joined_turns(text, recent)] if recent else [])
+        texts = [text] + ([joined_turns(text, earlier)] if any(earlier) else [])
         probs = self.classifier.predict(texts)
         alone = probs[0]
         if signal is not None:  # the floor: a rule match is at least a check-in

@@ -15,6 +15,7 @@ weights file, this format's version), so a retrained model gets a new copy, and 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -104,14 +105,12 @@ def encoder_meta(config) -> dict:
 
 
 def our_state_dict(model, kind: str) -> dict:
-    """The weights of a transformers model under the names of the modules below."""
+    """The weights of a transformers model under the names of the modules below (a single classifier
+    becomes the one member of ``MeanPoolClassifier``)."""
     state = model.state_dict()
+    single = kind != "encoder" and not any(k.startswith("members.") for k in state)
     skip = ("position_ids", "token_type_ids", "pooler.")
-    if kind == "encoder":
-        return {k: v for k, v in state.items() if not any(s in k for s in skip)}
-    if any(k.startswith("members.") for k in state):
-        return {k: v for k, v in state.items() if not any(s in k for s in skip)}
-    return {f"members.0.{k}": v for k, v in state.items() if not any(s in k for s in skip)}
+    return {("members.0." if single else "") + k: v for k, v in state.items() if not any(s in k for s in skip)}
 
 
 def build(meta: dict):
@@ -121,26 +120,9 @@ def build(meta: dict):
 
 
 # -- the modules ---------------------------------------------------------------------------------------
-def _torch():
-    import torch
-
-    return torch
-
-
-class _Modules:
-    """Built lazily so that importing this module does not import torch."""
-
-    cls = None
-
-    @classmethod
-    def get(cls):
-        if cls.cls is None:
-            cls.cls = _define()
-        return cls.cls
-
-
+@functools.cache  # built on first use, so that importing this module does not import torch
 def _define():
-    torch = _torch()
+    import torch
     from torch import nn
 
     class Embeddings(nn.Module):
@@ -261,11 +243,11 @@ def _define():
 
 
 def Encoder(config: dict):  # noqa: N802 - reads like the class it builds
-    return _Modules.get().Encoder(config)
+    return _define().Encoder(config)
 
 
 def MeanPoolClassifier(config: dict, labels, problem_type, members: int = 1):  # noqa: N802
-    return _Modules.get().MeanPoolClassifier(config, labels, problem_type, members)
+    return _define().MeanPoolClassifier(config, labels, problem_type, members)
 
 
 # -- the tokenizer -------------------------------------------------------------------------------------
@@ -305,7 +287,8 @@ class FastTokenizer:
         mask = [[1] * len(x) + [0] * (width - len(x)) for x in ids]
         out = {"input_ids": input_ids, "token_type_ids": [[0] * width for _ in ids], "attention_mask": mask}
         if return_tensors == "pt":
-            torch = _torch()
+            import torch
+
             out = {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
             return _Batch(out)
         return out

@@ -174,7 +174,7 @@ def run_phase(url: str, users: int, turns: int, headers: dict, rss=None, timeout
     return phase
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -188,7 +188,7 @@ def start_local_service(bot, max_waiting: int):
     from .service import create_app
 
     app = create_app(bot, None, max_waiting=max_waiting, rate_per_key=None, rate_per_session=None)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -205,12 +205,6 @@ def start_local_service(bot, max_waiting: int):
     return f"http://127.0.0.1:{port}", stop
 
 
-def _rss_mb() -> float:
-    import psutil
-
-    return psutil.Process(os.getpid()).memory_info().rss / 2**20
-
-
 def run_load(config, users: int = 20, turns: int = 5, url: str | None = None, api_key: str | None = None,
              as_json: bool = False) -> int:
     if users < 1 or turns < 1:
@@ -223,7 +217,7 @@ def run_load(config, users: int = 20, turns: int = 5, url: str | None = None, ap
         from .core import EmpatheticBot
 
         url, stop = start_local_service(EmpatheticBot(config), max_waiting=max(8, users))
-        rss = _rss_mb
+        from .benchmark import _rss_mb as rss
     url = url.rstrip("/")
     try:
         one_turn_warm = run_phase(url, 1, 1, headers)  # the first turn's one-off costs stay out of the figures

@@ -186,13 +186,12 @@ def everyday_negatives(root: Path, n: int, seed: int, split: str = "train") -> l
 def session_windows(conversations: list[list[str]]) -> list[tuple[str, str | None]]:
     """Each user turn as the detector reads it in a session: (the turn alone, the turn joined with up to
     three user turns before it, or None for a first turn)."""
-    from bot.crisis_model import CONVERSATION_TURNS, joined_turns
+    from bot.crisis_model import joined_turns
 
     out = []
     for turns in conversations:
         for i, text in enumerate(turns):
-            earlier = turns[max(0, i - CONVERSATION_TURNS + 1):i]
-            out.append((text, joined_turns(text, earlier) if earlier else None))
+            out.append((text, joined_turns(text, turns[:i]) if i else None))
     return out
 
 

@@ -2,7 +2,6 @@
 metrics. On stand-in models through FastAPI's test client, and once for real over loopback."""
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -103,12 +102,6 @@ def test_busy_answers_429_and_metrics_count(tmp_path):
     assert 'empathetic_bot_turn_seconds_bucket{le="+Inf"} 1' in text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_serve_over_loopback_with_a_key(tmp_path):
     """The real command, the default models, and an httpx client streaming from it."""
@@ -116,7 +109,9 @@ def test_serve_over_loopback_with_a_key(tmp_path):
 
     keys = tmp_path / "keys"
     keys.write_text(hash_key("k1") + "\n")
-    port = _free_port()
+    from bot.loadtest import free_port
+
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--api-keys", str(keys),
                              "--store", str(tmp_path / "s.db"), "--max-new-tokens", "24", "--candidates", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
