@@ -49,7 +49,8 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
             turns.append({"run": run, "turn": i, "written": t["new_tokens"] == 0, "reason": reply.reason,
                           "prompt_tokens": t["prompt_tokens"], "new_tokens": t["new_tokens"],
                           "emotion_ms": t["emotion_ms"],
-                          "first_token_ms": t["first_token_ms"], "total_ms": t["total_ms"],
+                          "first_token_ms": t["first_token_ms"], "rank_ms": t.get("rank_ms", 0.0),
+                          "total_ms": t["total_ms"],
                           "tokens_per_s": t["tokens_per_s"]})
     rss_peak = _rss_mb()
     classify_ms = None
@@ -114,10 +115,10 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
     r = result["rss_mb"]
     print(f"resident memory: {r['before_load']} MB before load, {r['after_load']} MB loaded, "
           f"{r['after_chat']} MB after the conversation")
-    print("turn  prompt_tok  new_tok  first_token_ms  total_ms  tokens/s")
+    print("turn  prompt_tok  new_tok  first_token_ms  (ranking)  total_ms  tokens/s")
     for t in turns:
         print(f"{t['turn']:>4}  {t['prompt_tokens']:>10}  {t['new_tokens']:>7}  {t['first_token_ms']:>14.0f}  "
-              f"{t['total_ms']:>8.0f}  {t['tokens_per_s']:>8.1f}" + (f"  (written: {t['reason']})" if t["written"] else ""))
+              f"{t['rank_ms']:>9.0f}  {t['total_ms']:>8.0f}  {t['tokens_per_s']:>8.1f}" + (f"  (written: {t['reason']})" if t["written"] else ""))
     if classify_ms:
         print(f"emotion classifier: {classify_ms['median']} ms median, {classify_ms['p90']} ms p90 per message "
               f"({len(CONVERSATION) * 30} messages, one at a time)")

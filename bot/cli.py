@@ -51,6 +51,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="learned crisis classifier beside the rules: 'crisis-minilm' (shipped), a folder, '' for rules alone")
     g.add_argument("--ranker", default=d.model.ranker,
                    help="response ranker: 'empathy-ranker' (shipped; non-commercial use), a folder, '' for none")
+    g.add_argument("--cross-ranker", default=d.model.cross_ranker, action=argparse.BooleanOptionalAction,
+                   help="let the ranker's cross-encoder read conversation and candidate together (default: on, "
+                        "when the ranker has one)")
     g.add_argument("--reply-pool", default=d.model.reply_pool,
                    help="human replies that join the candidates: auto (the pool `empathetic-bot pool` built in the "
                         "cache, if any), a folder, or none (default: %(default)s)")
@@ -130,7 +133,7 @@ def _rate(text: str):
 def config_from_args(args: argparse.Namespace) -> BotConfig:
     c = BotConfig()
     for section, names in (
-        ("model", ("base_model", "adapter", "emotion_classifier", "ranker", "crisis_detector", "reply_pool", "encoder",
+        ("model", ("base_model", "adapter", "emotion_classifier", "ranker", "cross_ranker", "crisis_detector", "reply_pool", "encoder",
                    "device",
                    "dtype", "backend", "gguf_type", "threads", "base_url", "served_model", "cache_dir")),
         ("generation", ("candidates", "retrieved", "max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")),

@@ -37,6 +37,9 @@ class ModelConfig:
     ``"empathy-ranker"`` (shipped; trained on EmpatheticDialogues and ESConv: non-commercial use only),
     a folder written by ``finetune.train_ranker``, or ``None`` / ``""`` to choose by the reply checks
     alone (the first candidate without problems).
+    ``cross_ranker``: whether the ranker's cross-encoder (``cross/`` in its folder, when it has one)
+    adds its reading of the conversation and the candidate together to the fit; ``False`` ranks by
+    the bi-encoder alone (faster, and blind to replies that fit the words but not the situation).
     ``crisis_detector``: the learned crisis classifier that joins the rules (see ``bot.crisis_model``):
     ``"crisis-minilm"`` (shipped), a folder written by ``finetune.train_crisis``, or ``None`` / ``""``
     for the rules alone.
@@ -67,6 +70,7 @@ class ModelConfig:
     adapter: str | None = "empathy-lora"
     emotion_classifier: str | None = "goemotions-minilm"
     ranker: str | None = "empathy-ranker"
+    cross_ranker: bool = True
     crisis_detector: str | None = "crisis-minilm"
     reply_pool: str | None = "auto"
     encoder: str = DEFAULT_ENCODER

@@ -26,7 +26,7 @@ from .errors import (BotError, ConversationConflictError, GenerationError, Inval
 from .intent import asks_what_it_is, is_greeting, is_instruction_attack
 from .prompting import PromptBook
 from .reply import DEFAULT_SESSION, Reply  # noqa: F401 - Reply is part of this module's API
-from .replycheck import Candidate, choose, reply_problems
+from .replycheck import Candidate, choose, reply_problems, tells_bad_news
 from .safety import screen_input
 from .store import open_store
 
@@ -342,7 +342,8 @@ class EmpatheticBot:
 
                 self._ranker = self._on_model_thread(ResponseRanker, self.config.model.ranker,
                                                      device=getattr(self.reply_model, "device", "cpu"),
-                                                     cache_dir=self.config.model.cache_dir)
+                                                     cache_dir=self.config.model.cache_dir,
+                                                     cross=self.config.model.cross_ranker)
             return self._ranker
 
     def _warm_up(self) -> None:
@@ -767,6 +768,7 @@ class EmpatheticBot:
             "prompt_ms": (t_prompt - t_emotion) * 1e3,
             "first_token_ms": (t_first - t_prompt) * 1e3,  # generation, checks and choice: the wait for text
             "generate_ms": gen_s * 1e3,
+            "rank_ms": stats.rank_s * 1e3,  # part of first_token_ms
             "total_ms": (t_end - t_queued) * 1e3,
             "prompt_tokens": stats.prompt_tokens,
             "new_tokens": stats.new_tokens,
@@ -859,7 +861,8 @@ class EmpatheticBot:
             except Exception as exc:  # noqa: BLE001 - any model failure becomes one clear error
                 raise GenerationError(f"the reply model failed: {exc}") from exc
             instructions = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-            distressed = is_distressed(state)
+            # sad, afraid or angry as the classifier reads it, or a setback told in glad-sounding words
+            distressed = is_distressed(state) or tells_bad_news(conversation)
             out = []
             for raw, finished in generated:
                 reply = raw.strip() if finished else trim_to_sentence(raw.strip())
@@ -869,7 +872,9 @@ class EmpatheticBot:
             if not at_risk:  # in a possible crisis only the model, guided for it, writes
                 out += self._retrieved(conversation, distressed, {c.text for c in out})
         if len(out) > 1 and self.ranker is not None:
+            started = time.perf_counter()
             self._rank(out, conversation, state)
+            stats.rank_s = time.perf_counter() - started
         if not at_risk and out:  # harm talk that the person never raised
             harmful = self._on_model_thread(self.crisis_detector.harmful_replies, [c.text for c in out])
             for c, bad in zip(out, harmful):
@@ -1001,6 +1006,7 @@ class EmpatheticBot:
                                    if self.emotion_classifier is not None else None),
             "emotion_tracking": "on" if self.emotion_classifier is not None else EmotionState.unavailable().reason,
             "ranker": (getattr(getattr(self._ranker, "resolved", None), "description", repr(self._ranker))
+                       + (" with its cross-encoder" if getattr(self._ranker, "has_cross", False) else "")
                        if self._ranker is not None else (self.config.model.ranker or None)),
             "reply_pool": self._pool_description(),
             "crisis_detector": (str(getattr(self.crisis_detector.classifier, "folder", self.crisis_detector.classifier))

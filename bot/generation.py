@@ -220,6 +220,7 @@ class StreamStats:
     prompt_tokens: int = 0
     new_tokens: int = 0
     generate_s: float = 0.0
+    rank_s: float = 0.0  # scoring the candidates (the ranker; the cross-encoder when it has one)
     stopped: str = "eos"  # "eos", "max_new_tokens" or "cancelled"
 
 

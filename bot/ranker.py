@@ -8,9 +8,13 @@ turn and each candidate once, so scoring N candidates costs N short encoder pass
 context, a reply from another turn of the same conversation, the reply to the most similar other
 context by TF-IDF (fits the words, not the situation), and a reply with the same emotion label.
 
-(A cross-encoder, reading context and reply together, can judge finer fit; on two CPU cores it
-could be trained on a few thousand contexts in the time the bi-encoder sees ten times as many, and it
-started below the untrained encoder. ``finetune.train_ranker`` documents the measurement.)
+A ranker folder may also hold a *cross-encoder* in ``cross/`` (``finetune.train_cross_ranker``): the
+same encoder reading the recent turns and the candidate together in one pass ("[CLS] context [SEP]
+reply [SEP]"), with one output. It was trained as a correction of the bi-encoder (its head started
+at zero), so the fit is the bi-encoder's score plus its output. It sees what an embedding of each
+side apart cannot ("Congratulations!" to "I was passed over for a promotion"); it costs one encoder
+pass per candidate over both texts. ``ResponseRanker(spec, cross=False)`` leaves it off. The reply
+pool is indexed by the bi-encoder alone, so adding or retraining a cross-encoder keeps the pool.
 
 ``ResponseRanker(spec).score(messages, candidates)`` returns one score per candidate. ``spec`` is
 ``"empathy-ranker"`` (shipped with the package; trained on CC BY-NC data, like the reply adapter) or a
@@ -71,6 +75,38 @@ def embed(model, tokenizer, texts: Sequence[str], max_tokens: int, batch_size: i
     return torch.stack(rows)
 
 
+def cross_ids(tokenizer, context: str, reply: str) -> list[int]:
+    """What the cross-encoder reads: [CLS] the context's last tokens [SEP] the reply's first tokens [SEP]."""
+    c = tokenizer(context, add_special_tokens=False)["input_ids"][-MAX_CONTEXT_TOKENS:]
+    r = tokenizer(reply, add_special_tokens=False)["input_ids"][:MAX_REPLY_TOKENS]
+    return [tokenizer.cls_token_id, *c, tokenizer.sep_token_id, *r, tokenizer.sep_token_id]
+
+
+def cross_scores(model, tokenizer, contexts: Sequence[str], replies: Sequence[str], grad: bool = False,
+                 batch_size: int = 32, device="cpu"):
+    """The cross-encoder's output for each (context, reply) pair, in order: a list of floats, or with
+    ``grad`` a tensor that gradients flow through (training)."""
+    import torch
+
+    ids = [cross_ids(tokenizer, c, r) for c, r in zip(contexts, replies)]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = torch.zeros(len(ids))
+    parts = []
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        enc = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+        logits = model(input_ids=enc["input_ids"].to(device),
+                       attention_mask=enc["attention_mask"].to(device)).logits[:, 0].float().cpu()
+        parts.append((idx, logits))
+    if grad:
+        flat = torch.cat([lg for _, lg in parts]) if parts else out
+        where = torch.tensor([i for idx, _ in parts for i in idx], dtype=torch.long)
+        return torch.zeros(len(ids)).index_add(0, where, flat)
+    for idx, logits in parts:
+        out[idx] = logits.detach()
+    return out.tolist()
+
+
 def resolve_ranker(spec: str | None):
     """A ``ResolvedModel`` for the ranker, or None when ranking is off (``None`` / ``""``)."""
     from .resolve import ResolvedModel, _list_files, _resolve_local_or_hub
@@ -111,7 +147,8 @@ def load_encoder(encoder_spec: str):
 class ResponseRanker:
     """Scores candidate replies for fit with the conversation (see the module docstring)."""
 
-    def __init__(self, spec: str = SHIPPED_RANKER, device: str = "cpu", cache_dir: str | None = None):
+    def __init__(self, spec: str = SHIPPED_RANKER, device: str = "cpu", cache_dir: str | None = None,
+                 cross: bool = True):
         import json
 
         self.resolved = resolve_ranker(spec)
@@ -139,6 +176,9 @@ class ResponseRanker:
             self.scale = float(meta.get("scale", 20.0))
             # a fast copy in the model cache after the first load (see bot.fast_encoder; cache_dir "": none)
             self.tokenizer, self.model = load("ranker", folder, cache_dir, device, full)
+            self.cross_model = self.cross_tokenizer = None
+            if cross and (folder / "cross" / "classifier.json").is_file():
+                self.cross_tokenizer, self.cross_model = load_cross(folder / "cross", cache_dir, device)
             fit_file = folder / "emotion_fit.json"
             self.emotion_profile = json.loads(fit_file.read_text()) if fit_file.is_file() else None
         except ModelNotFoundError:
@@ -184,9 +224,37 @@ class ResponseRanker:
     def emotion_weight(self) -> float:
         return float(self.emotion_profile.get("weight", 0.0)) if self.emotion_profile else 0.0
 
+    @property
+    def has_cross(self) -> bool:
+        return self.cross_model is not None
+
     def score_pairs(self, contexts: Sequence[str], replies: Sequence[str]) -> list[float]:
-        """Fit scores for (context, reply) pairs, in order; each distinct text is encoded once."""
-        return score_pairs(self.model, self.tokenizer, contexts, replies, self.scale, self.device)
+        """Fit scores for (context, reply) pairs, in order: the bi-encoder's (each distinct text encoded
+        once), plus the cross-encoder's correction when the ranker has one."""
+        fits = score_pairs(self.model, self.tokenizer, contexts, replies, self.scale, self.device)
+        if self.cross_model is None or not fits:
+            return fits
+        import torch
+
+        with torch.inference_mode():
+            extra = cross_scores(self.cross_model, self.cross_tokenizer, contexts, replies, device=self.device)
+        return [a + b for a, b in zip(fits, extra)]
+
+
+def load_cross(folder: Path, cache_dir: str | None, device: str = "cpu"):
+    """(tokenizer, model) of a ranker's cross-encoder (``cross/``: a one-output mean-pooling classifier
+    saved as its LoRA adapter), through the fast copy in the model cache when there is one."""
+    from .fast_encoder import classifier_meta, load
+
+    def full():
+        from transformers import AutoTokenizer
+
+        from .emotion import _load_model
+
+        model = _load_model(str(folder), True).to(device).eval()
+        return AutoTokenizer.from_pretrained(folder), model, classifier_meta(model)
+
+    return load("cross-ranker", folder, cache_dir, device, full)
 
 
 def score_pairs(model, tokenizer, contexts: Sequence[str], replies: Sequence[str], scale: float = 20.0,

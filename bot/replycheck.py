@@ -22,8 +22,12 @@ them:
 
 * ``advice_before_acknowledgement``: advises before naming the feeling (``bot.advice``);
 * ``cheerful_to_distress``: celebrates ("that's awesome", "congrats", "haha") while the person is sad,
-  afraid or angry;
+  afraid or angry, or has just told of a setback in words that sound glad (``tells_bad_news``: "I got
+  passed over for a promotion", "I didn't get the part", "my car broke down");
 * ``invents_a_loss``: condolences ("sorry for your loss", "rest in peace") where nobody said anyone died;
+* ``misreads_a_loss``: hopes or asks whether someone the person said had died is all right, or
+  whether they died ("My dog died this morning." - "Is he okay now?", "I hope you find him"; "He was
+  run over by a truck." - "Did he die of a natural death?");
 * ``repeats_itself``: says the same sentence twice;
 * ``unfinished``: stops mid-sentence;
 * ``too_short``: fewer than three words;
@@ -43,7 +47,8 @@ from typing import Sequence
 from .advice import read_reply, sentences
 
 NEVER = ("encourages_harm", "method_or_dose", "claims_human", "diagnosis", "insults", "system_prompt_leak", "harm_talk")
-SOFT = ("advice_before_acknowledgement", "cheerful_to_distress", "invents_a_loss", "repeats_itself", "unfinished",
+SOFT = ("advice_before_acknowledgement", "cheerful_to_distress", "invents_a_loss", "misreads_a_loss", "repeats_itself",
+        "unfinished",
         "too_short", "garbled", "shouting")
 
 _I = re.IGNORECASE
@@ -96,6 +101,31 @@ _CHEERFUL = re.compile(
     r"^(?:oh )?(?:that'?s|that is|how|what)(?: (?:so|really|just))? (?:awesome|great|amazing|wonderful|fantastic|"
     r"exciting|cool|fun|lovely|nice|good|brilliant)\b|\bcongrat(?:ulation)?s\b|\b(?:haha|hehe|lol|lmao|rofl|yay|woohoo)\b|"
     r"[😀😃😄😁😆😂🤣😊🥳🎉]|:\)|:D", _I)
+# Setbacks told in words that read as neutral or even glad to an emotion classifier ("I got passed over
+# for a promotion" reads as positive from "promotion"): a cheerful reply to them hurts all the same.
+_BAD_NEWS = re.compile(
+    r"\b(?:passed over|turned down|laid off|let go|kicked out|broken into|broke into|broke up|broken up|dumped|"
+    r"cheated on|stood up|ghosted|evicted|demoted|fired|rejected|robbed|mugged|scammed|burgl[ae]d|stolen|totall?ed|"
+    r"miscarr(?:y|ied|iage)|diagnosed|died|passed away|put (?:down|to sleep))\b|"
+    r"\b(?:didn'?t|did not|never|couldn'?t|could not|won'?t|will not|wasn'?t|was not|weren'?t|not) "
+    r"(?:get|got|getting|make|made|win|won|pass|passed|be (?:chosen|picked|selected|accepted|hired|invited)|"
+    r"(?:chosen|picked|selected|accepted|hired|invited|approved|promoted|admitted))\b|"
+    r"\b(?:lost|failed|flunked|missed|crashed|wrecked|ruined|broke|cancell?ed) (?:my|our|the|his|her|their|a|an)\b|"
+    r"\b(?:my|our|the) \w+ (?:broke down|died|was stolen|got stolen|was cancell?ed|fell through)\b", _I)
+# ...unless it is a relief ("I didn't get hurt", "we weren't fired") or a record broken
+_RELIEF = re.compile(
+    r"\b(?:didn'?t|did not|never|wasn'?t|was not|weren'?t|were not|not) (?:get |got |been |be )?(?:hurt|injured|sick|"
+    r"caught|fired|rejected|robbed|in trouble|a ticket|lost|dumped|laid off|let go|evicted|scammed|stolen|cancell?ed)\b|"
+    r"\bbr(?:oke|eak) (?:my|the|a|our) (?:own |personal |world |school |previous )?records?\b", _I)
+# A death told by the person, and a reply that hopes or asks whether the one who died is all right
+# ("My dog died this morning." - "Is he okay now?").
+_A_DEATH = re.compile(r"\b(?:died|passed away|passed on|put (?:him |her |it )?(?:down|to sleep)|was killed|got killed|"
+                      r"funeral|bury|burying|buried|burial|cremated|is dead|was dead|are dead)\b", _I)
+_ASKS_IF_ALIVE = re.compile(
+    r"\b(?:hope|hoping|hopefully|is|was|are|were|will|did|does) (?:he|she|it|they|your \w+|the \w+|him|her)"
+    r"(?: is| was| were| are| will be| gets?| got)? (?:ok|okay|alright|all right|fine|alive|safe|better|recovering|"
+    r"doing (?:ok|okay|well|better)|going to (?:be|make it)|survive[sd]?|make it|pull(?:s|ed)? through)\b|"
+    r"\b(?:find|found) (?:him|her|it|them)\b|\bget (?:well|better) soon\b|\bdid (?:he|she|it|they) (?:die|pass)\b", _I)
 _LOSS_WORDS = re.compile(
     r"\b(?:sorry (?:for|about) your loss|condolences|rest in peace|\brip\b|passed away|(?:may|might) (?:he|she|they) rest|"
     r"in a better place|lost (?:your|a) (?:loved one|mother|father|mom|dad|friend|child|son|daughter|husband|wife|pet))", _I)
@@ -174,6 +204,14 @@ def _says_it_is_human(reply: str, conversation: Sequence[dict]) -> bool:
     return bool(_ASKS_HUMAN.search(last.replace("\u2019", "'")) and _SAYS_YES.search(reply))
 
 
+def tells_bad_news(conversation: Sequence[dict], turns: int = 3) -> bool:
+    """Whether the person's last ``turns`` messages tell of a setback or a loss in words an emotion
+    classifier may read as neutral or glad ("I got passed over for a promotion", "I didn't get the
+    part", "my car broke down"): a cheerful reply is as wrong there as to a sad message."""
+    said = [m.get("content", "") for m in conversation if m.get("role") == "user"][-turns:]
+    return any(_BAD_NEWS.search(_RELIEF.sub(" ", t.replace("\u2019", "'"))) for t in said)
+
+
 def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bool = False,
                    instructions: str = "", finished: bool = True, at_risk: bool = False) -> tuple[str, ...]:
     """Everything wrong with one candidate reply to ``conversation`` (which ends with the user's
@@ -191,6 +229,9 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
     said = " ".join(m.get("content", "") for m in conversation if m.get("role") == "user")
     if _LOSS_WORDS.search(text) and not _DEATH_IN_CONTEXT.search(said):
         found.append("invents_a_loss")
+    recent = " ".join(m.get("content", "") for m in conversation if m.get("role") == "user")[-2000:]
+    if _ASKS_IF_ALIVE.search(text) and _A_DEATH.search(recent):
+        found.append("misreads_a_loss")
     if _SUICIDE_TALK.search(text) and not at_risk and not _DEATH_IN_CONTEXT.search(said):
         found.append("harm_talk")  # suicide or overdose talk that nobody raised
     sents = [re.sub(r"\W+", " ", s.lower()).strip() for s in sentences(text)]

@@ -200,6 +200,16 @@ def pool_examples(conversations: Iterable) -> Iterator[dict]:
                        "reply": m["content"], "emotion": conv.emotion}
 
 
+def pool_rows_from(root: Path) -> list[dict]:
+    """The pool's rows from the datasets under ``root`` (ED, and ESConv when present), in pool order."""
+    from finetune.dialogue_data import read_empathetic_dialogues, read_esconv
+
+    sources = [read_empathetic_dialogues(root / "empatheticdialogues")]
+    if (root / "esconv").is_dir():
+        sources.append(read_esconv(root / "esconv"))
+    return [r for src in sources for r in pool_examples(src)]
+
+
 def build_pool(data_dir: str | None, ranker, output: str | Path | None = None, cache_dir: str | None = None,
                limit: int | None = None, progress=print) -> Path:
     """Read ED and ESConv train under ``data_dir``, keep the honest replies, embed their contexts with
@@ -207,7 +217,7 @@ def build_pool(data_dir: str | None, ranker, output: str | Path | None = None, c
     import numpy as np
     import torch
 
-    from finetune.dialogue_data import data_root, read_empathetic_dialogues, read_esconv
+    from finetune.dialogue_data import data_root
 
     from .ranker import MAX_CONTEXT_TOKENS, context_text, embed
 
@@ -216,10 +226,7 @@ def build_pool(data_dir: str | None, ranker, output: str | Path | None = None, c
         raise FileNotFoundError("give --data-dir (or set EMPATHETIC_BOT_DATA) with empatheticdialogues/ "
                                 "(and esconv/ if you have it)")
     t0 = time.perf_counter()
-    sources = [read_empathetic_dialogues(root / "empatheticdialogues")]
-    if (root / "esconv").is_dir():
-        sources.append(read_esconv(root / "esconv"))
-    rows = [r for src in sources for r in pool_examples(src)]
+    rows = pool_rows_from(root)
     if limit:
         rows = rows[:limit]
     if not rows:
@@ -313,7 +320,8 @@ def open_pool(spec: str | None, ranker, cache_dir: str | None = None) -> ReplyPo
         raise ModelNotFoundError(f"no reply pool in {folder} (build one with empathetic-bot pool --data-dir DIR "
                                  "--output FOLDER)")
     pool = ReplyPool(folder)
-    if pool.meta.get("ranker_key") != ranker_key(ranker):
+    # the same bi-encoder files under another name (a copy with a cross-encoder added) index it as well
+    if str(pool.meta.get("ranker_key", "")).rsplit("-", 1)[-1] != ranker_key(ranker).rsplit("-", 1)[-1]:
         raise ModelNotFoundError(f"the reply pool in {folder} was built with another ranker "
                                  f"({pool.meta.get('ranker')}); rebuild it for this one")
     return pool

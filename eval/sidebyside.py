@@ -88,7 +88,8 @@ def answer(bot, contexts_file: str | Path, output: str | Path) -> int:
         for k, row in enumerate(rows, 1):
             try:
                 reply = [x for x in bot.respond(row["context"]) if isinstance(x, Reply)][0]
-                row.update(response=reply.text, total_ms=reply.timings.get("total_ms"), reason=reply.reason)
+                row.update(response=reply.text, total_ms=reply.timings.get("total_ms"), reason=reply.reason,
+                           chosen=reply.chosen, candidates=reply.candidates)
             except BotError as exc:
                 row.update(response="", error=str(exc))
             f.write(json.dumps(row, ensure_ascii=False) + "\n")

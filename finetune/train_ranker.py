@@ -138,6 +138,39 @@ def training_lists(examples: list[dict], picked: list[int], seed: int) -> list[t
 
 
 # ---- training ------------------------------------------------------------------------------------------
+def start_run(cfg) -> tuple[float, str | None, Path]:
+    """Seeds, threads and the output folder of a ranker run: (start time, git commit, output folder)."""
+    import torch
+
+    from finetune.train_classifier import git_commit
+
+    t_start, commit = time.time(), git_commit()  # the code that runs, before anything can change it
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out_dir = Path(cfg.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return t_start, commit, out_dir
+
+
+def planned_steps(step_loss, batches, optimizer, total: int, cfg, eval_minutes: float, max_evals: int) -> int:
+    """The steps that fit in ``cfg.max_minutes`` (at most ``total``): a warm-up step, then two timed
+    ones, less the time of the dev evaluations."""
+    t = time.time()
+    for b, batch in enumerate(batches[:3]):
+        if b == 1:
+            t = time.time()
+        step_loss(batch).backward()
+    optimizer.zero_grad(set_to_none=True)
+    per_step = (time.time() - t) / max(len(batches[1:3]), 1) / 60 * 1.1
+    evals = 1 + total // max(cfg.eval_every, 1)
+    total = max(10, min(total, int((cfg.max_minutes - min(evals, max_evals) * eval_minutes) / per_step)))
+    print(f"about {per_step * 60:.2f} s a step: {total} steps planned in {cfg.max_minutes} minutes")
+    return total
+
+
 def train(cfg: RankerConfig) -> dict:
     import torch
     from tqdm.auto import tqdm
@@ -147,17 +180,8 @@ def train(cfg: RankerConfig) -> dict:
     from bot.resolve import resolve_encoder
     from eval.ranking import embedding_scorer, selection_figures, selection_sets, tfidf_scorer
     from finetune.batching import optimizer_step
-    from finetune.train_classifier import git_commit
 
-    t_start, commit = time.time(), git_commit()
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out_dir = Path(cfg.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
+    t_start, commit, out_dir = start_run(cfg)
     train_ex = reply_examples(cfg.data_dir, cfg.sources, ("train",))
     picked = list(range(len(train_ex)))
     random.Random(cfg.seed).shuffle(picked)
@@ -196,14 +220,8 @@ def train(cfg: RankerConfig) -> dict:
     total = steps_per_epoch * cfg.epochs
     if cfg.max_minutes:  # plan the schedule for the steps that fit in the time given
         model.train()
-        t = time.time()
-        for b in range(2):
-            step_loss(lists[b * cfg.batch_size:(b + 1) * cfg.batch_size]).backward()
-        optimizer.zero_grad(set_to_none=True)
-        per_step = (time.time() - t) / 2 / 60 * 1.05
-        evals = 1 + total // max(cfg.eval_every, 1)
-        total = max(10, min(total, int((cfg.max_minutes - min(evals, 8) * 0.25) / per_step)))
-        print(f"about {per_step * 60:.2f} s a step: {total} steps planned in {cfg.max_minutes} minutes")
+        total = planned_steps(step_loss, [lists[b * cfg.batch_size:(b + 1) * cfg.batch_size] for b in range(3)],
+                              optimizer, total, cfg, 0.25, 8)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup * total), total)
     history, best, best_state = [], -1.0, None
     rng = random.Random(cfg.seed)

@@ -51,13 +51,13 @@ def test_every_config_field_is_reachable_from_the_cli():
         "--max-stored-turns", "7", "--crisis-reply", "model", "--backend", "openai", "--gguf-type", "f16", "--threads", "1",
         "--base-url", "http://localhost:8000/v1", "--model", "served", "--store", "memory", "--no-redact",
         "--session-idle-expiry", "60", "--max-live-sessions", "5", "--turn-timeout", "30",
-        "--reply-pool", "none", "--retrieved", "2",
+        "--reply-pool", "none", "--retrieved", "2", "--no-cross-ranker",
     ])
     c = config_from_args(args)
     flat = {f"{s}.{k}": v for s, d in c.to_dict().items() for k, v in d.items()}
     assert flat == {
         "model.base_model": "org/model", "model.adapter": "ad", "model.emotion_classifier": "clf",
-        "model.encoder": "enc", "model.ranker": "rk", "model.crisis_detector": "cd",
+        "model.encoder": "enc", "model.ranker": "rk", "model.cross_ranker": False, "model.crisis_detector": "cd",
         "model.reply_pool": "none", "generation.retrieved": 2, "conversation.risk_turns": 4, "generation.candidates": 3, "model.device": "cpu", "model.dtype": "bfloat16", "model.cache_dir": "",
         "model.backend": "openai", "model.gguf_type": "f16", "model.threads": 1, "model.base_url": "http://localhost:8000/v1",
         "model.served_model": "served", "conversation.store": "memory", "conversation.redact": False,

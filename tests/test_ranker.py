@@ -97,3 +97,67 @@ def test_emotion_fit_prefers_replies_with_the_emotions_listeners_answer_with(tmp
     assert fits[0] > 0.9 > 0.2 > fits[1] and ranker.emotion_weight == 3.0
     ranker.emotion_profile = None
     assert ranker.emotion_fit({"grief": 1.0}, [{"grief": 1.0}]) == [] and ranker.emotion_weight == 0.0
+
+
+def _write_valence_ed(root, n=48):
+    """Conversations that differ in valence (good news / bad news about the same kinds of things),
+    each answered in kind; every fifth conversation is validation."""
+    ed = root / "empatheticdialogues"
+    (ed / "by_emotion_annotated").mkdir(parents=True)
+    (ed / "splits_valid_test").mkdir()
+    valid = []
+    for emotion, said, answer in (("sad", "I failed my {t} test today and I feel awful", "I'm so sorry about the {t}, that hurts."),
+                                  ("joyful", "I passed my {t} test today and I am thrilled", "Congratulations on the {t}, well done!")):
+        with open(ed / "by_emotion_annotated" / f"{emotion}.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["Dialog_ID", "Type", "Actor", "Text"])
+            for i in range(n // 2):
+                t = TOPICS[i % len(TOPICS)]
+                cid = f"hit:{emotion}{i}_conv:{emotion}{i}"
+                w.writerow([cid, "situation", "", said.format(t=t)])
+                w.writerow([cid, "utterance", "speaker", said.format(t=t)])
+                w.writerow([cid, "utterance", "listener", answer.format(t=t)])
+                if i % 5 == 0:
+                    valid.append(cid)
+    for name, ids in (("fixed_valid.csv", valid), ("fixed_test.csv", [])):
+        with open(ed / "splits_valid_test" / name, "w", newline="") as f:
+            csv.writer(f).writerows([["conv_id"], *[[i] for i in ids]])
+
+
+def test_the_cross_encoder_trains_as_a_correction_of_the_bi_encoder_and_reloads_with_it(tmp_path):
+    """A short run on a fixture: the cross-encoder starts at zero (the ranker's scores unchanged), learns
+    a correction, and is saved inside a copy of the ranker that reloads with it (the fit is the
+    bi-encoder's plus the correction, and still prefers the reply in kind) and without it when asked."""
+    import json
+
+    import torch
+
+    from bot.ranker import ResponseRanker, cross_scores
+    from bot.retrieval import build_pool
+    from finetune.train_cross_ranker import main, valence
+
+    assert valence("empatheticdialogues", "devastated") == -1 and valence("empatheticdialogues", "proud") == 1
+    assert valence("esconv", "anxiety") == -1 and valence("empatheticdialogues", "surprised") == 0
+    _write_valence_ed(tmp_path / "data")
+    bi = ResponseRanker()
+    pool = build_pool(str(tmp_path / "data"), bi, tmp_path / "pool", progress=lambda *_: None)
+
+
+    out = tmp_path / "ranker"
+    assert main(["--data-dir", str(tmp_path / "data"), "--pool", str(pool), "--output", str(out), "--batch-size", "4",
+                 "--opposite", "2", "--random-negatives", "1", "--lr", "2e-3", "--head-lr", "2e-2", "--eval-every", "4",
+                 "--dev-contexts", "8", "--threads", "2", "--bf16", "false"]) == 0
+    summary = json.loads((out / "cross" / "run_summary.json").read_text())
+    assert summary["negatives"]["opposite"] > 0 and summary["steps"] >= 8
+    before = summary["ed_valid"]["bi_encoder"]["random"]["recall@1/10"]["value"]
+    assert summary["history"][0]["dev_random_recall@1/10"] == pytest.approx(before)  # starts as the bi-encoder
+    ranker, plain = ResponseRanker(str(out)), ResponseRanker(str(out), cross=False)
+    assert ranker.has_cross and not plain.has_cross
+    conv = [{"role": "user", "content": "I failed my garden test today and I feel awful"}]
+    good, bad = "I'm so sorry about the garden, that hurts.", "Congratulations on the garden, well done!"
+    with torch.inference_mode():
+        correction = cross_scores(ranker.cross_model, ranker.cross_tokenizer, ["Person: " + conv[0]["content"]] * 2,
+                                  [good, bad])
+    assert any(abs(c) > 1e-4 for c in correction)  # it learned something: no longer the zero it started as
+    both, alone = ranker.score(conv, [good, bad]), plain.score(conv, [good, bad])
+    assert both[0] > both[1] and both == pytest.approx([a + c for a, c in zip(alone, correction)], abs=1e-3)

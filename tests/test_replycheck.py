@@ -103,3 +103,37 @@ def test_saying_yes_to_are_you_human_or_playing_a_doctor_is_claiming_to_be_one()
     assert "claims_human" not in reply_problems("I'm an AI, but I'm here and listening. What's on your mind?", asked)
     assert "claims_human" in reply_problems("Hello! I'm Dr. Sarah Miller, nice to meet you. My specialty? Psychology.", SAD)
     assert "claims_human" not in reply_problems("Yes, that sounds exhausting. What happened?", SAD)
+
+
+def test_setbacks_told_in_glad_sounding_words_are_bad_news_and_reliefs_are_not():
+    from bot.replycheck import tells_bad_news
+
+    def said(*texts):
+        return [m for t in texts for m in ({"role": "user", "content": t}, {"role": "assistant", "content": "I see."})]
+
+    for text in ("Recently, I got passed over for a promotion at my job.", "I didn't get the part in the play",
+                 "My car broke down on the way to the interview", "We were not chosen for the grant",
+                 "I lost my wallet at the concert", "They laid off half the team, me included"):
+        assert tells_bad_news(said(text)), text
+    for text in ("I got the job!!!", "I passed my driving test", "I didn't get hurt in the crash, thankfully",
+                 "I broke my personal record today", "I was so worried but I got in"):
+        assert not tells_bad_news(said(text)), text
+    # a loss told a few turns back still counts; one told long before does not
+    assert tells_bad_news(said("My dad died of cancer in 2012.", "I was prepared.", "I hope you never go through it."))
+    assert not tells_bad_news(said("My dad died of cancer in 2012.", "ok", "fine", "and the weather is nice"))
+
+
+def test_asking_whether_someone_who_died_is_all_right_is_passed_over():
+    died = [{"role": "user", "content": "My dog died this morning. I keep looking at his bowl."}]
+    for reply in ("Is he okay now? It could still take some time to find him.", "I hope your dog is okay.",
+                  "I hope he was okay."):
+        assert "misreads_a_loss" in reply_problems(reply, died), reply
+    for reply in ("I'm so sorry. How old was he?", "I hope you are okay."):
+        assert "misreads_a_loss" not in reply_problems(reply, died), reply
+    buried = [{"role": "user", "content": "I recently lost my dog, after 13 years."},
+              {"role": "assistant", "content": "I'm so sorry."},
+              {"role": "user", "content": "It was heart wrenching to bury him."}]
+    assert "misreads_a_loss" in reply_problems("I hope your dog is okay.", buried)
+    assert "misreads_a_loss" in reply_problems("That is horrible. Did he die of a natural death?", died)
+    at_the_vet = [{"role": "user", "content": "My dog is at the vet after a car hit him."}]
+    assert "misreads_a_loss" not in reply_problems("I hope your dog is okay.", at_the_vet)

@@ -131,6 +131,14 @@ def test_a_pool_built_for_another_ranker_or_damaged_is_refused_with_what_to_do(b
         ReplyPool(other)
     assert open_pool("none", ranker) is None and open_pool(None, ranker) is None
     assert open_pool("auto", ranker, cache_dir=str(tmp_path / "empty-cache")) is None
+    # the same bi-encoder under another name (a copy that adds a cross-encoder) reads the pool it indexes
+    import shutil
+
+    from bot.ranker import ResponseRanker
+
+    copy = tmp_path / "my-ranker"
+    shutil.copytree(ranker.resolved.location, copy)
+    assert len(open_pool(str(folder), ResponseRanker(str(copy)))) == len(ReplyPool(folder))
 
 
 def test_the_bot_reads_a_pool_named_in_its_config_and_offers_its_replies(built_pool):
