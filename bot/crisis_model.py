@@ -80,7 +80,7 @@ class CrisisClassifier:
 
     def __init__(self, spec: str = SHIPPED_DETECTOR, device: str = "cpu", max_length: int = 96,
                  cache_dir: str | None = None):
-        from .fast_encoder import classifier_meta, load
+        from .fast_encoder import load
         from .resolve import _resolve_local_or_hub
 
         if spec == SHIPPED_DETECTOR:
@@ -94,15 +94,10 @@ class CrisisClassifier:
             if not resolved.is_local or not (folder / "thresholds.json").is_file():
                 raise ModelNotFoundError(f"the crisis detector {spec!r} is not a folder written by finetune.train_crisis")
         def full():
-            from transformers import AutoTokenizer
+            from .emotion import full_classifier
 
-            from .emotion import _load_model
-
-            tokenizer = AutoTokenizer.from_pretrained(folder)
             settings = json.loads((folder / "classifier.json").read_text()) if (folder / "classifier.json").is_file() else {}
-            tokenizer.truncation_side = settings.get("truncation_side", "right")
-            model = _load_model(str(folder), True).to(device).eval()
-            return tokenizer, model, classifier_meta(model)
+            return full_classifier(str(folder), True, device, settings.get("truncation_side", "right"))
 
         try:
             # a fast copy in the model cache after the first load (see bot.fast_encoder; cache_dir "": none)

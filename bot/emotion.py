@@ -270,6 +270,20 @@ def _load_model(location: str, is_local: bool):
     return cls.from_pretrained(location, dtype=torch.float32)
 
 
+def full_classifier(location: str, is_local: bool, device: str = "cpu", truncation_side: str | None = None):
+    """A classifier through transformers: ``(tokenizer, model, meta)``, the meta that ``bot.fast_encoder``
+    needs to keep a fast copy (None when the model is not one it can hold)."""
+    from transformers import AutoTokenizer
+
+    from .fast_encoder import classifier_meta
+
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    if truncation_side:
+        tokenizer.truncation_side = truncation_side
+    model = _load_model(location, is_local).to(device).eval()
+    return tokenizer, model, classifier_meta(model)
+
+
 def _load_adapter_form(folder: Path, meta: dict):
     """A classifier saved as its LoRA adapter (``classifier.json`` + PEFT files): the encoder it names,
     with the adapter and the trained head merged in."""
@@ -322,12 +336,7 @@ class EmotionClassifier:
             raise ModelNotFoundError(UNAVAILABLE_NO_CLASSIFIER)
 
         def full():
-            from transformers import AutoTokenizer
-
-            from .fast_encoder import classifier_meta
-
-            model = _load_model(resolved.location, resolved.is_local).to(device).eval()
-            return AutoTokenizer.from_pretrained(resolved.location), model, classifier_meta(model)
+            return full_classifier(resolved.location, resolved.is_local, device)
 
         try:
             from .fast_encoder import load

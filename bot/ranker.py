@@ -89,22 +89,16 @@ def cross_scores(model, tokenizer, contexts: Sequence[str], replies: Sequence[st
     import torch
 
     ids = [cross_ids(tokenizer, c, r) for c, r in zip(contexts, replies)]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out = torch.zeros(len(ids))
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # batches of similar length: little padding
     parts = []
     for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        enc = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
-        logits = model(input_ids=enc["input_ids"].to(device),
-                       attention_mask=enc["attention_mask"].to(device)).logits[:, 0].float().cpu()
-        parts.append((idx, logits))
-    if grad:
-        flat = torch.cat([lg for _, lg in parts]) if parts else out
-        where = torch.tensor([i for idx, _ in parts for i in idx], dtype=torch.long)
-        return torch.zeros(len(ids)).index_add(0, where, flat)
-    for idx, logits in parts:
-        out[idx] = logits.detach()
-    return out.tolist()
+        enc = tokenizer.pad({"input_ids": [ids[i] for i in order[s:s + batch_size]]}, return_tensors="pt")
+        parts.append(model(input_ids=enc["input_ids"].to(device),
+                           attention_mask=enc["attention_mask"].to(device)).logits[:, 0].float().cpu())
+    scores = torch.zeros(len(ids))
+    if parts:  # back into the order of the pairs
+        scores = scores.index_add(0, torch.tensor(order, dtype=torch.long), torch.cat(parts))
+    return scores if grad else scores.tolist()
 
 
 def resolve_ranker(spec: str | None):
@@ -244,17 +238,10 @@ class ResponseRanker:
 def load_cross(folder: Path, cache_dir: str | None, device: str = "cpu"):
     """(tokenizer, model) of a ranker's cross-encoder (``cross/``: a one-output mean-pooling classifier
     saved as its LoRA adapter), through the fast copy in the model cache when there is one."""
-    from .fast_encoder import classifier_meta, load
+    from .emotion import full_classifier
+    from .fast_encoder import load
 
-    def full():
-        from transformers import AutoTokenizer
-
-        from .emotion import _load_model
-
-        model = _load_model(str(folder), True).to(device).eval()
-        return AutoTokenizer.from_pretrained(folder), model, classifier_meta(model)
-
-    return load("cross-ranker", folder, cache_dir, device, full)
+    return load("cross-ranker", folder, cache_dir, device, lambda: full_classifier(str(folder), True, device))
 
 
 def score_pairs(model, tokenizer, contexts: Sequence[str], replies: Sequence[str], scale: float = 20.0,

@@ -229,8 +229,7 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
     said = " ".join(m.get("content", "") for m in conversation if m.get("role") == "user")
     if _LOSS_WORDS.search(text) and not _DEATH_IN_CONTEXT.search(said):
         found.append("invents_a_loss")
-    recent = " ".join(m.get("content", "") for m in conversation if m.get("role") == "user")[-2000:]
-    if _ASKS_IF_ALIVE.search(text) and _A_DEATH.search(recent):
+    if _ASKS_IF_ALIVE.search(text) and _A_DEATH.search(said[-2000:]):
         found.append("misreads_a_loss")
     if _SUICIDE_TALK.search(text) and not at_risk and not _DEATH_IN_CONTEXT.search(said):
         found.append("harm_talk")  # suicide or overdose talk that nobody raised

@@ -41,9 +41,8 @@ def selection_sets(examples: Sequence[dict], n_candidates: int, n_contexts: int,
     return out
 
 
-def ranks(sets: Sequence[dict], scorer: Scorer, n: int | None = None) -> np.ndarray:
-    """The rank (1 = first) of the human reply among the first ``n`` candidates of each set. Ties count
-    against the human reply, so a scorer that says nothing scores nothing."""
+def scored_sets(sets: Sequence[dict], scorer: Scorer, n: int | None = None) -> list[np.ndarray]:
+    """The scores of the first ``n`` candidates of each set (one scorer call for all of them)."""
     contexts, replies, bounds = [], [], []
     for s in sets:
         cands = s["candidates"][:n] if n else s["candidates"]
@@ -51,11 +50,18 @@ def ranks(sets: Sequence[dict], scorer: Scorer, n: int | None = None) -> np.ndar
         contexts += [s["context"]] * len(cands)
         replies += cands
     scores = np.asarray(scorer(contexts, replies), dtype=np.float64)
-    out = []
-    for a, b in bounds:
-        sc = scores[a:b]
-        out.append(1 + int((sc[1:] >= sc[0]).sum()))
-    return np.asarray(out)
+    return [scores[a:b] for a, b in bounds]
+
+
+def ranks_of(scores: Sequence[np.ndarray]) -> np.ndarray:
+    """The rank (1 = first) of each set's first candidate, the human reply, among its scores. Ties count
+    against the human reply, so a scorer that says nothing scores nothing."""
+    return np.asarray([1 + int((sc[1:] >= sc[0]).sum()) for sc in scores])
+
+
+def ranks(sets: Sequence[dict], scorer: Scorer, n: int | None = None) -> np.ndarray:
+    """The rank (1 = first) of the human reply among the first ``n`` candidates of each set (see ``ranks_of``)."""
+    return ranks_of(scored_sets(sets, scorer, n))
 
 
 def selection_figures(sets: Sequence[dict], scorer: Scorer, samples: int = 1000, seed: int = 0) -> dict:

@@ -221,6 +221,9 @@ def dev_sets(data_dir: str | None, split: str, pool, ranker, classifier, n: int,
     """ED ``split`` contexts as two kinds of selection set, the human reply first: against 9 random
     replies of the split, and against the replies to the 9 nearest pool conversations (with the
     conversation's valence and how each candidate reads: ``reply_valences``)."""
+    import torch
+
+    from bot.ranker import MAX_CONTEXT_TOKENS, embed
     from eval.ranking import selection_sets
     from finetune.train_ranker import reply_examples
 
@@ -229,10 +232,6 @@ def dev_sets(data_dir: str | None, split: str, pool, ranker, classifier, n: int,
     rng = random.Random(seed + 7)
     picked = rng.sample(range(len(ex)), min(n, len(ex)))
     contexts = [ex[i]["context"] for i in picked]
-    from bot.ranker import MAX_CONTEXT_TOKENS, embed
-
-    import torch
-
     with torch.inference_mode():
         vecs = embed(ranker.model, ranker.tokenizer, contexts, -MAX_CONTEXT_TOKENS).float().numpy()
     near = []
@@ -258,21 +257,11 @@ def pool_figures(sets: list[dict], scorer) -> dict:
     choice reads as the opposite of the conversation's valence (``Congratulations!`` to bad news, "I'm
     so sorry" to good news; contexts of a clear valence only)."""
     from eval.metrics import mean_ci
-    from eval.ranking import ranks
+    from eval.ranking import ranks_of, scored_sets
 
-    r = ranks(sets, scorer, 10)
-    contexts, replies = [], []
-    for s in sets:
-        contexts += [s["context"]] * len(s["candidates"])
-        replies += s["candidates"]
-    scores = np.asarray(scorer(contexts, replies))
-    wrong, at = [], 0
-    for s in sets:
-        k = len(s["candidates"])
-        top = int(np.argmax(scores[at:at + k]))
-        at += k
-        if s["valence"]:
-            wrong.append(float(s["reads"][top] == -s["valence"]))
+    scores = scored_sets(sets, scorer)  # the sets hold 10 candidates each
+    r = ranks_of(scores)
+    wrong = [float(s["reads"][int(np.argmax(sc))] == -s["valence"]) for s, sc in zip(sets, scores) if s["valence"]]
     return {"recall@1/10": mean_ci((r == 1).astype(float)), "opposite_valence_top": mean_ci(np.asarray(wrong)),
             "contexts": len(sets)}
 
