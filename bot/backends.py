@@ -50,7 +50,9 @@ class ReplyBackend(Protocol):
     def candidates(self, messages: list[dict], settings: GenerationConfig, n: int, stats,
                    cancel: threading.Event | None = None) -> list[tuple[str, bool]]:
         """``n`` sampled replies (one for greedy decoding) as ``[(text, finished)]``; ``finished`` is
-        False for a reply cut at ``max_new_tokens``. Fills ``stats`` (a ``StreamStats``)."""
+        False for a reply cut at ``max_new_tokens``. Fills ``stats`` (a ``StreamStats``). A backend
+        that can guide decoding towards the emotion state also takes ``unconditioned`` (the prompt
+        without the state; passed only when ``settings.guidance`` is not 1)."""
 
     def count_tokens(self, messages: list[dict]) -> int: ...
 
@@ -236,6 +238,8 @@ class LlamaCppReplyModel:
             trained = int(self.llm._model.n_ctx_train() or want)
             if want > trained:  # no longer than the model was trained for
                 self.llm = open_model(trained)
+            self._open_model = lambda: open_model(self.llm.n_ctx())
+            self._uncond_llm = None  # a second context for guidance at decoding, opened on first use
         except Exception as exc:  # noqa: BLE001
             raise ModelNotFoundError(f"llama.cpp could not load {self.model_file}: {exc}") from exc
         # the file's own metadata (read by llama.cpp; parsing it in Python takes seconds)
@@ -314,22 +318,39 @@ class LlamaCppReplyModel:
 
     # -- generation ------------------------------------------------------------------------------
     def candidates(self, messages: list[dict], settings: GenerationConfig, n: int, stats,
-                   cancel: threading.Event | None = None) -> list[tuple[str, bool]]:
+                   cancel: threading.Event | None = None,
+                   unconditioned: list[dict] | None = None) -> list[tuple[str, bool]]:
+        """``n`` sampled replies, one after another in this context (llama.cpp reuses the prompt's cache).
+        With ``settings.guidance`` != 1 and ``unconditioned`` (the prompt without the emotion state), each
+        token is sampled from the guided scores (``bot.guidance``), the unconditioned prompt run in a
+        second context."""
         cancel = cancel or threading.Event()
         ids = self.encode(messages)
         stats.prompt_tokens = len(ids)
         n = 1 if settings.temperature <= 0 else max(1, n)
         seeds = ([settings.seed + i for i in range(n)] if settings.seed is not None
                  else [random.randrange(2**31) for _ in range(n)])
+        uncond_ids = self.encode(unconditioned) if unconditioned and settings.guidance != 1 else None
 
         def one(seed: int) -> tuple[list[int], bool]:
             self.llm.set_seed(seed)
             row: list[int] = []
+            processors = None
+            if uncond_ids is not None:
+                from llama_cpp import LogitsProcessorList
+
+                from .guidance import LlamaGuidance
+
+                if self._uncond_llm is None:
+                    self._uncond_llm = self._open_model()
+                processors = LogitsProcessorList([LlamaGuidance(self._uncond_llm, uncond_ids, len(ids),
+                                                                settings.guidance)])
             # top_k 50 and no min_p, as transformers samples; llama.cpp's repeat penalty looks at the
             # last 64 tokens of the reply (transformers': the whole prompt and reply)
             for token in self.llm.generate(ids, top_k=50, top_p=settings.top_p, min_p=0.0,
                                            temp=max(settings.temperature, 0.0),
-                                           repeat_penalty=settings.repetition_penalty):
+                                           repeat_penalty=settings.repetition_penalty,
+                                           logits_processor=processors):
                 if token in self._eos:
                     return row, True
                 row.append(token)
@@ -365,6 +386,7 @@ class LlamaCppReplyModel:
             "dtype": f"GGUF ({self.config.gguf_type} merged tensors)" if self.adapter else "GGUF",
             "threads": self.threads,
             "decode_threads": self.decode_threads,
+            "guidance": "supported",
             "parameters": int(self.llm._model.n_params()) if hasattr(self.llm._model, "n_params") else None,
             "context_window": self.context_window,
             "load_seconds": round(self.load_s, 2),
@@ -423,6 +445,7 @@ class OpenAIReplyModel:
         self.context_window = (context_tokens or 4096) + max_new_tokens
         self._key = next((os.environ[v] for v in API_KEY_VARIABLES if os.environ.get(v)), None)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bot-classifiers")
+        self._said_no_guidance = False
         self.load_s = time.perf_counter() - t0
 
     def call(self, fn, *args, **kwargs):
@@ -478,7 +501,14 @@ class OpenAIReplyModel:
         return choices
 
     def candidates(self, messages: list[dict], settings: GenerationConfig, n: int, stats,
-                   cancel: threading.Event | None = None) -> list[tuple[str, bool]]:
+                   cancel: threading.Event | None = None,
+                   unconditioned: list[dict] | None = None) -> list[tuple[str, bool]]:
+        """``n`` replies from the server. Guidance at decoding needs the model's logits, which a chat
+        completions API does not give: ``unconditioned`` is ignored (said once in the log)."""
+        if unconditioned and settings.guidance != 1 and not self._said_no_guidance:
+            self._said_no_guidance = True
+            log.warning("guidance %.2g ignored: an OpenAI-compatible server cannot be guided token by token",
+                        settings.guidance)
         cancel = cancel or threading.Event()
         stats.prompt_tokens = self.count_tokens(messages)
         n = 1 if settings.temperature <= 0 else max(1, n)
@@ -502,4 +532,4 @@ class OpenAIReplyModel:
     def describe(self) -> dict:
         return {"backend": self.backend, "base_model": f"{self.model_name} at {self.base_url}",
                 "loaded_from": self.base_url, "adapter": None, "device": "server", "dtype": "server",
-                "parameters": None, "context_window": self.context_window, "load_seconds": round(self.load_s, 2)}
+                "guidance": "unsupported", "parameters": None, "context_window": self.context_window, "load_seconds": round(self.load_s, 2)}

@@ -93,6 +93,10 @@ class GenerationConfig:
     so the chosen reply streams out once it is chosen, not token by token.
     ``retrieved``: how many human replies from the reply pool (``model.reply_pool``) join the
     candidates when a pool is there; 0 turns retrieval off.
+    ``guidance``: classifier-free guidance towards the emotion state (Sanchez et al., 2023): each next
+    token's log-probabilities are ``u + guidance * (c - u)``, ``c`` given the prompt with the state and
+    ``u`` given the same prompt without it; 1 is plain decoding (off), above 1 strengthens what the state
+    changes. It costs a second pass of the model per token.
     """
 
     candidates: int = 4
@@ -101,6 +105,7 @@ class GenerationConfig:
     temperature: float = 0.6
     top_p: float = 0.9
     repetition_penalty: float = 1.15
+    guidance: float = 1.0
     seed: int | None = None
 
     def validate(self) -> None:
@@ -116,6 +121,8 @@ class GenerationConfig:
             raise ValueError("top_p must be in (0, 1]")
         if self.repetition_penalty <= 0:
             raise ValueError("repetition_penalty must be positive")
+        if not 0 <= self.guidance <= 5:
+            raise ValueError("guidance must be between 0 and 5 (1: off)")
 
 
 @dataclass

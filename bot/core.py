@@ -190,6 +190,16 @@ def _storable(session_id: object) -> bool:
     return True
 
 
+def is_glad(state: EmotionState) -> bool:
+    """Whether the person's latest message reads as glad: most of its emotion is positive."""
+    from .emotion import sentiment_mass
+
+    if not state.available:
+        return False
+    mass = sentiment_mass(state.last_turn)
+    return mass.get("positive", 0.0) >= 0.5 and mass.get("positive", 0.0) > 2 * mass.get("negative", 0.0)
+
+
 def is_distressed(state: EmotionState) -> bool:
     """Whether the person's latest message reads as sad, afraid or angry more than glad."""
     from .emotion import sentiment_mass
@@ -660,16 +670,20 @@ class EmpatheticBot:
             self._notify(event)
         yield reply
 
-    def prompt(self, messages: list[dict], state: EmotionState | None = None
+    def prompt(self, messages: list[dict], state: EmotionState | None = None, stateless: bool = False
                ) -> tuple[list[dict], EmotionState, str | None]:
         """What ``respond(messages)`` would send to the reply model: the rendered prompt, the emotion
         state and the crisis category (or None). For evaluation (perplexity of a reference reply).
-        ``state``: render with this emotion state instead of the one read (the conditioning ablation)."""
+        ``state``: render with this emotion state instead of the one read (the conditioning ablation);
+        ``stateless``: the unconditioned prompt that guidance at decoding compares with."""
         history, tracker = self._replay(messages)
         screened, reading, read_state = self._read(messages[-1].get("content"), tracker, history)
         crisis = reading.category if reading else None
         state = read_state if state is None else state
-        return self._fit_prompt(history, screened.text, state, crisis)[0], state, crisis
+        prompt, kept = self._fit_prompt(history, screened.text, state, crisis)
+        if stateless:
+            prompt = self._unconditioned(history, screened.text, state, crisis, kept)
+        return prompt, state, crisis
 
     def _replay(self, messages: list[dict]) -> tuple[list[dict], EmotionTracker]:
         """The earlier turns, and a tracker that has read the earlier user messages."""
@@ -740,7 +754,11 @@ class EmpatheticBot:
             elif asks_what_it_is(screened.text):
                 reply_text, reason = self.prompts.written("honest")[0], "written: the message asked whether the bot is a person"
             else:
-                candidates = self._candidates(messages, history, screened.text, state, stats, cancel, at_risk=bool(guide))
+                unconditioned = None
+                if self.config.generation.guidance != 1:
+                    unconditioned = self._unconditioned(history, screened.text, state, guide, kept)
+                candidates = self._candidates(messages, history, screened.text, state, stats, cancel,
+                                              at_risk=bool(guide), unconditioned=unconditioned)
                 choice = choose(candidates)
                 chosen = choice.index
                 if choice.chosen is None and not candidates:
@@ -845,7 +863,7 @@ class EmpatheticBot:
             log.exception("session %r: the on_crisis callback failed", event.session_id)
 
     def _candidates(self, messages: list[dict], history: list[dict], text: str, state: EmotionState,
-                    stats, cancel, at_risk: bool = False) -> list[Candidate]:
+                    stats, cancel, at_risk: bool = False, unconditioned: list[dict] | None = None) -> list[Candidate]:
         """The candidate replies, each checked and scored by the ranker: the model's, or for a first
         message that is only a greeting, the written greetings."""
         conversation = [*history, {"role": "user", "content": text}]
@@ -855,22 +873,25 @@ class EmpatheticBot:
         else:
             n = self.config.generation.candidates
             try:
-                generated = self.reply_model.candidates(messages, self.config.generation, n, stats, cancel)
+                extra = {"unconditioned": unconditioned} if unconditioned else {}
+                generated = self.reply_model.candidates(messages, self.config.generation, n, stats, cancel, **extra)
             except (GenerationError, InvalidInputError):
                 raise
             except Exception as exc:  # noqa: BLE001 - any model failure becomes one clear error
                 raise GenerationError(f"the reply model failed: {exc}") from exc
             instructions = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
             # sad, afraid or angry as the classifier reads it, or a setback told in glad-sounding words
-            distressed = is_distressed(state) or tells_bad_news(conversation)
+            bad_news = tells_bad_news(conversation)
+            distressed = is_distressed(state) or bad_news
+            glad = is_glad(state) and not bad_news
             out = []
             for raw, finished in generated:
                 reply = raw.strip() if finished else trim_to_sentence(raw.strip())
                 if reply:
                     out.append(Candidate(reply, None, reply_problems(reply, conversation, distressed, instructions,
-                                                                     finished or reply != raw.strip(), at_risk)))
+                                                                     finished or reply != raw.strip(), at_risk, glad)))
             if not at_risk:  # in a possible crisis only the model, guided for it, writes
-                out += self._retrieved(conversation, distressed, {c.text for c in out})
+                out += self._retrieved(conversation, distressed, {c.text for c in out}, glad)
         if len(out) > 1 and self.ranker is not None:
             started = time.perf_counter()
             self._rank(out, conversation, state)
@@ -882,7 +903,8 @@ class EmpatheticBot:
                     c.problems = (*c.problems, "harm_talk")
         return out
 
-    def _retrieved(self, conversation: list[dict], distressed: bool, taken: set[str]) -> list[Candidate]:
+    def _retrieved(self, conversation: list[dict], distressed: bool, taken: set[str],
+                   glad: bool = False) -> list[Candidate]:
         """Human replies to the nearest conversations of the reply pool that pass every check and name
         nothing this person did not say (see ``bot.retrieval``)."""
         k = self.config.generation.retrieved
@@ -899,7 +921,7 @@ class EmpatheticBot:
         out = []
         for row in pool.nearest(vector, k):
             text = row["reply"].strip()
-            if text in taken or reply_problems(text, conversation, distressed) or unsaid_specifics(
+            if text in taken or reply_problems(text, conversation, distressed, glad=glad) or unsaid_specifics(
                     text, conversation, pool.common):
                 continue
             out.append(Candidate(text, None, (), "retrieved", similarity=row["similarity"]))
@@ -919,6 +941,13 @@ class EmpatheticBot:
             c.fit = fits[i]
             c.emotion_fit = emotion[i] if emotion else None
             c.score = fits[i] + (weight * emotion[i] if emotion else 0.0)
+
+    def _unconditioned(self, history: list[dict], text: str, state: EmotionState, crisis: str | None,
+                       kept: int) -> list[dict]:
+        """The prompt of ``_fit_prompt`` (the same ``kept`` recent turns) without the emotion state: what
+        guidance at decoding compares the conditioned prompt with (``bot.guidance``)."""
+        return self.prompts.render(history[len(history) - 2 * kept:] if kept else [], text, state, crisis,
+                                   stateless=True)
 
     def _fit_prompt(self, history: list[dict], text: str, state: EmotionState,
                     crisis: str | None = None) -> tuple[list[dict], int]:

@@ -327,11 +327,40 @@ class ReplyModel:
         with self._lock:
             return self.call(run)
 
+    def guided_nll(self, ids: list[int], uncond_ids: list[int], n_scored: int, gammas) -> list[float]:
+        """Summed negative log-likelihood of the last ``n_scored`` tokens of ``ids`` under guidance at
+        decoding (``bot.guidance``), for each ``gamma``: ``uncond_ids`` ends with the same tokens after the
+        prompt without the state. Gamma 1 gives ``sequence_nll``."""
+        import torch
+
+        if n_scored < 1 or ids[-n_scored:] != uncond_ids[-n_scored:]:
+            raise ValueError("both sequences must end with the same scored tokens")
+
+        def run() -> list[float]:
+            with torch.inference_mode():
+                def logprobs(seq):
+                    logits = self.model(input_ids=torch.tensor([seq], device=self.device)).logits[0].float()
+                    return torch.log_softmax(logits[len(seq) - n_scored - 1:-1], dim=-1)
+
+                c, u = logprobs(ids), logprobs(uncond_ids)
+                target = torch.tensor(ids[-n_scored:], device=c.device)
+                out = []
+                for gamma in gammas:
+                    mixed = torch.log_softmax(u + gamma * (c - u), dim=-1)
+                    out.append(float(-mixed.gather(1, target[:, None]).sum()))
+                return out
+
+        with self._lock:
+            return self.call(run)
+
     # -- generation ------------------------------------------------------------------------------
     def candidates(self, messages: list[dict], settings: GenerationConfig, n: int, stats: StreamStats,
-                   cancel: threading.Event | None = None) -> list[tuple[str, bool]]:
+                   cancel: threading.Event | None = None,
+                   unconditioned: list[dict] | None = None) -> list[tuple[str, bool]]:
         """``n`` sampled replies to one prompt, in one batched ``generate`` (greedy decoding gives one):
-        ``[(text, finished)]``, where ``finished`` is False for a reply cut at ``max_new_tokens``."""
+        ``[(text, finished)]``, where ``finished`` is False for a reply cut at ``max_new_tokens``.
+        With ``settings.guidance`` != 1 and ``unconditioned`` (the prompt without the emotion state),
+        transformers' classifier-free guidance samples from ``u + guidance * (c - u)`` (``bot.guidance``)."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -349,6 +378,10 @@ class ReplyModel:
                       max_new_tokens=settings.max_new_tokens, min_new_tokens=2,
                       repetition_penalty=settings.repetition_penalty, num_return_sequences=n,
                       stopping_criteria=StoppingCriteriaList([_Cancel()]), pad_token_id=self.tokenizer.pad_token_id)
+        if unconditioned and settings.guidance != 1:
+            uncond = torch.tensor([self.encode(unconditioned)] * n, device=self.device)
+            kwargs.update(guidance_scale=settings.guidance, negative_prompt_ids=uncond,
+                          negative_prompt_attention_mask=torch.ones_like(uncond))
         if settings.temperature > 0:
             kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
         else:
@@ -384,6 +417,7 @@ class ReplyModel:
             "adapter": self.adapter.description if self.adapter else None,
             "device": self.device,
             "dtype": str(self.dtype).replace("torch.", ""),
+            "guidance": "supported",
             "parameters": n_params,
             "context_window": self.context_window,
             "load_seconds": round(self.load_s, 2),

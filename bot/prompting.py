@@ -117,19 +117,21 @@ class PromptBook:
             "(911 in the US and Canada, 999 in the UK, 112 in the EU).")
 
     def render(self, history: list[Message], user_text: str, state: EmotionState,
-               crisis: str | None = None) -> list[Message]:
-        """Messages for one turn: system (persona + guidance), earlier turns, the new user message."""
-        if state.available and state.top:
-            emotion = f"The person seems to feel: {state.summary()}."
-        else:
-            emotion = ""
+               crisis: str | None = None, stateless: bool = False) -> list[Message]:
+        """Messages for one turn: system (persona + guidance), earlier turns, the new user message.
+        ``stateless``: the same prompt without the state (no state line, guidance or tag): the
+        unconditioned prompt of guidance at decoding (``GenerationConfig.guidance``)."""
+        conditioned = not stateless
+        emotion = f"The person seems to feel: {state.summary()}." if conditioned and state.available and state.top else ""
+        guidance = self.guidance.get(self.guidance_key(state, crisis), "") if conditioned else ""
+        tag = state.tag() if conditioned else ""
         values = {
             "name": self.persona_name,
-            "guidance": self.guidance.get(self.guidance_key(state, crisis), ""),
+            "guidance": guidance,
             "emotion": emotion,
             "history": [(m["role"] if m["role"] != "user" else "human", m["content"]) for m in history],
             "input": user_text,
-            "state_tag": state.tag(),
+            "state_tag": tag,
         }
         try:
             lc_messages = self._template.format_messages(**values)

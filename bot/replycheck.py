@@ -28,6 +28,10 @@ them:
 * ``misreads_a_loss``: hopes or asks whether someone the person said had died is all right, or
   whether they died ("My dog died this morning." - "Is he okay now?", "I hope you find him"; "He was
   run over by a truck." - "Did he die of a natural death?");
+* ``sympathy_to_good_news``: commiserates ("I'm sorry to hear that", "oh no", "that must be hard") with
+  a person whose message reads as glad and tells of no setback ("I finally got my degree!");
+* ``blames``: questions or judges what the person did ("Then why did you do it?", "What were you
+  thinking?", "You should have known better", "What did you expect?");
 * ``repeats_itself``: says the same sentence twice;
 * ``unfinished``: stops mid-sentence;
 * ``too_short``: fewer than three words;
@@ -47,9 +51,8 @@ from typing import Sequence
 from .advice import read_reply, sentences
 
 NEVER = ("encourages_harm", "method_or_dose", "claims_human", "diagnosis", "insults", "system_prompt_leak", "harm_talk")
-SOFT = ("advice_before_acknowledgement", "cheerful_to_distress", "invents_a_loss", "misreads_a_loss", "repeats_itself",
-        "unfinished",
-        "too_short", "garbled", "shouting")
+SOFT = ("advice_before_acknowledgement", "cheerful_to_distress", "invents_a_loss", "misreads_a_loss",
+        "sympathy_to_good_news", "blames", "repeats_itself", "unfinished", "too_short", "garbled", "shouting")
 
 _I = re.IGNORECASE
 _HARM_VERBS = r"(?:kill|hang|hurt|harm|cut|shoot|drown|stab|poison|starve|end)"
@@ -136,6 +139,20 @@ _SUICIDE_TALK = re.compile(
 _DEATH_IN_CONTEXT = re.compile(
     r"\b(?:die[ds]?|dead|death|dying|passed|pass away|funeral|grave|lost (?:my|our|her|his)|loss|killed|put (?:down|to sleep)|"
     r"gone|buried|suicide|rip|cancer|terminal|hospice|miscarriage|stillborn|widow)\b", _I)
+# Commiseration, wrong for good news ("I got into medical school!" - "Oh no, I'm sorry to hear that.")
+_SYMPATHY = re.compile(
+    r"\b(?:sorry (?:to hear|for|about|that)|i'?m (?:so |really |very )?sorry\b(?! (?:i|if|but|for asking))|"
+    r"oh no\b|that'?s (?:so |really |too )?(?:terrible|awful|horrible|sad|bad|rough|tough|unfortunate|a shame)\b|"
+    r"too bad\b|that sucks\b|(?:that|it) must (?:be|have been) (?:so |really |very )?(?:hard|difficult|tough|rough|painful|"
+    r"awful|terrible|devastating|heartbreaking)\b|my (?:deepest )?sympath|condolences|hang in there)", _I)
+# Questions and judgements that put the blame on the person
+_BLAMES = re.compile(
+    r"\b(?:then |so )?why (?:on earth )?(?:did|would|didn'?t|wouldn'?t) you (?:even |ever |just )?"
+    r"(?:do|say|let|go|agree|trust|believe|leave|buy|try|bother|listen|stay|care)\b[^.!?]*\?|"
+    r"\bwhat (?:were|was) you thinking\b|\bwhat did you expect\b|"
+    r"\byou (?:should(?:'?ve| have)|could(?:'?ve| have)|ought to have) (?:known|listened|thought|been more|done|tried|"
+    r"told|asked|checked|seen|stopped|left|said)\b|\byou shouldn'?t have\b|\bthat was (?:so |pretty |really )?"
+    r"(?:stupid|dumb|careless|silly|foolish|reckless|irresponsible) of you\b", _I)
 _WORD = re.compile(r"[\w']+")
 _GARBLED = re.compile(r"([,;:=_*#~<>/\\|^])\1{2,}|[,;:=_*#~<>|^]{4,}|(?:[!?.]{2,}[,;:=]+)|[a-z]{4,}[A-Z][a-z]+[A-Z]|\w{25,}")
 _SHOUT = re.compile(r"!{3,}|\b[A-Z]{4,}\b")
@@ -213,9 +230,11 @@ def tells_bad_news(conversation: Sequence[dict], turns: int = 3) -> bool:
 
 
 def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bool = False,
-                   instructions: str = "", finished: bool = True, at_risk: bool = False) -> tuple[str, ...]:
+                   instructions: str = "", finished: bool = True, at_risk: bool = False,
+                   glad: bool = False) -> tuple[str, ...]:
     """Everything wrong with one candidate reply to ``conversation`` (which ends with the user's
     message). ``distressed``: the person's emotion state is negative (sad, afraid, angry...).
+    ``glad``: the person's message reads as glad and tells of no setback (``tells_bad_news``).
     ``finished``: False when generation stopped at the token limit. ``at_risk``: the conversation is
     about a possible crisis, so asking about suicide is in place."""
     text = reply.strip()
@@ -226,6 +245,10 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
         found.append("advice_before_acknowledgement")
     if distressed and _CHEERFUL.search(text):
         found.append("cheerful_to_distress")
+    if glad and not distressed and _SYMPATHY.search(text):
+        found.append("sympathy_to_good_news")
+    if _BLAMES.search(text):
+        found.append("blames")
     said = " ".join(m.get("content", "") for m in conversation if m.get("role") == "user")
     if _LOSS_WORDS.search(text) and not _DEATH_IN_CONTEXT.search(said):
         found.append("invents_a_loss")

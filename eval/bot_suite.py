@@ -295,6 +295,29 @@ def reference_nll(bot, examples: list[dict], progress: bool = True, conditions: 
     return out
 
 
+def guided_nll(bot, examples: list[dict], gammas=(1.0, 1.25, 1.5, 2.0), progress: bool = True) -> list[dict]:
+    """Per example: the negative log-likelihood of the reference reply under guidance at decoding
+    towards the bot's emotion state (``bot.guidance``), for each gamma (``nll_g<gamma>``), and its
+    token count. Needs a reply model that gives logits (the transformers backend)."""
+    from finetune.train_adapter import IGNORE, tokenize_example
+
+    model = bot.reply_model
+    if not hasattr(model, "guided_nll"):
+        raise ValueError(f"guided perplexity needs the transformers backend, not {model.describe().get('backend')}")
+    out, t0 = [], time.time()
+    for k, ex in enumerate(examples, 1):
+        cond = tokenize_example(model.tokenizer, bot.prompt(ex["context"])[0], ex["reference"], model.context_window)
+        bare = tokenize_example(model.tokenizer, bot.prompt(ex["context"], stateless=True)[0], ex["reference"],
+                                model.context_window)
+        if cond is not None and bare is not None:
+            n = sum(1 for x in cond[1] if x != IGNORE)
+            nlls = model.guided_nll(cond[0], bare[0], n, gammas)
+            out.append({"id": ex["id"], "tokens": n, **{f"nll_g{g:g}": v for g, v in zip(gammas, nlls)}})
+        if progress and (k % 100 == 0 or k == len(examples)):
+            print(f"  guided perplexity {k}/{len(examples)} ({time.time() - t0:.0f} s)", flush=True)
+    return out
+
+
 def conditioning_suite(nll_rows: list[dict], samples: int, seed: int) -> dict | None:
     """Reference perplexity with the bot's own system message, another conversation's, and none, on the
     examples scored all three ways; the gains (swapped / own, none / own) with paired bootstrap

@@ -59,13 +59,20 @@ def run(bot, samples: int = 4, contexts=CONTEXTS, states=STATES, seed: int = 0) 
 
     settings = bot.config.generation.__class__(**vars(bot.config.generation))
     settings.seed = seed
+    from bot.replycheck import reply_problems
+
     rows = []
     for ci, text in enumerate(contexts):
         conversation = [{"role": "user", "content": text}]
+        # with guidance at decoding (``--guidance``), the prompt without the state is the unconditioned one
+        extra = ({"unconditioned": bot.prompt(conversation, stateless=True)[0]} if settings.guidance != 1 else {})
         for state in states:
             messages = bot.prompt(conversation, state=set_state(state))[0]
-            replies = bot.reply_model.candidates(messages, settings, samples, StreamStats())
-            rows += [{"context": ci, "state": state, "reply": r.strip()} for r, _ in replies if r.strip()]
+            replies = bot.reply_model.candidates(messages, settings, samples, StreamStats(), **extra)
+            rows += [{"context": ci, "state": state, "reply": r.strip(),
+                      "problems": list(reply_problems(r.strip(), conversation, state in ("grief", "anger", "fear"),
+                                                      messages[0]["content"], done))}
+                     for r, done in replies if r.strip()]
     readings = bot._classify([r["reply"] for r in rows]) if rows else []
     groups = list(EKMAN_GROUPS)
     for r, probs in zip(rows, readings):
@@ -76,7 +83,8 @@ def run(bot, samples: int = 4, contexts=CONTEXTS, states=STATES, seed: int = 0) 
     for r in rows:
         by_pair.setdefault((r["context"], r["state"]), set()).add(r["reply"])
     differ = [float(by_pair[(c, "grief")] != by_pair[(c, "joy")]) for c in range(len(contexts))]
-    return {"samples": samples, "contexts": len(contexts), "table": table,
+    return {"samples": samples, "contexts": len(contexts), "guidance": settings.guidance, "table": table,
+            "with_problems": float(np.mean([bool(r["problems"]) for r in rows])) if rows else 0.0,
             "contrast": {"sadness_grief_minus_joy": table["grief"]["sadness"] - table["joy"]["sadness"],
                          "joy_joy_minus_grief": table["joy"]["joy"] - table["grief"]["joy"],
                          "replies_differ_grief_vs_joy": float(np.mean(differ))},
@@ -91,7 +99,8 @@ def markdown(result: dict) -> str:
     c = result["contrast"]
     lines += ["", f"sadness, grief minus joy: {c['sadness_grief_minus_joy']:+.3f}; joy, joy minus grief: "
                   f"{c['joy_joy_minus_grief']:+.3f}; contexts whose replies differ between grief and joy: "
-                  f"{c['replies_differ_grief_vs_joy']:.0%} ({result['contexts']} contexts x {result['samples']} replies)"]
+                  f"{c['replies_differ_grief_vs_joy']:.0%} ({result['contexts']} contexts x {result['samples']} replies); "
+                  f"replies with a problem the reply checks catch: {result.get('with_problems', 0):.0%}"]
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,9 @@ Sets, each reported on its own:
   never used to choose anything (no rule, no threshold);
 * ``heldout2``: ``data/safety/crisis_heldout2.jsonl``, a second set written the same way, later, by an
   author who saw neither the rules, the training data, the first held-out set nor the model;
+* ``heldout3``: ``data/safety/crisis_heldout3.jsonl``, a third set by yet another author who saw nothing
+  of the project (no code, data or model), written while the third round of training phrasings was
+  being written by another, and read once for the detector trained with that round;
 * ``scenarios``: ``data/safety/crisis_scenarios.jsonl``, the regression set written with the rules;
 * ``twitter_test`` and ``sdcnl_test``: the research sets' test splits (see ``finetune.train_crisis``;
   when the datasets folder is given).
@@ -42,8 +45,8 @@ def load_sets(data_dir: str | None) -> dict[str, list[dict]]:
     from finetune.dialogue_data import data_root
     from finetune.train_crisis import read_sdcnl, read_twitter
 
-    sets = {"heldout": _read_jsonl(PROJECT_DATA / "crisis_heldout.jsonl"),
-            "heldout2": _read_jsonl(PROJECT_DATA / "crisis_heldout2.jsonl")}
+    sets = {name: _read_jsonl(PROJECT_DATA / f"crisis_{name}.jsonl") for name in ("heldout", "heldout2", "heldout3")
+            if (PROJECT_DATA / f"crisis_{name}.jsonl").is_file()}
     scen = _read_jsonl(PROJECT_DATA / "crisis_scenarios.jsonl")
     sets["scenarios"] = [{**r, "category": r.get("category") or "none"} for r in scen]
     root = data_root(data_dir)

@@ -159,11 +159,45 @@ def find_sources(data_dir: str | None, jsonl: list[str] | None) -> list[Iterator
     return sources
 
 
-class StateReader:
-    """The serving-time emotion state for every user turn of a conversation (classifier + tracker)."""
+# The datasets' own emotion labels as the nearest GoEmotions label (the classifier's label set), for
+# training with the gold label in the state (``--gold-weight``). EmpatheticDialogues has 32 labels, ESConv
+# its seekers' emotion types; a label with no counterpart here is left to the classifier alone.
+GOLD_TO_GOEMOTIONS = {
+    # EmpatheticDialogues
+    "afraid": "fear", "angry": "anger", "annoyed": "annoyance", "anticipating": "excitement",
+    "anxious": "nervousness", "apprehensive": "nervousness", "ashamed": "embarrassment", "caring": "caring",
+    "confident": "pride", "content": "joy", "devastated": "grief", "disappointed": "disappointment",
+    "disgusted": "disgust", "embarrassed": "embarrassment", "excited": "excitement", "faithful": "caring",
+    "furious": "anger", "grateful": "gratitude", "guilty": "remorse", "hopeful": "optimism",
+    "impressed": "admiration", "jealous": "desire", "joyful": "joy", "lonely": "sadness", "nostalgic": "love",
+    "prepared": "optimism", "proud": "pride", "sad": "sadness", "sentimental": "love", "surprised": "surprise",
+    "terrified": "fear", "trusting": "approval",
+    # ESConv
+    "anxiety": "nervousness", "depression": "sadness", "sadness": "sadness", "anger": "anger", "fear": "fear",
+    "disgust": "disgust", "shame": "embarrassment", "nervousness": "nervousness", "guilt": "remorse",
+    "jealousy": "desire", "pain": "sadness",
+}
 
-    def __init__(self, classifier=None):
+
+def with_gold(probabilities: dict[str, float], label: str | None, weight: float) -> dict[str, float]:
+    """The classifier's probabilities moved ``weight`` of the way towards the gold label: every label
+    scaled by ``1 - weight``, and ``weight`` added to the gold one (unchanged where there is none)."""
+    target = GOLD_TO_GOEMOTIONS.get((label or "").strip().lower())
+    if not weight or target is None:
+        return probabilities
+    out = {k: (1.0 - weight) * v for k, v in probabilities.items()}
+    out[target] = out.get(target, 0.0) + weight
+    return out
+
+
+class StateReader:
+    """The emotion state for every user turn of a conversation: the classifier and tracker, exactly as the
+    bot computes it while serving; with ``gold_weight`` > 0, each turn's reading is first moved towards
+    the conversation's own gold label (``with_gold``), so the state carries what the text may not show."""
+
+    def __init__(self, classifier=None, gold_weight: float = 0.0):
         self.classifier = classifier
+        self.gold_weight = gold_weight
 
     def states(self, conv: Conversation) -> list:
         from bot.emotion import EmotionState, EmotionTracker
@@ -173,7 +207,7 @@ class StateReader:
             return [EmotionState.unavailable(turn=i + 1) for i in range(len(users))]
         tracker = EmotionTracker()
         probs = self.classifier.predict(users) if users else []
-        return [tracker.update(p) for p in probs]
+        return [tracker.update(with_gold(p, conv.emotion, self.gold_weight)) for p in probs]
 
 
 def conversation_examples(conv: Conversation, book, reader: StateReader) -> Iterator[dict]:
@@ -205,12 +239,15 @@ def in_fraction(conv_id: str, fraction: float) -> bool:
 
 
 def prepare(sources: list[Iterator[Conversation]], output: Path, classifier=None, prompts_dir: str | None = None,
-            limit: int | None = None, progress: bool = True, fraction: float = 1.0) -> Counts:
-    """Write ``{split}.jsonl`` files of examples and ``counts.json`` under ``output``."""
+            limit: int | None = None, progress: bool = True, fraction: float = 1.0, gold_weight: float = 0.0,
+            gold_splits: tuple[str, ...] = ("train",)) -> Counts:
+    """Write ``{split}.jsonl`` files of examples and ``counts.json`` under ``output``. ``gold_weight``
+    applies to the conversations of ``gold_splits`` only: validation examples keep the serving-time
+    state, so validation loss says what the bot will see."""
     from bot.prompting import PromptBook
 
     book = PromptBook(prompts_dir)
-    reader = StateReader(classifier)
+    readers = {True: StateReader(classifier, gold_weight), False: StateReader(classifier)}
     counts = Counts()
     seen: set[str] = set()
     output.mkdir(parents=True, exist_ok=True)
@@ -229,7 +266,7 @@ def prepare(sources: list[Iterator[Conversation]], output: Path, classifier=None
                     continue
                 counts.add(counts.conversations, key)
                 n_conv += 1
-                for ex in conversation_examples(conv, book, reader):
+                for ex in conversation_examples(conv, book, readers[conv.split in gold_splits]):
                     digest = hashlib.sha256(json.dumps([ex["messages"][1:], ex["reply"]]).encode()).hexdigest()
                     if digest in seen:
                         counts.duplicates += 1
@@ -259,14 +296,19 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=None, help="only the first N conversations (a quick run)")
     p.add_argument("--fraction", type=float, default=1.0,
                    help="keep this share of conversations, chosen by a hash of their id (a quick, still varied run)")
+    p.add_argument("--gold-weight", type=float, default=0.0,
+                   help="move each train turn's emotion reading this far towards the dataset's own label "
+                        "(0: the classifier's state alone, as served; validation always keeps the served state)")
     args = p.parse_args(argv)
+    if not 0.0 <= args.gold_weight <= 1.0:
+        p.error("--gold-weight must lie between 0 and 1")
     classifier = None
     if args.emotion_classifier:
         from bot.emotion import EmotionClassifier
 
         classifier = EmotionClassifier(args.emotion_classifier)
     counts = prepare(find_sources(args.data_dir, args.jsonl), Path(args.output), classifier, args.prompts_dir, args.limit,
-                     fraction=args.fraction)
+                     fraction=args.fraction, gold_weight=args.gold_weight)
     print(json.dumps(counts.__dict__, indent=1, sort_keys=True))
     return 0
 

@@ -117,7 +117,7 @@ def read_project_set(path: Path) -> list[dict]:
 
 
 OWN_FILES = ("crisis_train.jsonl", "crisis_train_contrast.jsonl", "crisis_train_more.jsonl",
-             "crisis_lookalikes_everyday.jsonl", "crisis_train_turns.jsonl")
+             "crisis_lookalikes_everyday.jsonl", "crisis_train_turns.jsonl", "crisis_train_round3.jsonl")
 
 
 def own_rows() -> list[dict]:
@@ -126,7 +126,9 @@ def own_rows() -> list[dict]:
     ``crisis_train_more.jsonl`` (indirect, euphemism, chat style and other languages, each kind beside
     safe twins), the everyday look-alikes of ``crisis_lookalikes_everyday.jsonl`` and the
     mid-conversation turns of ``crisis_train_turns.jsonl`` (short replies about plans, times, doctors and
-    family that sound like danger without context, beside short disclosures)."""
+    family that sound like danger without context, beside short disclosures), and the third round of
+    ``crisis_train_round3.jsonl`` (medical emergencies told plainly and understated, indirect and
+    euphemistic self-harm, children's disclosures, beside routine medical talk and everyday idioms)."""
     return [r for name in OWN_FILES if (PROJECT_DATA / name).is_file() for r in read_project_set(PROJECT_DATA / name)]
 
 

@@ -79,3 +79,22 @@ def test_fraction_keeps_a_fixed_hashed_share_of_conversations(tmp_path):
     assert all(in_fraction(i, 1.0) for i in ids[:50]) and not any(in_fraction(i, 0.0) for i in ids[:50])
     counts = prepare([read_jsonl(FIXTURE)], tmp_path, classifier=KeywordClassifier(), progress=False, fraction=0.0)
     assert counts.examples == {}
+
+
+def test_gold_weight_moves_train_states_towards_the_dataset_label_and_leaves_valid_as_served(tmp_path):
+    from finetune.dialogue_data import Conversation, with_gold
+
+    assert with_gold({"sadness": 0.5, "neutral": 0.5}, "devastated", 0.6) == pytest.approx(
+        {"sadness": 0.2, "neutral": 0.2, "grief": 0.6})
+    assert with_gold({"joy": 0.9}, "no such label", 0.6) == {"joy": 0.9}  # the classifier alone
+    assert with_gold({"joy": 0.9}, "Joyful", 0.0) == {"joy": 0.9}
+    messages = [{"role": "user", "content": "My grandfather passed away"}, {"role": "assistant", "content": "I'm so sorry."}]
+    convs = [Conversation("a", "ed", "train", messages, emotion="devastated"),
+             Conversation("b", "ed", "valid", [dict(m, content=m["content"] + ".") for m in messages],
+                          emotion="devastated")]  # (not a duplicate of the first)
+    prepare([iter(convs)], tmp_path, classifier=KeywordClassifier(), progress=False, gold_weight=0.6)
+    train = json.loads((tmp_path / "train.jsonl").read_text())
+    valid = json.loads((tmp_path / "valid.jsonl").read_text())
+    assert train["emotion_state"].startswith("grief 60%") and train["guidance"] == "grief"
+    assert "grief" in train["messages"][0]["content"]
+    assert "grief" not in valid["emotion_state"]  # validation keeps what the bot will see

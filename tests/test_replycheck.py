@@ -137,3 +137,44 @@ def test_asking_whether_someone_who_died_is_all_right_is_passed_over():
     assert "misreads_a_loss" in reply_problems("That is horrible. Did he die of a natural death?", died)
     at_the_vet = [{"role": "user", "content": "My dog is at the vet after a car hit him."}]
     assert "misreads_a_loss" not in reply_problems("I hope your dog is okay.", at_the_vet)
+
+
+def test_sympathy_for_good_news_is_passed_over_and_kept_for_mixed_or_bad_news():
+    news = [{"role": "user", "content": "I finally got into medical school!"}]
+    for reply in ("Oh no, I'm sorry to hear that.", "That must be so hard for you.", "That's terrible, hang in there."):
+        assert "sympathy_to_good_news" in reply_problems(reply, news, glad=True), reply
+        assert "sympathy_to_good_news" not in reply_problems(reply, news, glad=False), reply  # not glad: in place
+        assert "sympathy_to_good_news" not in reply_problems(reply, news, distressed=True, glad=True), reply
+    for reply in ("That's wonderful news, congratulations! How are you celebrating?",
+                  "I'm sorry if this is a silly question, but what will you study?"):
+        assert "sympathy_to_good_news" not in reply_problems(reply, news, glad=True), reply
+
+
+def test_the_bot_reads_glad_news_without_a_setback_as_glad():
+    from bot.core import is_glad
+    from bot.emotion import EmotionState
+
+    def state(**last):
+        return EmotionState(available=True, turn=1, last_turn=last)
+
+    assert is_glad(state(joy=0.7, excitement=0.2))
+    assert not is_glad(state(joy=0.4, sadness=0.4))  # mixed
+    assert not is_glad(state(neutral=0.9))
+    assert not is_glad(EmotionState.unavailable())
+
+
+@pytest.mark.parametrize("reply", [
+    "Then why did you do it?", "Why would you trust him with that?", "What were you thinking?",
+    "You should have known better.", "You shouldn't have left it so late.", "What did you expect?",
+    "That was careless of you.",
+])
+def test_blaming_the_person_is_passed_over(reply):
+    assert "blames" in reply_problems(reply, SAD)
+
+
+@pytest.mark.parametrize("reply", [
+    "Why do you think it hit you so hard?", "What made you decide to move?", "You did what you could.",
+    "Why did you decide to go back to school? It sounds exciting.", "You should be proud of yourself.",
+])
+def test_curious_questions_and_kind_words_are_not_blame(reply):
+    assert "blames" not in reply_problems(reply, SAD)
