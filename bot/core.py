@@ -190,14 +190,20 @@ def _storable(session_id: object) -> bool:
     return True
 
 
+# The positive labels that mean gladness. GoEmotions' positive group also holds approval ("Yes"),
+# caring ("I need some support"), desire ("I just want things to improve") and optimism, which the
+# classifier gives to people asking for help as often as to good news.
+GLAD_LABELS = ("joy", "excitement", "pride", "relief", "gratitude", "amusement", "admiration", "love")
+
+
 def is_glad(state: EmotionState) -> bool:
-    """Whether the person's latest message reads as glad: most of its emotion is positive."""
+    """Whether the person's latest message reads as glad: joy-like emotion outweighs the negative twice."""
     from .emotion import sentiment_mass
 
     if not state.available:
         return False
-    mass = sentiment_mass(state.last_turn)
-    return mass.get("positive", 0.0) >= 0.5 and mass.get("positive", 0.0) > 2 * mass.get("negative", 0.0)
+    glad = sum(state.last_turn.get(label, 0.0) for label in GLAD_LABELS)
+    return glad >= 0.5 and glad > 2 * sentiment_mass(state.last_turn).get("negative", 0.0)
 
 
 def is_distressed(state: EmotionState) -> bool:

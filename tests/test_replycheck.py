@@ -161,6 +161,23 @@ def test_the_bot_reads_glad_news_without_a_setback_as_glad():
     assert not is_glad(state(joy=0.4, sadness=0.4))  # mixed
     assert not is_glad(state(neutral=0.9))
     assert not is_glad(EmotionState.unavailable())
+    # what the classifier reads in "Yes. I feel like there is no one for me. I think I need some support."
+    assert not is_glad(state(approval=0.46, caring=0.30, sadness=0.19, neutral=0.12))
+    # "it has been such a long year, i am just ready for things to improve"
+    assert not is_glad(state(desire=0.38, optimism=0.25, disappointment=0.19, approval=0.13))
+    assert is_glad(state(gratitude=0.95))  # "Thank you, that helps a lot."
+
+
+@pytest.mark.slow
+def test_a_plea_for_support_after_a_yes_is_not_read_as_good_news():
+    from bot.core import is_glad
+    from bot.emotion import EmotionClassifier, EmotionTracker
+
+    clf = EmotionClassifier("goemotions-minilm")
+    for text, glad in [("Yes. I feel like there is no one for me. I think I need some support.", False),
+                       ("Yes", False), ("I finally got my degree!", True)]:
+        state = EmotionTracker().update(clf.predict([text])[0])
+        assert is_glad(state) is glad, text
 
 
 @pytest.mark.parametrize("reply", [
@@ -178,3 +195,23 @@ def test_blaming_the_person_is_passed_over(reply):
 ])
 def test_curious_questions_and_kind_words_are_not_blame(reply):
     assert "blames" not in reply_problems(reply, SAD)
+
+
+@pytest.mark.slow
+def test_gladness_is_measured_against_the_datasets_own_labels(tmp_path):
+    import csv
+
+    from eval.gladness import gladness
+    from tests.eval_data import ED_DIALOGS, write_empatheticdialogues, write_esconv
+
+    write_empatheticdialogues(tmp_path)
+    write_esconv(tmp_path)
+    splits = tmp_path / "empatheticdialogues" / "splits_valid_test"
+    with open(splits / "fixed_valid.csv", "w", newline="") as f:  # read the tiny set as valid
+        csv.writer(f).writerows([["conv_id"], *[[d[0]] for d in ED_DIALOGS]])
+    (splits / "fixed_test.csv").write_text("conv_id\n")
+    result = gladness(tmp_path, sample=5)
+    assert result["ed_valid_labelled_glad"] == {"n": 1, "read_glad": 1.0}  # "I got the job I wanted, I'm so happy!"
+    assert result["ed_valid_labelled_distress"] == {"n": 3, "read_glad": 0.0}  # a dead dog, a deposit, a storm
+    assert result["esconv_valid_seekers"] == {"n": 2, "read_glad": 0.0}  # "I lost my job.", "I don't know what to do."
+    assert result["esconv_read_glad_sample"] == []
