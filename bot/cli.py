@@ -87,6 +87,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--guidance", type=float, default=d.generation.guidance,
                    help="classifier-free guidance towards the emotion state: 1 off, 1.5-3 stronger "
                         "(a second model pass per token; default: %(default)s)")
+    g.add_argument("--sympathy-bonus", type=float, default=d.generation.sympathy_bonus,
+                   help="added to the ranker score of a sympathetic candidate when the person is distressed "
+                        "(0 off; default: %(default)s)")
     g.add_argument("--seed", type=int, default=d.generation.seed, help="fix sampling for reproducible replies")
     g = p.add_argument_group("conversation")
     g.add_argument("--context-tokens", type=int, default=d.conversation.context_tokens,
@@ -139,7 +142,7 @@ def config_from_args(args: argparse.Namespace) -> BotConfig:
         ("model", ("base_model", "adapter", "emotion_classifier", "ranker", "cross_ranker", "crisis_detector", "reply_pool", "encoder",
                    "device",
                    "dtype", "backend", "gguf_type", "threads", "base_url", "served_model", "cache_dir")),
-        ("generation", ("candidates", "retrieved", "max_new_tokens", "temperature", "top_p", "repetition_penalty", "guidance", "seed")),
+        ("generation", ("candidates", "retrieved", "max_new_tokens", "temperature", "top_p", "repetition_penalty", "guidance", "sympathy_bonus", "seed")),
         ("conversation", ("context_tokens", "max_input_chars", "prompts_dir", "persona_name", "log_conversations",
                           "max_stored_turns", "crisis_reply", "risk_turns", "store", "redact",
                           "session_idle_expiry_s", "max_live_sessions", "turn_timeout_s")),

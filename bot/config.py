@@ -97,6 +97,10 @@ class GenerationConfig:
     token's log-probabilities are ``u + guidance * (c - u)``, ``c`` given the prompt with the state and
     ``u`` given the same prompt without it; 1 is plain decoding (off), above 1 strengthens what the state
     changes. It costs a second pass of the model per token.
+    ``sympathy_bonus``: added to the ranker's score of a candidate that offers sympathy ("I'm sorry to
+    hear that", "that must be hard") when the person is sad, afraid or angry or tells of a setback:
+    among replies that fit about as well, the kind one is shown (0: off; 2 chosen by a blind reading,
+    see docs/replies.md).
     """
 
     candidates: int = 4
@@ -106,6 +110,7 @@ class GenerationConfig:
     top_p: float = 0.9
     repetition_penalty: float = 1.15
     guidance: float = 1.0
+    sympathy_bonus: float = 2.0
     seed: int | None = None
 
     def validate(self) -> None:
@@ -123,6 +128,8 @@ class GenerationConfig:
             raise ValueError("repetition_penalty must be positive")
         if not 0 <= self.guidance <= 5:
             raise ValueError("guidance must be between 0 and 5 (1: off)")
+        if not 0 <= self.sympathy_bonus <= 10:
+            raise ValueError("sympathy_bonus must be between 0 and 10 (0: off)")
 
 
 @dataclass

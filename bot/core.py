@@ -26,7 +26,7 @@ from .errors import (BotError, ConversationConflictError, GenerationError, Inval
 from .intent import asks_what_it_is, is_greeting, is_instruction_attack
 from .prompting import PromptBook
 from .reply import DEFAULT_SESSION, Reply  # noqa: F401 - Reply is part of this module's API
-from .replycheck import Candidate, choose, reply_problems, tells_bad_news
+from .replycheck import Candidate, choose, offers_sympathy, puts_self_down, reply_problems, tells_bad_news
 from .safety import screen_input
 from .store import open_store
 
@@ -876,6 +876,7 @@ class EmpatheticBot:
         if is_greeting(text) and not history:
             # a first hello: the written greetings (warm, and an invitation to talk) are the candidates
             out = [Candidate(g, None, (), "written") for g in self.prompts.written("greeting")]
+            distressed = False
         else:
             n = self.config.generation.candidates
             try:
@@ -886,8 +887,9 @@ class EmpatheticBot:
             except Exception as exc:  # noqa: BLE001 - any model failure becomes one clear error
                 raise GenerationError(f"the reply model failed: {exc}") from exc
             instructions = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-            # sad, afraid or angry as the classifier reads it, or a setback told in glad-sounding words
-            bad_news = tells_bad_news(conversation)
+            # sad, afraid or angry as the classifier reads it, a setback told in glad-sounding words, or
+            # the person running themselves down ("how fat I looked" reads as realization)
+            bad_news = tells_bad_news(conversation) or puts_self_down(conversation)
             distressed = is_distressed(state) or bad_news
             glad = is_glad(state) and not bad_news
             out = []
@@ -901,6 +903,11 @@ class EmpatheticBot:
         if len(out) > 1 and self.ranker is not None:
             started = time.perf_counter()
             self._rank(out, conversation, state)
+            bonus = self.config.generation.sympathy_bonus
+            if bonus and distressed:
+                for c in out:  # the kind one among replies that fit about as well
+                    if c.score is not None and offers_sympathy(c.text):
+                        c.score += bonus
             stats.rank_s = time.perf_counter() - started
         if not at_risk and out:  # harm talk that the person never raised
             harmful = self._on_model_thread(self.crisis_detector.harmful_replies, [c.text for c in out])

@@ -240,3 +240,29 @@ def test_a_cheerful_reply_is_passed_over_when_the_news_is_bad_even_if_the_words_
     assert reply.text.startswith("Oh no") and "cheerful_to_distress" in reply.candidates[0]["problems"]
     bot = make_bot(["Congratulations on the promotion!", "Oh no, I'm sorry you were passed over. How are you feeling?"], n=2)
     assert bot.chat("I got a promotion at work").text.startswith("Congratulations")
+
+
+def test_the_sympathy_bonus_shows_the_kind_reply_among_those_that_fit_about_as_well():
+    # the stand-in ranker counts the words a reply shares with the message: 3 for the question, 1 for the
+    # sympathy ("I'm"), in both messages; only the first tells of distress
+    replies = ["Which exam results came back?", "I'm sorry, that sounds hard."]
+    sad, calm = "The exam results came back and I'm sad", "The exam results came back and I'm home"
+    def with_bonus(bonus=2.5):
+        bot = make_bot(replies, n=2)
+        bot.config.generation.sympathy_bonus = bonus
+        return bot
+
+    assert with_bonus(0.0).chat(sad).text == "Which exam results came back?"  # off
+
+    on = with_bonus().chat(sad)
+    assert on.text == "I'm sorry, that sounds hard."
+    assert on.candidates[1]["score"] == on.candidates[1]["fit"] + 2.5  # the bonus is in the score, not the fit
+    assert with_bonus().chat(calm).text == "Which exam results came back?"  # no distress, no bonus
+
+
+def test_a_person_running_themselves_down_gets_no_cheer_whatever_the_emotion_reads():
+    # the stand-in classifier reads no emotion here; the put-down alone makes cheer a problem
+    reply = make_bot(["That's great, what a look!", "That sounds like a hard moment."], n=2).chat(
+        "I hadn't realized how fat I looked in that dress.")
+    assert reply.text == "That sounds like a hard moment."
+    assert "cheerful_to_distress" in reply.candidates[0]["problems"]

@@ -215,3 +215,57 @@ def test_gladness_is_measured_against_the_datasets_own_labels(tmp_path):
     assert result["ed_valid_labelled_distress"] == {"n": 3, "read_glad": 0.0}  # a dead dog, a deposit, a storm
     assert result["esconv_valid_seekers"] == {"n": 2, "read_glad": 0.0}  # "I lost my job.", "I don't know what to do."
     assert result["esconv_read_glad_sample"] == []
+
+
+@pytest.mark.parametrize("said, reply", [
+    ("But I hadn't realized how fat I looked when i wore it, so I felt bad.", "oh I'm sure you are now! How do you feel about your appearance?"),
+    ("I'm such an idiot for trusting him again.", "Yeah, you are."),
+    ("I feel so useless at work lately.", "I bet you do."),
+    ("Honestly I think I'm a burden to everyone.", "I agree, it must be hard for them."),
+])
+def test_agreeing_with_what_a_person_says_against_themselves_is_passed_over(said, reply):
+    conv = [{"role": "user", "content": said}]
+    assert "agrees_with_a_put_down" in reply_problems(reply, conv)
+
+
+@pytest.mark.parametrize("said, reply", [
+    ("I hadn't realized how fat I looked, so I felt bad.", "That sounds like a painful moment. You are more than how you look."),
+    ("I'm such an idiot for trusting him again.", "You're right to feel hurt, but trusting someone isn't foolish."),
+    ("I got the job and I'm sure I'll be great at it!", "I'm sure you are! Congratulations."),  # no put-down
+    ("I feel useless since my injury.", "That sounds so hard. Do you feel that way often?"),
+])
+def test_kind_replies_to_a_put_down_and_agreement_elsewhere_are_left_alone(said, reply):
+    assert "agrees_with_a_put_down" not in reply_problems(reply, [{"role": "user", "content": said}])
+
+
+@pytest.mark.parametrize("said", [
+    "i was sad to today my partner cheating with me",
+    "My partner ran off with another woman and I simply cannot get over it.",
+    "She left me for my best friend.",
+])
+def test_a_betrayal_is_bad_news_and_cheer_for_it_is_passed_over(said):
+    from bot.replycheck import tells_bad_news
+
+    conv = [{"role": "user", "content": said}]
+    assert tells_bad_news(conv)
+    assert "cheerful_to_distress" in reply_problems("I hope you are happy. I am sure your partner is too!", conv,
+                                                    distressed=True)
+
+
+@pytest.mark.parametrize("reply", [
+    "That is not too bad.", "Well it could be worse. You'll do better next time.", "At least you went to a cheap store.",
+    "It happens to everyone, I stole too.", "Cheer up, it's not the end of the world!",
+])
+def test_making_light_of_distress_is_passed_over(reply):
+    conv = [{"role": "user", "content": "My girlfriend cheated on me with her ex."}]
+    assert "minimizes" in reply_problems(reply, conv, distressed=True)
+    assert "minimizes" not in reply_problems(reply, conv, distressed=False)  # only where the person is distressed
+
+
+@pytest.mark.parametrize("reply", [
+    "That sounds really bad. Do you want to talk about it?", "It must have been worse than I can imagine.",
+    "I'm sorry. At the very least you deserved honesty.", "You don't have to go through this alone.",
+])
+def test_taking_distress_seriously_is_not_minimizing(reply):
+    conv = [{"role": "user", "content": "My girlfriend cheated on me with her ex."}]
+    assert "minimizes" not in reply_problems(reply, conv, distressed=True)
