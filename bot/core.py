@@ -237,7 +237,12 @@ def _reason(c: Candidate, n: int) -> str:
     if n == 1:
         return "the only candidate" + (f" (with: {', '.join(c.problems)})" if c.problems else "")
     why = "no problems found" if not c.problems else f"fewest problems ({', '.join(c.problems)})"
-    score = "" if c.score is None else f", fit {c.score:.2f}"
+    if c.score is None:
+        score = ""
+    elif c.fit is not None and abs(c.score - c.fit) > 1e-9:  # the emotion fit or the sympathy bonus added to it
+        score = f", score {c.score:.2f} (fit {c.fit:.2f})"
+    else:
+        score = f", fit {c.score:.2f}"
     source = "human reply from the pool (to a conversation like this one)" if c.source == "retrieved" else c.source
     return f"{source}, candidate of {n}: {why}{score}"
 

@@ -257,6 +257,7 @@ def test_the_sympathy_bonus_shows_the_kind_reply_among_those_that_fit_about_as_w
     on = with_bonus().chat(sad)
     assert on.text == "I'm sorry, that sounds hard."
     assert on.candidates[1]["score"] == on.candidates[1]["fit"] + 2.5  # the bonus is in the score, not the fit
+    assert on.reason.endswith("score 3.50 (fit 1.00)")
     assert with_bonus().chat(calm).text == "Which exam results came back?"  # no distress, no bonus
 
 
