@@ -283,13 +283,14 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
         found.append("advice_before_acknowledgement")
     if distressed and _CHEERFUL.search(text):
         found.append("cheerful_to_distress")
-    if glad and not distressed and _SYMPATHY.search(text):
+    if glad and not distressed and offers_sympathy(text):
         found.append("sympathy_to_good_news")
     if _BLAMES.search(text):
         found.append("blames")
-    if puts_self_down(conversation) and any(_AGREES.search(s) for s in sentences(text)):
+    parts = sentences(text)
+    if puts_self_down(conversation) and any(_AGREES.search(s) for s in parts):
         found.append("agrees_with_a_put_down")
-    if distressed and any(_MINIMIZES.search(s) for s in sentences(text)):
+    if distressed and any(_MINIMIZES.search(s) for s in parts):
         found.append("minimizes")
     said = " ".join(m.get("content", "") for m in conversation if m.get("role") == "user")
     if _LOSS_WORDS.search(text) and not _DEATH_IN_CONTEXT.search(said):
@@ -298,7 +299,7 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
         found.append("misreads_a_loss")
     if _SUICIDE_TALK.search(text) and not at_risk and not _DEATH_IN_CONTEXT.search(said):
         found.append("harm_talk")  # suicide or overdose talk that nobody raised
-    sents = [re.sub(r"\W+", " ", s.lower()).strip() for s in sentences(text)]
+    sents = [re.sub(r"\W+", " ", s.lower()).strip() for s in parts]
     sents = [s for s in sents if len(s.split()) >= 3]
     if len(sents) != len(set(sents)):
         found.append("repeats_itself")
