@@ -183,6 +183,21 @@ class _ChatTokenizer:
         return {"input_ids": self._backend.llm.tokenize(text.encode("utf-8"), add_bos=add_special_tokens, special=True)}
 
 
+def hold_all_but_last(llm, ids: list[int]) -> None:
+    """Leave ``llm``'s context holding all of ``ids`` but the last token, so that the next ``generate`` or
+    ``eval`` reads that token alone. llama.cpp reads a new prompt in batches, but a prompt its cache
+    already holds only from its last token on; the two give slightly different numbers, enough to change
+    a sampled reply. Read the same way every time, the same seed gives the same reply on the first turn
+    after a start as on any later one."""
+    held = list(llm.input_ids[: llm.n_tokens]) if llm.n_tokens else []
+    same = 0
+    while same < min(len(held), len(ids) - 1) and held[same] == ids[same]:
+        same += 1
+    llm.n_tokens = same  # eval() drops the cache past this point
+    if same < len(ids) - 1:
+        llm.eval(ids[same:-1])
+
+
 class LlamaCppReplyModel:
     """A GGUF model run by llama.cpp on the CPU (see the module's text). Thread-safe for one
     generation at a time per instance."""
@@ -359,6 +374,7 @@ class LlamaCppReplyModel:
             return row, False
 
         def run():
+            hold_all_but_last(self.llm, ids)
             out = []
             for seed in seeds:
                 if cancel.is_set() and out:

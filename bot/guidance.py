@@ -35,14 +35,12 @@ class LlamaGuidance:
 
     def __init__(self, uncond_llm, uncond_ids: list[int], prompt_len: int, gamma: float):
         self.llm, self.prompt_len, self.gamma = uncond_llm, prompt_len, gamma
-        n = len(uncond_ids)
-        # reuse what the context already holds of this prompt (the previous candidate of the same turn)
-        held = list(uncond_llm.input_ids[: uncond_llm.n_tokens]) if uncond_llm.n_tokens else []
-        same = 0
-        while same < min(len(held), n - 1) and held[same] == uncond_ids[same]:
-            same += 1
-        uncond_llm.n_tokens = same  # eval() drops the cache past this point
-        uncond_llm.eval(uncond_ids[same:])
+        from .backends import hold_all_but_last
+
+        # reuse what the context already holds of this prompt (the previous candidate of the same turn),
+        # and read its last token alone, as the conditioned context does
+        hold_all_but_last(uncond_llm, uncond_ids)
+        uncond_llm.eval(uncond_ids[-1:])
         self.fed = 0
 
     def __call__(self, input_ids, logits):

@@ -166,6 +166,8 @@ def test_llama_cpp_candidates_sampling_length_and_cancel(llama_pair):
     first = fast.candidates(MESSAGES, settings, 3, stats)
     assert len(first) == 3 and stats.new_tokens <= 36
     assert fast.candidates(MESSAGES, settings, 3, StreamStats()) == first  # the seed fixes them
+    fast.llm.reset()  # as after a start, nothing cached: the prompt is read afresh, and the same replies come
+    assert fast.candidates(MESSAGES, settings, 3, StreamStats()) == first
     assert all(finished or len(fast.llm.tokenize(t.encode(), add_bos=False)) <= 13 for t, finished in first)
     cancel = threading.Event()
     cancel.set()

@@ -126,10 +126,14 @@ def test_shipping_rounds_to_float16_writes_a_card_and_the_bot_gives_the_same_rep
 
     def reply(adapter):
         config = BotConfig()
+        # the float path: llama.cpp re-quantizes the merged weights (q8_0), where any change to the adapter
+        # may move a weight across a quantization step and flip a near-tie of this few-step adapter
+        config.model.backend = "transformers"
         config.model.adapter = str(adapter)
         config.model.emotion_classifier = None
         config.generation.max_new_tokens = 10
         config.generation.temperature = 0
+        config.generation.retrieved = 0  # the model's own reply, not a pooled human one
         return EmpatheticBot(config).chat("My sister stopped talking to me.").text
 
     assert reply(shipped) == reply(out)  # float16 rounding of the adapter does not change greedy replies here
