@@ -908,11 +908,14 @@ class EmpatheticBot:
         if len(out) > 1 and self.ranker is not None:
             started = time.perf_counter()
             self._rank(out, conversation, state)
-            bonus = self.config.generation.sympathy_bonus
-            if bonus and distressed:
-                for c in out:  # the kind one among replies that fit about as well
-                    if c.score is not None and offers_sympathy(c.text):
-                        c.score += bonus
+            bonus, pooled = self.config.generation.sympathy_bonus, self.config.generation.pool_bonus
+            for c in out:
+                if c.score is None:
+                    continue
+                if bonus and distressed and offers_sympathy(c.text):  # the kind one among those that fit as well
+                    c.score += bonus
+                if pooled and c.source == "retrieved":  # a person's words among those that fit as well
+                    c.score += pooled
             stats.rank_s = time.perf_counter() - started
         if not at_risk and out:  # harm talk that the person never raised
             harmful = self._on_model_thread(self.crisis_detector.harmful_replies, [c.text for c in out])

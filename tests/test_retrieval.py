@@ -63,6 +63,27 @@ def test_a_retrieved_reply_that_fits_better_is_shown_and_the_reply_says_where_it
     assert reply.timings["candidates"] == 2
 
 
+def test_the_pool_bonus_shows_a_human_reply_that_fits_about_as_well_and_no_worse_one():
+    # the stand-in ranker counts the words a reply shares with the message: 3 for the model's reply
+    # ("i", "my", "exam"), 1 for the pooled one ("exam")
+    def reply(bonus, pooled="That exam sounds like a lot of pressure."):
+        bot, _ = make_bot(["I like my exam too."], [pooled], common={"that", "sounds", "like", "a", "lot", "of",
+                                                                      "pressure", "how", "went"})
+        bot.config.generation.pool_bonus = bonus
+        return bot.chat("I have my exam tomorrow")
+
+    assert reply(0.0).text == "I like my exam too."  # off: the better fit
+    on = reply(2.5)
+    assert on.text == "That exam sounds like a lot of pressure."
+    pooled = on.candidates[on.chosen]
+    assert pooled["source"] == "retrieved" and pooled["score"] == pytest.approx(pooled["fit"] + 2.5)
+    assert "human reply from the pool" in on.reason and "(fit 1.00)" in on.reason
+    # a bonus decides between replies that fit about as well, not for one that fits much worse
+    assert reply(1.5).text == "I like my exam too."
+    # and never over a problem: a pooled reply with one never joins, whatever the bonus
+    assert reply(10.0, "Congrats, that's awesome! How it went?").text == "I like my exam too."
+
+
 def test_retrieved_replies_with_problems_or_unsaid_details_never_join():
     bot, _ = make_bot(["That sounds hard."],
                       ["How old was your cat when she died?",  # a detail this person never gave
