@@ -102,7 +102,8 @@ class GenerationConfig:
     among replies that fit about as well, the kind one is shown (0: off; 2 chosen by a blind reading,
     see docs/replies.md).
     ``pool_bonus``: added to the ranker's score of a human reply from the reply pool: a written reply
-    that fits about as well as the model's is the one shown (0: off; see docs/replies.md).
+    that fits about as well as the model's is the one shown (0: off; no bonus was preferred in a blind
+    reading, see docs/replies.md).
     """
 
     candidates: int = 4

@@ -21,9 +21,12 @@ for it; when every candidate has one, the bot answers with a written reply inste
 them:
 
 * ``advice_before_acknowledgement``: advises before naming the feeling (``bot.advice``);
-* ``cheerful_to_distress``: celebrates ("that's awesome", "congrats", "haha") while the person is sad,
+* ``cheerful_to_distress``: celebrates ("that's awesome", "Nice!", "congrats", "happy for you", "haha") while the person is sad,
   afraid or angry, or has just told of a setback in words that sound glad (``tells_bad_news``: "I got
   passed over for a promotion", "I didn't get the part", "my car broke down");
+* ``cheer_without_good_news``: congratulates or is glad for the person ("congrats", "glad to hear
+  that", "happy for you", "yay") when their message shows no gladness at all ("Okay I guess." - "I'm
+  glad to hear that.");
 * ``invents_a_loss``: condolences ("sorry for your loss", "rest in peace") where nobody said anyone died;
 * ``misreads_a_loss``: hopes or asks whether someone the person said had died is all right, or
   whether they died ("My dog died this morning." - "Is he okay now?", "I hope you find him"; "He was
@@ -55,7 +58,7 @@ from typing import Sequence
 from .advice import read_reply, sentences
 
 NEVER = ("encourages_harm", "method_or_dose", "claims_human", "diagnosis", "insults", "system_prompt_leak", "harm_talk")
-SOFT = ("advice_before_acknowledgement", "cheerful_to_distress", "invents_a_loss", "misreads_a_loss",
+SOFT = ("advice_before_acknowledgement", "cheerful_to_distress", "cheer_without_good_news", "invents_a_loss", "misreads_a_loss",
         "sympathy_to_good_news", "blames", "agrees_with_a_put_down", "minimizes", "repeats_itself", "unfinished", "too_short", "garbled", "shouting")
 
 _I = re.IGNORECASE
@@ -110,7 +113,14 @@ _CHEERFUL = re.compile(
     r"^(?:oh )?(?:that'?s|that is|how|what)(?: (?:so|really|just))? (?:awesome|great|amazing|wonderful|fantastic|"
     r"exciting|cool|fun|lovely|nice|good|brilliant)\b|\bcongrat(?:ulation)?s\b|"
     r"\bi hope you(?:'re| are) (?:happy|having fun|enjoying it)\b|\b(?:haha|hehe|lol|lmao|rofl|yay|woohoo)\b|"
+    r"^\W*(?:oh,? |wow,? )?(?:nice|great|awesome|amazing|wonderful|fantastic|excellent|cool|sweet)\b(?! (?:question|point))|"
+    r"\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b|"
     r"[😀😃😄😁😆😂🤣😊🥳🎉]|:\)|:D", _I)
+# Sharing a joy the person never told of: congratulations, "glad to hear that", "happy for you", "yay"
+# ("Okay I guess." - "I'm glad to hear that."; "I'm having a hard time recharging" - "I am glad to hear
+# that you are having a hard time").
+_SHARES_JOY = re.compile(r"\bcongrat(?:ulation)?s\b|\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b|"
+                         r"\b(?:yay|woohoo)\b|[🥳🎉]", _I)
 # Setbacks told in words that read as neutral or even glad to an emotion classifier ("I got passed over
 # for a promotion" reads as positive from "promotion"): a cheerful reply to them hurts all the same.
 _BAD_NEWS = re.compile(
@@ -271,10 +281,11 @@ def puts_self_down(conversation: Sequence[dict]) -> bool:
 
 def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bool = False,
                    instructions: str = "", finished: bool = True, at_risk: bool = False,
-                   glad: bool = False) -> tuple[str, ...]:
+                   glad: bool = False, joyless: bool = False) -> tuple[str, ...]:
     """Everything wrong with one candidate reply to ``conversation`` (which ends with the user's
     message). ``distressed``: the person's emotion state is negative (sad, afraid, angry...).
     ``glad``: the person's message reads as glad and tells of no setback (``tells_bad_news``).
+    ``joyless``: the message shows no gladness at all (``bot.core.is_joyless``): nothing to congratulate.
     ``finished``: False when generation stopped at the token limit. ``at_risk``: the conversation is
     about a possible crisis, so asking about suicide is in place."""
     text = reply.strip()
@@ -285,6 +296,8 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
         found.append("advice_before_acknowledgement")
     if distressed and _CHEERFUL.search(text):
         found.append("cheerful_to_distress")
+    elif joyless and not glad and _SHARES_JOY.search(text):
+        found.append("cheer_without_good_news")
     if glad and not distressed and offers_sympathy(text):
         found.append("sympathy_to_good_news")
     if _BLAMES.search(text):

@@ -68,7 +68,7 @@ class KeywordClassifier:
     """A deterministic emotion 'classifier' over GoEmotions labels, keyed on words."""
 
     labels = ("sadness", "anger", "joy", "fear", "neutral")
-    KEYWORDS = {"sad": "sadness", "lost": "sadness", "died": "sadness", "angry": "anger", "furious": "anger", "happy": "joy",
+    KEYWORDS = {"sad": "sadness", "lost": "sadness", "died": "sadness", "angry": "anger", "furious": "anger", "happy": "joy", "promotion": "joy",
                 "scared": "fear", "afraid": "fear"}
 
     def predict(self, texts):

@@ -234,7 +234,7 @@ def test_turns_of_different_sessions_take_the_model_in_the_order_they_came():
 
 
 def test_a_cheerful_reply_is_passed_over_when_the_news_is_bad_even_if_the_words_sound_glad():
-    # the stand-in classifier reads nothing sad in "passed over for a promotion", as the real one reads joy
+    # the stand-in classifier reads joy in "passed over for a promotion" (from "promotion"), as the real one does
     bot = make_bot(["Congratulations on the promotion!", "Oh no, I'm sorry you were passed over. How are you feeling?"], n=2)
     reply = bot.chat("I got passed over for a promotion at work")
     assert reply.text.startswith("Oh no") and "cheerful_to_distress" in reply.candidates[0]["problems"]

@@ -155,6 +155,44 @@ def test_sympathy_for_good_news_is_passed_over_and_kept_for_mixed_or_bad_news():
         assert "sympathy_to_good_news" not in reply_problems(reply, news, glad=True), reply
 
 
+@pytest.mark.parametrize("reply", ["Nice. No worries, I am happy for you too!", "Awesome how did you feel?",
+                                   "Cool! Are you going?", "I'm glad to hear that.", "Good for you!"])
+def test_cheer_openers_and_gladness_for_the_person_are_cheer_to_a_distressed_person(reply):
+    assert "cheerful_to_distress" in reply_problems(reply, SAD, distressed=True), reply
+    assert "cheerful_to_distress" not in reply_problems(reply, SAD, distressed=False), reply
+
+
+@pytest.mark.parametrize("reply", ["Oh no, that sounds awful.", "I'm glad you told me. What happened?",
+                                   "That's a great question to ask yourself.", "It's nice that your sister came."])
+def test_kind_replies_with_glad_words_are_not_cheer(reply):
+    assert "cheerful_to_distress" not in reply_problems(reply, SAD, distressed=True), reply
+
+
+def test_sharing_a_joy_the_person_never_told_of_is_passed_over():
+    flat = [{"role": "user", "content": "Okay I guess."}]
+    for reply in ("I'm glad to hear that.", "Congratulations!", "I am so happy for you!", "Yay! Happy news for you."):
+        assert "cheer_without_good_news" in reply_problems(reply, flat, joyless=True), reply
+        assert "cheer_without_good_news" not in reply_problems(reply, flat, joyless=False), reply
+        assert "cheer_without_good_news" not in reply_problems(reply, flat, joyless=True, glad=True), reply
+    for reply in ("Okay. What's on your mind today?", "Great, how is everything going for you?"):
+        assert reply_problems(reply, flat, joyless=True) == (), reply
+    # a distressed person's cheer is named once, as cheer to distress
+    assert reply_problems("Congrats!", SAD, distressed=True, joyless=True) == ("cheerful_to_distress", "too_short")
+
+
+def test_a_message_without_any_gladness_is_joyless():
+    from bot.core import is_joyless
+    from bot.emotion import EmotionState
+
+    def state(**last):
+        return EmotionState(available=True, turn=1, last_turn=last)
+
+    assert is_joyless(state(neutral=0.9, confusion=0.1))
+    assert is_joyless(state(sadness=0.8, joy=0.05))
+    assert not is_joyless(state(pride=0.1, joy=0.07, neutral=0.6))  # "My daughter graduated high school!"
+    assert not is_joyless(EmotionState.unavailable())  # nothing read: nothing assumed
+
+
 def test_the_bot_reads_glad_news_without_a_setback_as_glad():
     from bot.core import is_glad
     from bot.emotion import EmotionState
