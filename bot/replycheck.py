@@ -114,7 +114,8 @@ _CHEERFUL = re.compile(
     r"exciting|cool|fun|lovely|nice|good|brilliant)\b|\bcongrat(?:ulation)?s\b|"
     r"\bi hope you(?:'re| are) (?:happy|having fun|enjoying it)\b|\b(?:haha|hehe|lol|lmao|rofl|yay|woohoo)\b|"
     r"^\W*(?:oh,? |wow,? )?(?:nice|great|awesome|amazing|wonderful|fantastic|excellent|cool|sweet)\b(?! (?:question|point))|"
-    r"\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b|"
+    r"\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b|\bgreat (?:day|time|news)\b|"
+    r"\b(?:must be|sounds?|looks?) (?:like )?(?:so |really |very )?(?:exciting|fun|great|awesome|amazing|wonderful|cool|lovely)\b|"
     r"[😀😃😄😁😆😂🤣😊🥳🎉]|:\)|:D", _I)
 # Sharing a joy the person never told of: congratulations, "glad to hear that", "happy for you", "yay"
 # ("Okay I guess." - "I'm glad to hear that."; "I'm having a hard time recharging" - "I am glad to hear
