@@ -90,6 +90,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sympathy-bonus", type=float, default=d.generation.sympathy_bonus,
                    help="added to the ranker score of a sympathetic candidate when the person is distressed "
                         "(0 off; default: %(default)s)")
+    g.add_argument("--question-bonus", type=float, default=d.generation.question_bonus,
+                   help="added to the ranker score of a candidate that ends with a question (0 off; default: %(default)s)")
     g.add_argument("--pool-bonus", type=float, default=d.generation.pool_bonus,
                    help="added to the ranker score of a human reply from the reply pool (0 off; default: %(default)s)")
     g.add_argument("--seed", type=int, default=d.generation.seed, help="fix sampling for reproducible replies")
@@ -144,7 +146,7 @@ def config_from_args(args: argparse.Namespace) -> BotConfig:
         ("model", ("base_model", "adapter", "emotion_classifier", "ranker", "cross_ranker", "crisis_detector", "reply_pool", "encoder",
                    "device",
                    "dtype", "backend", "gguf_type", "threads", "base_url", "served_model", "cache_dir")),
-        ("generation", ("candidates", "retrieved", "max_new_tokens", "temperature", "top_p", "repetition_penalty", "guidance", "sympathy_bonus", "pool_bonus", "seed")),
+        ("generation", ("candidates", "retrieved", "max_new_tokens", "temperature", "top_p", "repetition_penalty", "guidance", "sympathy_bonus", "question_bonus", "pool_bonus", "seed")),
         ("conversation", ("context_tokens", "max_input_chars", "prompts_dir", "persona_name", "log_conversations",
                           "max_stored_turns", "crisis_reply", "risk_turns", "store", "redact",
                           "session_idle_expiry_s", "max_live_sessions", "turn_timeout_s")),

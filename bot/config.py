@@ -101,6 +101,9 @@ class GenerationConfig:
     hear that", "that must be hard") when the person is sad, afraid or angry or tells of a setback:
     among replies that fit about as well, the kind one is shown (0: off; 2 chosen by a blind reading,
     see docs/replies.md).
+    ``question_bonus``: added to the ranker's score of a candidate that ends with a question: among
+    replies that fit about as well, the one that asks the person something is shown (0: off; 2 chosen
+    by a blind reading, see docs/replies.md).
     ``pool_bonus``: added to the ranker's score of a human reply from the reply pool: a written reply
     that fits about as well as the model's is the one shown (0: off; no bonus was preferred in a blind
     reading, see docs/replies.md).
@@ -114,6 +117,7 @@ class GenerationConfig:
     repetition_penalty: float = 1.15
     guidance: float = 1.0
     sympathy_bonus: float = 2.0
+    question_bonus: float = 2.0
     pool_bonus: float = 0.0
     seed: int | None = None
 
@@ -134,6 +138,8 @@ class GenerationConfig:
             raise ValueError("guidance must be between 0 and 5 (1: off)")
         if not 0 <= self.sympathy_bonus <= 10:
             raise ValueError("sympathy_bonus must be between 0 and 10 (0: off)")
+        if not 0 <= self.question_bonus <= 10:
+            raise ValueError("question_bonus must be between 0 and 10 (0: off)")
         if not 0 <= self.pool_bonus <= 10:
             raise ValueError("pool_bonus must be between 0 and 10 (0: off)")
 

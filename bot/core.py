@@ -26,7 +26,7 @@ from .errors import (BotError, ConversationConflictError, GenerationError, Inval
 from .intent import asks_what_it_is, is_greeting, is_instruction_attack
 from .prompting import PromptBook
 from .reply import DEFAULT_SESSION, Reply  # noqa: F401 - Reply is part of this module's API
-from .replycheck import Candidate, choose, offers_sympathy, puts_self_down, reply_problems, tells_bad_news
+from .replycheck import Candidate, asks_a_question, choose, offers_sympathy, puts_self_down, reply_problems, tells_bad_news
 from .safety import screen_input
 from .store import open_store
 
@@ -925,12 +925,15 @@ class EmpatheticBot:
         if len(out) > 1 and self.ranker is not None:
             started = time.perf_counter()
             self._rank(out, conversation, state)
-            bonus, pooled = self.config.generation.sympathy_bonus, self.config.generation.pool_bonus
+            g = self.config.generation
+            bonus, asking, pooled = g.sympathy_bonus, g.question_bonus, g.pool_bonus
             for c in out:
                 if c.score is None:
                     continue
                 if bonus and distressed and offers_sympathy(c.text):  # the kind one among those that fit as well
                     c.score += bonus
+                if asking and asks_a_question(c.text):  # one that asks the person, among those that fit as well
+                    c.score += asking
                 if pooled and c.source == "retrieved":  # a person's words among those that fit as well
                     c.score += pooled
             stats.rank_s = time.perf_counter() - started

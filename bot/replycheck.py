@@ -117,11 +117,12 @@ _CHEERFUL = re.compile(
     r"\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b|\bgreat (?:day|time|news)\b|"
     r"\b(?:must be|sounds?|looks?) (?:like )?(?:so |really |very )?(?:exciting|fun|great|awesome|amazing|wonderful|cool|lovely)\b|"
     r"[😀😃😄😁😆😂🤣😊🥳🎉]|:\)|:D", _I)
-# Sharing a joy the person never told of: congratulations, "glad to hear that", "happy for you", "yay"
-# ("Okay I guess." - "I'm glad to hear that."; "I'm having a hard time recharging" - "I am glad to hear
-# that you are having a hard time").
+# Sharing a joy the person never told of: congratulations, "glad to hear that", "happy for you", "yay",
+# a "Nice!" or "Awesome" to open ("Okay I guess." - "I'm glad to hear that." / "Awesome, how are you
+# doing?"; "I'm having a hard time recharging" - "I am glad to hear that you are having a hard time").
 _SHARES_JOY = re.compile(r"\bcongrat(?:ulation)?s\b|\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b|"
-                         r"\b(?:yay|woohoo)\b|[🥳🎉]", _I)
+                         r"\b(?:yay|woohoo|hooray)\b|[🥳🎉]|^\W*(?:oh,? |wow,? )?(?:nice|great|awesome|amazing|wonderful|"
+                         r"fantastic|excellent|cool|sweet)\b(?! (?:question|point))", _I)
 # Setbacks told in words that read as neutral or even glad to an emotion classifier ("I got passed over
 # for a promotion" reads as positive from "promotion"): a cheerful reply to them hurts all the same.
 _BAD_NEWS = re.compile(
@@ -169,6 +170,14 @@ _SYMPATHY = re.compile(
 def offers_sympathy(reply: str) -> bool:
     """Whether a reply commiserates: "I'm sorry to hear that", "oh no", "that must be hard"."""
     return bool(_SYMPATHY.search(reply.replace("\u2019", "'")))
+
+
+_ASKS = re.compile(r"\?[\"'”’)\]]*\s*$")
+
+
+def asks_a_question(reply: str) -> bool:
+    """Whether a reply ends by asking the person something ("...How are you holding up?")."""
+    return bool(_ASKS.search(reply))
 
 
 # Questions and judgements that put the blame on the person

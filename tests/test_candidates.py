@@ -2,6 +2,8 @@
 
 import logging
 
+import pytest
+
 from bot import BotConfig, EmpatheticBot
 from bot.crisis_model import CrisisDetector
 
@@ -250,6 +252,7 @@ def test_the_sympathy_bonus_shows_the_kind_reply_among_those_that_fit_about_as_w
     def with_bonus(bonus=2.5):
         bot = make_bot(replies, n=2)
         bot.config.generation.sympathy_bonus = bonus
+        bot.config.generation.question_bonus = 0.0  # the sympathy bonus alone
         return bot
 
     assert with_bonus(0.0).chat(sad).text == "Which exam results came back?"  # off
@@ -259,6 +262,22 @@ def test_the_sympathy_bonus_shows_the_kind_reply_among_those_that_fit_about_as_w
     assert on.candidates[1]["score"] == on.candidates[1]["fit"] + 2.5  # the bonus is in the score, not the fit
     assert on.reason.endswith("score 3.50 (fit 1.00)")
     assert with_bonus().chat(calm).text == "Which exam results came back?"  # no distress, no bonus
+
+
+def test_the_question_bonus_shows_the_reply_that_asks_among_those_that_fit_about_as_well():
+    # the stand-in ranker counts the words a reply shares with the message: 3 for the statement
+    # ("the", "exam", "results"), 2 for the question ("the", "exam")
+    replies = ["The exam results are in.", "How do you feel about the exam results?"]
+    def bot(bonus):
+        b = make_bot(replies, n=2)
+        b.config.generation.question_bonus = bonus
+        return b
+
+    assert bot(0.0).chat("The exam results came back").text == "The exam results are in."  # off
+    on = bot(2.0).chat("The exam results came back")
+    assert on.text == "How do you feel about the exam results?"
+    assert on.candidates[1]["score"] == pytest.approx(on.candidates[1]["fit"] + 2.0)
+    assert bot(0.5).chat("The exam results came back").text == "The exam results are in."  # fits worse by more
 
 
 def test_a_person_running_themselves_down_gets_no_cheer_whatever_the_emotion_reads():

@@ -46,7 +46,7 @@ def test_every_config_field_is_reachable_from_the_cli():
     args = build_parser().parse_args([
         "chat", "--base-model", "org/model", "--adapter", "ad", "--emotion-classifier", "clf", "--encoder", "enc",
         "--device", "cpu", "--dtype", "bfloat16", "--cache-dir", "", "--ranker", "rk", "--crisis-detector", "cd", "--risk-turns", "4", "--candidates", "3", "--max-new-tokens", "9", "--temperature", "0",
-        "--top-p", "0.5", "--repetition-penalty", "1.3", "--guidance", "1.5", "--sympathy-bonus", "3", "--pool-bonus", "1.5", "--seed", "3", "--context-tokens", "512",
+        "--top-p", "0.5", "--repetition-penalty", "1.3", "--guidance", "1.5", "--sympathy-bonus", "3", "--question-bonus", "0.5", "--pool-bonus", "1.5", "--seed", "3", "--context-tokens", "512",
         "--max-input-chars", "100", "--prompts-dir", "p", "--persona-name", "Kai", "--log-conversations",
         "--max-stored-turns", "7", "--crisis-reply", "model", "--backend", "openai", "--gguf-type", "f16", "--threads", "1",
         "--base-url", "http://localhost:8000/v1", "--model", "served", "--store", "memory", "--no-redact",
@@ -63,7 +63,7 @@ def test_every_config_field_is_reachable_from_the_cli():
         "model.served_model": "served", "conversation.store": "memory", "conversation.redact": False,
         "conversation.session_idle_expiry_s": 60.0, "conversation.max_live_sessions": 5,
         "conversation.turn_timeout_s": 30.0, "generation.max_new_tokens": 9, "generation.temperature": 0.0, "generation.top_p": 0.5,
-        "generation.repetition_penalty": 1.3, "generation.guidance": 1.5, "generation.sympathy_bonus": 3.0, "generation.pool_bonus": 1.5, "generation.seed": 3, "conversation.context_tokens": 512,
+        "generation.repetition_penalty": 1.3, "generation.guidance": 1.5, "generation.sympathy_bonus": 3.0, "generation.question_bonus": 0.5, "generation.pool_bonus": 1.5, "generation.seed": 3, "conversation.context_tokens": 512,
         "conversation.max_input_chars": 100, "conversation.prompts_dir": "p", "conversation.persona_name": "Kai",
         "conversation.log_conversations": True, "conversation.max_stored_turns": 7,
         "conversation.crisis_reply": "model",

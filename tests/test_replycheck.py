@@ -173,11 +173,12 @@ def test_kind_replies_with_glad_words_are_not_cheer(reply):
 
 def test_sharing_a_joy_the_person_never_told_of_is_passed_over():
     flat = [{"role": "user", "content": "Okay I guess."}]
-    for reply in ("I'm glad to hear that.", "Congratulations!", "I am so happy for you!", "Yay! Happy news for you."):
+    for reply in ("I'm glad to hear that.", "Congratulations!", "I am so happy for you!", "Yay! Happy news for you.",
+                  "Awesome how are you doing?"):
         assert "cheer_without_good_news" in reply_problems(reply, flat, joyless=True), reply
         assert "cheer_without_good_news" not in reply_problems(reply, flat, joyless=False), reply
         assert "cheer_without_good_news" not in reply_problems(reply, flat, joyless=True, glad=True), reply
-    for reply in ("Okay. What's on your mind today?", "Great, how is everything going for you?"):
+    for reply in ("Okay. What's on your mind today?", "That's a great question. How are things going for you?"):
         assert reply_problems(reply, flat, joyless=True) == (), reply
     # a distressed person's cheer is named once, as cheer to distress
     assert reply_problems("Congrats!", SAD, distressed=True, joyless=True) == ("cheerful_to_distress", "too_short")
@@ -194,6 +195,15 @@ def test_a_message_without_any_gladness_is_joyless():
     assert is_joyless(state(sadness=0.8, joy=0.05))
     assert not is_joyless(state(pride=0.1, joy=0.07, neutral=0.6))  # "My daughter graduated high school!"
     assert not is_joyless(EmotionState.unavailable())  # nothing read: nothing assumed
+
+
+def test_a_reply_that_ends_by_asking_asks_a_question():
+    from bot.replycheck import asks_a_question
+
+    for reply in ("That sounds hard. How are you holding up?", 'Did she say "why?"', "What happened? ", "Really?)"):
+        assert asks_a_question(reply), reply
+    for reply in ("What a day. I'm sorry.", "I wonder why.", ""):
+        assert not asks_a_question(reply), reply
 
 
 def test_the_bot_reads_glad_news_without_a_setback_as_glad():
