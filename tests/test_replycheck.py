@@ -206,6 +206,23 @@ def test_a_reply_that_ends_by_asking_asks_a_question():
         assert not asks_a_question(reply), reply
 
 
+@pytest.mark.parametrize("reply", [
+    "I have a boss who is very good at getting people to do things.", "I would not drive around with my cat!",
+    "I live right down the road too.", "I've been to flower festivals before.", "I lost my dog last year too.",
+    "When I was a kid the same thing happened to me.", "I have a few close friends who went through that.",
+])
+def test_a_life_the_bot_does_not_have_is_passed_over(reply):
+    assert "tells_own_life" in reply_problems(reply, SAD), reply
+
+
+@pytest.mark.parametrize("reply", [
+    "Have you talked to your boss about it?", "I have a feeling you did your best.", "My condolences.",
+    "I would be upset too. How is your cat now?", "I hope your family is there for you.",
+])
+def test_talk_of_the_persons_life_is_not_the_bots(reply):
+    assert "tells_own_life" not in reply_problems(reply, SAD), reply
+
+
 def test_the_bot_reads_glad_news_without_a_setback_as_glad():
     from bot.core import is_glad
     from bot.emotion import EmotionState
