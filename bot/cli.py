@@ -2,7 +2,7 @@
 
     empathetic-bot chat                 # talk in the terminal (streaming)
     empathetic-bot ui                   # the Gradio web UI on http://127.0.0.1:7860
-    empathetic-bot info                 # which models, files, device and dtype would be used
+    empathetic-bot info                 # which models and files would be used (--load: load and measure)
     empathetic-bot bench                # cold start, memory, time to first token, tokens/s
     empathetic-bot bench --concurrent 20   # 20 users talking to the service at once (bot.loadtest)
 
@@ -99,8 +99,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--context-tokens", type=int, default=d.conversation.context_tokens,
                    help="token budget of one prompt; oldest turns are dropped to fit")
     g.add_argument("--max-input-chars", type=int, default=d.conversation.max_input_chars)
-    g.add_argument("--prompts-dir", default=d.conversation.prompts_dir, help="your own copy of prompts/")
-    g.add_argument("--persona-name", default=d.conversation.persona_name)
+    g.add_argument("--prompts-dir", default=d.conversation.prompts_dir, help="your own copy of prompts/ (default: the shipped prompts/)")
+    g.add_argument("--persona-name", default=d.conversation.persona_name, help="the name the bot goes by")
     g.add_argument("--log-conversations", action="store_true", help="log message text at DEBUG level")
     g.add_argument("--max-stored-turns", type=int, default=d.conversation.max_stored_turns,
                    help="exchanges a session keeps (older ones are forgotten)")
@@ -139,6 +139,24 @@ def _rate(text: str):
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
+
+def _show_defaults(p: argparse.ArgumentParser) -> None:
+    """Every option that sets a config field says its default in its help, read from the config
+    dataclasses (through the option's own default), unless its help already tells it in words."""
+    for action in p._actions:  # argparse keeps no public list of a parser's options
+        if not action.option_strings or action.help == argparse.SUPPRESS or action.dest in ("help", "verbose"):
+            continue
+        text = action.help or ""
+        if "default" in text:
+            continue
+        value = action.default
+        if isinstance(value, bool):
+            shown = "on" if value else "off"
+        elif value is None or value == "":
+            shown = "none"
+        else:
+            shown = str(value).replace("%", "%%")
+        action.help = (text + " " if text else "") + f"(default: {shown})"
 
 def config_from_args(args: argparse.Namespace) -> BotConfig:
     c = BotConfig()
@@ -189,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show the resolved models, files, device and dtype")
     _add_model_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--no-load", action="store_true", help="resolve files only; do not load the models")
+    p.add_argument("--load", action="store_true",
+                   help="load the models and report the backend's device, dtype, parameters and load time (a few seconds)")
+    p.add_argument("--no-load", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for scripts
     p = sub.add_parser("eval", help="run evaluation suites and write a report", description=EVAL_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suites", nargs="*", metavar="SUITE",
@@ -247,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delete these kinds (gguf, merged, llama-cpp, reply-pool, epitome-scorer), or all of them when none is named; "
                         "each is rebuilt when next needed")
     p.add_argument("-v", "--verbose", action="count", default=0)
+    for command in sub.choices.values():
+        _show_defaults(command)
     return parser
 
 
@@ -346,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   max_waiting=args.max_waiting, rate_per_key=args.rate_per_key, rate_per_session=args.rate_per_session)
             return 0
         if args.command == "info":
-            return run_info(config, as_json=args.json, load=not args.no_load)
+            return run_info(config, as_json=args.json, load=args.load and not args.no_load)
         if args.command == "bench" and args.concurrent is not None:
             from .loadtest import run_load
 
@@ -474,6 +496,8 @@ def run_info(config: BotConfig, as_json: bool = False, load: bool = True) -> int
         from .retrieval import describe_cached_pool
 
         report["reply_pool"] = describe_cached_pool(m.ranker, m.cache_dir)
+    if not load:
+        report["plan"] = _planned(config)
     if load:
         from .core import EmpatheticBot
 
@@ -495,6 +519,10 @@ def run_info(config: BotConfig, as_json: bool = False, load: bool = True) -> int
         print(f"emotion tracking: {report['emotion_tracking']}")
     if "reply_pool" in report:
         print(f"reply pool: {report['reply_pool']}")
+    if not load:
+        for key, value in report["plan"].items():
+            print(f"{key.replace('_', ' ')}: {value}")
+        print("(add --load to load the models and measure: device, dtype, parameters, load time)")
     if load:
         rm = report["loaded"]["reply_model"]
         print(f"backend: {rm.get('backend', 'custom')}" + (f"  threads: {rm['threads']}" if rm.get("threads") else ""))
@@ -508,6 +536,35 @@ def run_info(config: BotConfig, as_json: bool = False, load: bool = True) -> int
         print(f"candidates per turn: {config.generation.candidates}")
         print(f"prompts: {report['loaded']['prompts']}")
     return 0
+
+
+def _planned(config: BotConfig) -> dict:
+    """What the bot would load, read without loading anything (and without importing torch)."""
+    from dataclasses import replace
+
+    from .backends import llama_cpp_unsuitable
+    from .prompting import PromptBook
+
+    m = config.model
+    if m.backend in ("auto", "llama-cpp"):
+        # the CUDA check would import torch: read the plan as on a CPU and say what a GPU changes
+        why_not = llama_cpp_unsuitable(replace(m, device="cpu") if m.device == "auto" else m)
+        if why_not is None:
+            backend = "llama-cpp" + (" (transformers where a CUDA device is present)" if m.device == "auto" else "")
+        elif m.backend == "auto":
+            backend = f"transformers (llama.cpp not used: {why_not})"
+        else:
+            backend = f"llama-cpp cannot run this configuration: {why_not}"
+    else:
+        backend = m.backend + (f" at {m.base_url}" if m.backend == "openai" else "")
+    pooled = config.generation.retrieved if m.reply_pool else 0
+    return {
+        "backend": backend,
+        "ranker": m.ranker or "none (the first candidate without problems is shown)",
+        "crisis detector": f"rules + {m.crisis_detector}" if m.crisis_detector else "rules only",
+        "candidates per turn": f"{config.generation.candidates}" + (f" + up to {pooled} pooled replies" if pooled else ""),
+        "prompts": str(PromptBook(config.conversation.prompts_dir, config.conversation.persona_name).dir),
+    }
 
 
 def _read_line(stream) -> bytes | None:

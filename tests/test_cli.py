@@ -41,20 +41,26 @@ def test_missing_model_gives_a_clear_error_and_no_traceback(tmp_path):
     assert p.returncode == 1 and "error:" in err and "not found" in err and "Traceback" not in err
 
 
-def test_info_no_load_lists_files_quickly():
-    p = run(["info", "--no-load", "--json"])
+def test_info_lists_what_would_load_quickly_without_loading_it():
+    p = run(["info", "--json"])
     assert p.returncode == 0, p.stderr.decode()
     report = json.loads(p.stdout)
     assert report["base_model"]["kind"] == "package"
     assert report["encoder"]["files"]
     assert report["emotion_classifier"]["kind"] == "package" and "emotion_tracking" not in report
+    assert "loaded" not in report and report["plan"]["ranker"] == "empathy-ranker"
+    assert report["plan"]["crisis detector"] == "rules + crisis-minilm"
+    out = run(["info"]).stdout.decode()
+    assert "backend: " in out and "candidates per turn: 4" in out and "--load" in out
+    assert out.count("adapter:") == 1
+    assert json.loads(run(["info", "--no-load", "--json"]).stdout)["plan"]  # the old flag still works
     p = run(["info", "--no-load", "--json", "--emotion-classifier", ""])  # turned off on purpose
     assert "unavailable" in json.loads(p.stdout)["emotion_tracking"]
 
 
 @pytest.mark.slow
 def test_info_loads_and_reports_device_and_dtype():
-    p = run(["info"])
+    p = run(["info", "--load"])
     out = p.stdout.decode()
     assert p.returncode == 0, p.stderr.decode()
     assert "device: cpu" in out and "SmolLM2-135M-Instruct" in out
@@ -64,7 +70,7 @@ def test_info_loads_and_reports_device_and_dtype():
     assert ("backend: llama-cpp" in out and "q8_0" in out) if llama_cpp_installed() else \
         ("backend: transformers" in out and "dtype: float32" in out)
     assert out.count("adapter:") == 1  # once, with the resolved files
-    p = run(["info", "--backend", "transformers"])
+    p = run(["info", "--load", "--backend", "transformers"])
     assert "backend: transformers" in p.stdout.decode() and "dtype: float32" in p.stdout.decode()
 
 

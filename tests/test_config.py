@@ -1,3 +1,5 @@
+import argparse
+
 import pytest
 
 from bot import BotConfig
@@ -68,3 +70,32 @@ def test_every_config_field_is_reachable_from_the_cli():
         "conversation.log_conversations": True, "conversation.max_stored_turns": 7,
         "conversation.crisis_reply": "model",
     }
+
+
+def test_every_option_of_every_command_shows_the_configs_real_default_in_its_help():
+    import re
+
+    from bot.cli import build_parser, config_from_args
+
+    fields = {f"{section}.{name}" for section in ("model", "generation", "conversation")
+              for name in vars(getattr(BotConfig(), section))}
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for command in ("chat", "ui", "serve", "info", "bench"):
+        p = commands[command]
+        assert config_from_args(p.parse_args([])) == BotConfig(), command  # the options' defaults are the config's
+        full = "".join(p.format_help().split())  # without spaces: lines wrap at other places in the whole
+        for a in p._actions:
+            if not a.option_strings or a.dest in ("help", "verbose") or a.help == argparse.SUPPRESS:
+                continue
+            formatter = p._get_formatter()
+            formatter.add_argument(a)
+            shown = " ".join(formatter.format_help().split())  # this option's lines of --help
+            assert "".join(shown.split()) in full and "default" in shown, (command, a.dest, shown)
+            section = next((s for s in ("model", "generation", "conversation") if f"{s}.{a.dest}" in fields), None)
+            m = re.search(r"\(default: ([^()]*?)\)", shown)
+            if section is None or m is None or any(c in m.group(1) for c in ", ") or m.group(1).startswith("--"):
+                continue  # not a config field, or a default told in words ("on, when the ranker has one", "--base-model")
+            value = getattr(getattr(BotConfig(), section), a.dest)
+            expected = ("on" if value else "off") if isinstance(value, bool) else \
+                "none" if value in (None, "") else str(value)
+            assert m.group(1) == expected, (command, a.dest, m.group(1), expected)
