@@ -37,6 +37,29 @@ def test_running_average_and_trends():
     assert {x.label: x.trend for x in s.top}.get("annoyance") == "falling"
 
 
+def test_valence_follows_a_clear_lead_of_glad_or_sad_emotions_over_surprise_and_neutral():
+    # "I got the job!!! I can't believe it": surprise dominates, but what emotion there is, is glad
+    assert EmotionTracker().update({"surprise": 0.92, "excitement": 0.2, "joy": 0.1, "neutral": 0.04}).valence == "positive"
+    # "I got laid off today.": mostly neutral, what there is, is sad
+    assert EmotionTracker().update({"neutral": 0.57, "sadness": 0.14, "disappointment": 0.18}).valence == "negative"
+    # too little, or no clear lead: the heaviest group
+    assert EmotionTracker().update({"neutral": 0.8, "sadness": 0.15}).valence == "neutral"
+    assert EmotionTracker().update({"surprise": 0.7, "joy": 0.3, "sadness": 0.2}).valence == "ambiguous"
+
+
+@pytest.mark.slow
+def test_plain_good_and_bad_news_read_with_the_valence_a_person_would_give():
+    from bot.emotion import EmotionClassifier
+
+    clf = EmotionClassifier("goemotions-minilm")
+    cases = {"I got the job!!! I can't believe it": "positive", "My sister had a healthy baby girl this morning!": "positive",
+             "We won the championship!": "positive", "I passed my driving test!": "positive",
+             "My dog died this morning.": "negative", "I failed my exam and I feel awful.": "negative",
+             "I got laid off today.": "negative", "My wife left me.": "negative", "My car got stolen last night.": "negative"}
+    for (text, expected), probs in zip(cases.items(), clf.predict(list(cases))):
+        assert EmotionTracker().update(probs).valence == expected, text
+
+
 def test_neutral_is_reported_only_when_nothing_else_qualifies():
     s = EmotionTracker().update({"neutral": 0.95, "joy": 0.03})
     assert [x.label for x in s.top] == ["neutral"]
