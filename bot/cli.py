@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="the cache folder (default: $EMPATHETIC_BOT_CACHE or "
                    "~/.cache/empathetic-bot)")
     p.add_argument("--clear", nargs="*", metavar="KIND", default=None,
-                   help="delete these kinds (gguf, merged, llama-cpp, reply-pool, epitome-scorer), or all of them when none is named; "
+                   help="delete these kinds (gguf, merged, llama-cpp, encoders, reply-pool, epitome-scorer), or all of them when none is named; "
                         "each is rebuilt when next needed")
     p.add_argument("-v", "--verbose", action="count", default=0)
     for command in sub.choices.values():
