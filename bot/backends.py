@@ -128,22 +128,29 @@ def load_reply_model(config: BotConfig):
 def merged_gguf_path(base: ResolvedModel, adapter: ResolvedModel, cache_dir: str | None, gguf_type: str) -> Path:
     """Where the base GGUF with ``adapter`` merged in is cached: ``<cache>/llama-cpp/<name>.gguf``, the
     name from ``merge_cache_name`` over the base file's hash and the tensor type."""
-    from .generation import _file_hash, default_cache_dir, merge_cache_name
+    from .generation import default_cache_dir, merge_cache_name
 
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    gguf = Path(base.location) / base.gguf_file
-    stat = gguf.stat()
-    name = merge_cache_name(f"{_file_hash(str(gguf), stat.st_size, stat.st_mtime_ns)}|{gguf_type}", adapter)
+    name = merge_cache_name(_merge_key(base, gguf_type), adapter)
     if name is None:
         raise ModelNotFoundError(f"{adapter.location} holds no adapter files")
     return root / "llama-cpp" / f"{name}.gguf"
+
+
+def _merge_key(base: ResolvedModel, gguf_type: str) -> str:
+    """What a merged GGUF depends on besides the adapter: the base file's contents and the tensor type."""
+    from .generation import _file_hash
+
+    gguf = Path(base.location) / base.gguf_file
+    stat = gguf.stat()
+    return f"{_file_hash(str(gguf), stat.st_size, stat.st_mtime_ns)}|{gguf_type}"
 
 
 def _merged_gguf(base: ResolvedModel, adapter: ResolvedModel, cache_dir: str | None, gguf_type: str) -> Path:
     """The merged file: from the cache, or written now (then older merges of the same adapter folder,
     which a retrained adapter leaves behind, are removed). With caching off it goes to a temporary
     folder that lives as long as the process."""
-    from .generation import drop_older_merges
+    from .generation import drop_older_merges, record_merge
     from .gguf_merge import merge_lora_into_gguf
 
     if cache_dir == "":
@@ -164,6 +171,8 @@ def _merged_gguf(base: ResolvedModel, adapter: ResolvedModel, cache_dir: str | N
     summary = merge_lora_into_gguf(Path(base.location) / base.gguf_file, adapter.location, path, gguf_type)
     log.info("merged %d adapter tensors (%s) into %s in %.1fs", summary["tensors_merged"], summary["merged_types"],
              path, time.perf_counter() - t0)
+    if cache_dir != "":
+        record_merge(path, adapter.location, _merge_key(base, gguf_type))
     return path
 
 

@@ -266,24 +266,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clear", nargs="*", metavar="KIND", default=None,
                    help="delete these kinds (gguf, merged, llama-cpp, encoders, reply-pool, epitome-scorer), or all of them when none is named; "
                         "each is rebuilt when next needed")
+    p.add_argument("--prune", action="store_true",
+                   help="delete the merged models and fast copies made from an adapter or model folder that is gone "
+                        "or has changed since (what no configuration can use any more)")
     p.add_argument("-v", "--verbose", action="count", default=0)
     for command in sub.choices.values():
         _show_defaults(command)
     return parser
 
 
-def run_cache(cache_dir: str | None, clear: list[str] | None) -> int:
-    """What the cache holds, kind by kind, and with ``clear`` the deletion of some or all of it."""
+def run_cache(cache_dir: str | None, clear: list[str] | None, prune: bool = False) -> int:
+    """What the cache holds, kind by kind; with ``clear`` the deletion of some or all of it; with
+    ``prune`` the deletion of what was made from a folder that is gone or has changed."""
     import shutil
     from pathlib import Path
 
-    from .generation import default_cache_dir
+    from .fast_encoder import stale_copy
+    from .generation import default_cache_dir, stale_merge
 
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     kinds = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
     def size(path: Path) -> int:
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+
+    if prune:
+        stale_of = {"llama-cpp": stale_merge, "merged": stale_merge, "encoders": stale_copy}
+        freed, unknown = 0, 0
+        for kind in kinds:
+            if kind.name not in stale_of:
+                continue
+            for entry in sorted(e for e in kind.iterdir() if not e.name.startswith(".")):
+                stale = stale_of[kind.name](entry)
+                if stale is None:
+                    unknown += 1
+                elif stale:
+                    freed += size(entry)
+                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+                    print(f"deleted {entry} (what it was made from is gone or has changed)")
+        print(f"pruned {_human_size(freed)}" + (f"; {unknown} item(s) that do not say what they were made from were "
+                                              "kept (--clear KIND removes them)" if unknown else ""))
+        return 0
 
     if clear is not None:
         unknown = set(clear) - {k.name for k in kinds}
@@ -301,12 +324,12 @@ def run_cache(cache_dir: str | None, clear: list[str] | None) -> int:
     print(f"cache: {root}")
     total = 0
     for kind in kinds:
-        entries = sorted(kind.iterdir())
+        entries = sorted(e for e in kind.iterdir() if not e.name.startswith("."))
         kind_size = size(kind)
         total += kind_size
         print(f"  {kind.name}: {_human_size(kind_size)} in {len(entries)} item(s)")
         for e in entries:
-            print(f"      {e.name}  {_human_size(size(e) if e.is_dir() else e.stat().st_size)}")
+            print(f"      {e.name}  {_human_size(size(e))}")
     print(f"total: {_human_size(total)} (empathetic-bot cache --clear [KIND...] deletes; it is rebuilt when needed)")
     return 0
 
@@ -333,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "eval":
             return run_eval(args)
         if args.command == "cache":
-            return run_cache(args.cache_dir, args.clear)
+            return run_cache(args.cache_dir, args.clear, args.prune)
         if args.command == "pool":
             from .ranker import ResponseRanker
             from .retrieval import build_pool

@@ -113,6 +113,23 @@ def our_state_dict(model, kind: str) -> dict:
     return {("members.0." if single else "") + k: v for k, v in state.items() if not any(s in k for s in skip)}
 
 
+def stale_copy(entry: Path) -> bool | None:
+    """Whether the fast copy in ``entry`` was made from a model folder that is gone or has changed since
+    (a retrained model is copied anew under another name); None when the copy does not say what it was
+    made from."""
+    try:
+        meta = json.loads((entry / "fast.json").read_text())
+    except (OSError, ValueError):
+        return None
+    sources = [Path(s) for s in meta.get("sources", ())]
+    if not sources:
+        return None
+    if not all(s.exists() for s in sources):
+        return True
+    kind = entry.name.rsplit("-", 1)[0]
+    return copy_folder(kind, sources, str(entry.parent.parent)).name != entry.name
+
+
 def build(meta: dict):
     if meta["kind"] == "encoder":
         return Encoder(meta["encoder"])
@@ -312,7 +329,8 @@ def load(kind: str, folder: Path | None, cache_dir: str | None, device: str, ful
     tokenizer, model, meta = full()
     if meta is not None and target is not None:
         write_copy(target, model, Path(folder) / "tokenizer.json",
-                   {**meta, "truncation_side": getattr(tokenizer, "truncation_side", "right"),
+                   {**meta, "sources": [str(Path(folder).resolve())],  # for `empathetic-bot cache --prune`
+                    "truncation_side": getattr(tokenizer, "truncation_side", "right"),
                     "model_max_length": min(int(getattr(tokenizer, "model_max_length", 512) or 512), 10**6)})
     return tokenizer, model
 

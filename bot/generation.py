@@ -89,6 +89,46 @@ def merge_cache_name(base_key: str, adapter: ResolvedModel) -> str | None:
     return f"{where}-{h.hexdigest()[:16]}"
 
 
+MERGE_INDEX = ".sources.json"  # in each kind's folder: what each cached merge was made from
+
+
+def record_merge(path: Path, adapter_folder: str, base_key: str) -> None:
+    """Note beside a cached merge the adapter folder and base it was made from, so that
+    ``empathetic-bot cache --prune`` can tell when the adapter is gone or has changed. Best effort: a
+    merge the index does not know is kept."""
+    import json
+
+    index = path.parent / MERGE_INDEX
+    try:
+        data = json.loads(index.read_text()) if index.is_file() else {}
+        data[path.name] = {"adapter": str(Path(adapter_folder).resolve()), "base_key": base_key}
+        data = {k: v for k, v in data.items() if (path.parent / k).exists()}
+        tmp = index.with_name(f"{index.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, index)
+    except (OSError, ValueError) as exc:
+        log.debug("could not record the merge %s: %s", path, exc)
+
+
+def stale_merge(entry: Path) -> bool | None:
+    """Whether a cached merge was made from an adapter folder that is gone or now holds other weights
+    (it would be merged anew under another name); None when the index does not know it."""
+    import json
+    from types import SimpleNamespace
+
+    try:
+        known = json.loads((entry.parent / MERGE_INDEX).read_text()).get(entry.name)
+    except (OSError, ValueError):
+        return None
+    if not known:
+        return None
+    folder = Path(known["adapter"])
+    if not folder.is_dir():
+        return True
+    name = merge_cache_name(known["base_key"], SimpleNamespace(location=str(folder)))
+    return name is None or name != entry.name.removesuffix(".gguf")
+
+
 def drop_older_merges(path: Path) -> None:
     """Remove the cached merges of the same adapter folder beside ``path`` (``path`` itself included; a
     retrained adapter would otherwise leave one copy of the model per training run). Entries being
@@ -114,14 +154,20 @@ def _merged_cache_folder(resolved: ResolvedModel, adapter: ResolvedModel, cache_
     base_cache = _gguf_cache_folder(resolved, cache_dir) if resolved.gguf_file else None
     if base_cache is None or not adapter.is_local:
         return None
-    name = merge_cache_name(f"{base_cache.name}|{dtype}", adapter)
+    name = merge_cache_name(_merge_key(base_cache, dtype), adapter)
     return base_cache.parent.parent / "merged" / name if name else None
 
 
-def _replace_merged_cache(folder: Path, tok, model) -> None:
-    """Write ``folder`` and drop older merges of the same adapter folder."""
+def _merge_key(base_cache: Path, dtype) -> str:
+    return f"{base_cache.name}|{dtype}"
+
+
+def _replace_merged_cache(folder: Path, tok, model, adapter_folder: str, base_key: str) -> None:
+    """Write ``folder``, drop older merges of the same adapter folder and note what it was made from."""
     drop_older_merges(folder)  # includes an unreadable copy at ``folder`` itself
     _write_cache(folder, tok, model)
+    if folder.is_dir():
+        record_merge(folder, adapter_folder, base_key)
 
 
 def mark_dequantized(model) -> None:
@@ -279,7 +325,9 @@ class ReplyModel:
             if self.adapter is not None:
                 self._attach_adapter()
                 if merged is not None:
-                    _replace_merged_cache(merged, self.tokenizer, self.model)
+                    _replace_merged_cache(merged, self.tokenizer, self.model, self.adapter.location,
+                                          _merge_key(_gguf_cache_folder(self.resolved, self.config.cache_dir),
+                                                     self.dtype))
         self.model.to(device=self.device, dtype=self.dtype).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

@@ -130,3 +130,37 @@ def test_cache_shows_and_clears_what_it_holds(tmp_path):
     assert not (tmp_path / "merged").exists() and (tmp_path / "llama-cpp").exists()
     run(["cache", "--cache-dir", str(tmp_path), "--clear"])
     assert "is empty" in run(["cache", "--cache-dir", str(tmp_path)]).stdout.decode()
+
+
+def test_cache_prune_deletes_what_a_removed_or_retrained_adapter_left_and_keeps_the_rest(tmp_path):
+    from types import SimpleNamespace
+
+    from bot.generation import merge_cache_name, record_merge
+
+    cache = tmp_path / "cache"
+    kept_adapter, removed_adapter = tmp_path / "kept", tmp_path / "removed"
+    for folder in (kept_adapter, removed_adapter):
+        folder.mkdir()
+        (folder / "adapter_model.safetensors").write_bytes(folder.name.encode() * 100)
+    (cache / "llama-cpp").mkdir(parents=True)
+    paths = {}
+    for folder in (kept_adapter, removed_adapter):
+        name = merge_cache_name("base|q8_0", SimpleNamespace(location=str(folder)))
+        paths[folder.name] = cache / "llama-cpp" / f"{name}.gguf"
+        paths[folder.name].write_bytes(b"g" * 1024)
+        record_merge(paths[folder.name], str(folder), "base|q8_0")
+    unknown = cache / "llama-cpp" / "0000-1111.gguf"  # made before merges were recorded
+    unknown.write_bytes(b"u")
+    import shutil
+
+    shutil.rmtree(removed_adapter)
+    out = run(["cache", "--cache-dir", str(cache)]).stdout.decode()
+    assert "llama-cpp: " in out and "in 3 item(s)" in out and ".sources.json" not in out
+    p = run(["cache", "--cache-dir", str(cache), "--prune"])
+    assert p.returncode == 0, p.stderr.decode()
+    assert not paths["removed"].exists() and paths["kept"].exists() and unknown.exists()
+    assert "1 item(s) that do not say what they were made from were kept" in p.stdout.decode()
+    # a retrained adapter (other weights in the same folder) leaves its old merge to prune as well
+    (kept_adapter / "adapter_model.safetensors").write_bytes(b"retrained")
+    run(["cache", "--cache-dir", str(cache), "--prune"])
+    assert not paths["kept"].exists() and unknown.exists()

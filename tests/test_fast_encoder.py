@@ -83,3 +83,24 @@ def test_a_second_start_never_imports_transformers(tmp_path):
     second = subprocess.run([sys.executable, "-c", code, str(ROOT)], capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0, second.stderr[-2000:]
     assert second.stdout.split()[-2:] == ["False", "False"]
+
+
+def test_a_fast_copy_made_from_a_changed_or_removed_model_is_stale(tmp_path):
+    import json
+
+    from bot.fast_encoder import copy_folder, stale_copy
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "adapter_model.safetensors").write_bytes(b"weights")
+    entry = copy_folder("crisis", [model], str(tmp_path / "cache"))
+    entry.mkdir(parents=True)
+    (entry / "fast.json").write_text(json.dumps({"sources": [str(model)]}))
+    assert stale_copy(entry) is False
+    (model / "adapter_model.safetensors").write_bytes(b"retrained")
+    assert stale_copy(entry) is True
+    (model / "adapter_model.safetensors").unlink()
+    model.rmdir()
+    assert stale_copy(entry) is True
+    (entry / "fast.json").write_text(json.dumps({}))  # written before copies named their sources
+    assert stale_copy(entry) is None
