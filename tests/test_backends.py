@@ -193,3 +193,10 @@ def test_the_merged_file_is_cached_and_replaced_when_the_adapter_changes(tmp_pat
     (adapter / "adapter_config.json").write_text(json.dumps({**cfg, "lora_alpha": cfg["lora_alpha"] / 2}))
     second = LlamaCppReplyModel(config).model_file
     assert second != first and second.is_file() and not first.exists()  # one merge per adapter folder
+    from bot.cli import run_cache
+
+    run_cache(config.cache_dir, None, prune=True)
+    assert second.is_file()  # its adapter is still there
+    shutil.rmtree(adapter)
+    run_cache(config.cache_dir, None, prune=True)
+    assert not second.exists()  # a removed adapter's merge is pruned
