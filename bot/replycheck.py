@@ -115,7 +115,7 @@ _INSULTS = re.compile(
 _CHEERFUL = re.compile(
     r"^(?:oh )?(?:that'?s|that is|how|what)(?: (?:so|really|just))? (?:awesome|great|amazing|wonderful|fantastic|"
     r"exciting|cool|fun|lovely|nice|good|brilliant)\b|\bcongrat(?:ulation)?s\b|"
-    r"\bi hope you(?:'re| are) (?:happy|having fun|enjoying it)\b|\b(?:haha|hehe|lol|lmao|rofl|yay|woohoo)\b|"
+    r"\bi hope you(?:'re| are) (?:happy|having fun|enjoying it)\b|\b(?:a?ha(?:ha)+h?|he(?:he)+|lo+l|lmao|rofl|yay|woohoo)\b|"
     r"^\W*(?:oh,? |wow,? )?(?:nice|great|awesome|amazing|wonderful|fantastic|excellent|cool|sweet)\b(?! (?:question|point))|"
     r"\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b|\bgreat (?:day|time|news)\b|"
     r"\b(?:must be|sounds?|looks?) (?:like )?(?:so |really |very )?(?:exciting|fun|great|awesome|amazing|wonderful|cool|lovely)\b|"

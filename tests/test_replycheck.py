@@ -158,7 +158,8 @@ def test_sympathy_for_good_news_is_passed_over_and_kept_for_mixed_or_bad_news():
 @pytest.mark.parametrize("reply", ["Nice. No worries, I am happy for you too!", "Awesome how did you feel?",
                                    "Cool! Are you going?", "I'm glad to hear that.", "Good for you!",
                                    "Wow, that must be exciting. Do you have everything prepared?",
-                                   "That is always a great day!!!", "That sounds so fun!"])
+                                   "That is always a great day!!!", "That sounds so fun!",
+                                   "Hahaha you are so sad, can i help?", "lool that's you"])
 def test_cheer_openers_and_gladness_for_the_person_are_cheer_to_a_distressed_person(reply):
     assert "cheerful_to_distress" in reply_problems(reply, SAD, distressed=True), reply
     assert "cheerful_to_distress" not in reply_problems(reply, SAD, distressed=False), reply
