@@ -29,7 +29,7 @@ them:
   glad to hear that.");
 * ``invents_a_loss``: condolences ("sorry for your loss", "rest in peace") where nobody said anyone died;
 * ``misreads_a_loss``: hopes or asks whether someone the person said had died is all right, or
-  whether they died ("My dog died this morning." - "Is he okay now?", "I hope you find him"; "He was
+  whether they died, or offers a replacement ("What have you done to replace her?", "get another dog") ("My dog died this morning." - "Is he okay now?", "I hope you find him"; "He was
   run over by a truck." - "Did he die of a natural death?");
 * ``sympathy_to_good_news``: commiserates ("I'm sorry to hear that", "oh no", "that must be hard") with
   a person whose message reads as glad and tells of no setback ("I finally got my degree!");
@@ -117,6 +117,7 @@ _CHEERFUL = re.compile(
     r"exciting|cool|fun|lovely|nice|good|brilliant)\b|\bcongrat(?:ulation)?s\b|"
     r"\bi hope you(?:'re| are) (?:happy|having fun|enjoying it)\b|\b(?:a?ha(?:ha)+h?|he(?:he)+|lo+l|lmao|rofl|yay|woohoo)\b|"
     r"^\W*(?:oh,? |wow,? )?(?:nice|great|awesome|amazing|wonderful|fantastic|excellent|cool|sweet)\b(?! (?:question|point))|"
+    r"^\W*(?:yes|yay|yeah|yess+)!|"
     r"\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b|\bgreat (?:day|time|news)\b|"
     r"\b(?:must be|sounds?|looks?) (?:like )?(?:so |really |very )?(?:exciting|fun|great|awesome|amazing|wonderful|cool|lovely)\b|"
     r"[😀😃😄😁😆😂🤣😊🥳🎉]|:\)|:D", _I)
@@ -151,7 +152,9 @@ _ASKS_IF_ALIVE = re.compile(
     r"\b(?:hope|hoping|hopefully|is|was|are|were|will|did|does) (?:he|she|it|they|your \w+|the \w+|him|her)"
     r"(?: is| was| were| are| will be| gets?| got)? (?:ok|okay|alright|all right|fine|alive|safe|better|recovering|"
     r"doing (?:ok|okay|well|better)|going to (?:be|make it)|survive[sd]?|make it|pull(?:s|ed)? through)\b|"
-    r"\b(?:find|found) (?:him|her|it|them)\b|\bget (?:well|better) soon\b|\bdid (?:he|she|it|they) (?:die|pass)\b", _I)
+    r"\b(?:find|found) (?:him|her|it|them)\b|\bget (?:well|better) soon\b|\bdid (?:he|she|it|they) (?:die|pass)\b|"
+    r"\breplac(?:e|ed|ing) (?:him|her|it|them)\b|\b(?:get|getting|got|adopt|adopting|buy|buying) (?:a )?(?:new|another) "
+    r"(?:one|dog|cat|pet|puppy|kitten)\b", _I)  # ...or offers a replacement for them
 _LOSS_WORDS = re.compile(
     r"\b(?:sorry (?:for|about) your loss|condolences|rest in peace|\brip\b|passed away|(?:may|might) (?:he|she|they) rest|"
     r"in a better place|lost (?:your|a) (?:loved one|mother|father|mom|dad|friend|child|son|daughter|husband|wife|pet))", _I)

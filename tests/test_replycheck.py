@@ -140,6 +140,9 @@ def test_asking_whether_someone_who_died_is_all_right_is_passed_over():
               {"role": "user", "content": "It was heart wrenching to bury him."}]
     assert "misreads_a_loss" in reply_problems("I hope your dog is okay.", buried)
     assert "misreads_a_loss" in reply_problems("That is horrible. Did he die of a natural death?", died)
+    assert "misreads_a_loss" in reply_problems("No? What have you done to replace her.", buried)
+    assert "misreads_a_loss" in reply_problems("Maybe you could get a new dog.", buried)
+    assert "misreads_a_loss" not in reply_problems("Maybe you could get a new job.", buried)
     at_the_vet = [{"role": "user", "content": "My dog is at the vet after a car hit him."}]
     assert "misreads_a_loss" not in reply_problems("I hope your dog is okay.", at_the_vet)
 
@@ -159,7 +162,7 @@ def test_sympathy_for_good_news_is_passed_over_and_kept_for_mixed_or_bad_news():
                                    "Cool! Are you going?", "I'm glad to hear that.", "Good for you!",
                                    "Wow, that must be exciting. Do you have everything prepared?",
                                    "That is always a great day!!!", "That sounds so fun!",
-                                   "Hahaha you are so sad, can i help?", "lool that's you"])
+                                   "Hahaha you are so sad, can i help?", "lool that's you", "Yes! I always laugh at that."])
 def test_cheer_openers_and_gladness_for_the_person_are_cheer_to_a_distressed_person(reply):
     assert "cheerful_to_distress" in reply_problems(reply, SAD, distressed=True), reply
     assert "cheerful_to_distress" not in reply_problems(reply, SAD, distressed=False), reply
@@ -167,7 +170,8 @@ def test_cheer_openers_and_gladness_for_the_person_are_cheer_to_a_distressed_per
 
 @pytest.mark.parametrize("reply", ["Oh no, that sounds awful.", "I'm glad you told me. What happened?",
                                    "That's a great question to ask yourself.", "It's nice that your sister came.",
-                                   "Calling her sounds like a great idea.", "That must be exhausting."])
+                                   "Calling her sounds like a great idea.", "That must be exhausting.",
+                                   "Yes, that sounds really hard."])
 def test_kind_replies_with_glad_words_are_not_cheer(reply):
     assert "cheerful_to_distress" not in reply_problems(reply, SAD, distressed=True), reply
 
