@@ -153,7 +153,7 @@ _ASKS_IF_ALIVE = re.compile(
     r"(?: is| was| were| are| will be| gets?| got)? (?:ok|okay|alright|all right|fine|alive|safe|better|recovering|"
     r"doing (?:ok|okay|well|better)|going to (?:be|make it)|survive[sd]?|make it|pull(?:s|ed)? through)\b|"
     r"\b(?:find|found) (?:him|her|it|them)\b|\bget (?:well|better) soon\b|\bdid (?:he|she|it|they) (?:die|pass)\b|"
-    r"\breplac(?:e|ed|ing) (?:him|her|it|them)\b|\b(?:get|getting|got|adopt|adopting|buy|buying) (?:a )?(?:new|another) "
+    r"\bwhere (?:did|has|have|is|are) (?:he|she|it|they) (?:go|gone)\b|\breplac(?:e|ed|ing) (?:him|her|it|them)\b|\b(?:get|getting|got|adopt|adopting|buy|buying) (?:a )?(?:new|another) "
     r"(?:one|dog|cat|pet|puppy|kitten)\b", _I)  # ...or offers a replacement for them
 _LOSS_WORDS = re.compile(
     r"\b(?:sorry (?:for|about) your loss|condolences|rest in peace|\brip\b|passed away|(?:may|might) (?:he|she|they) rest|"

@@ -142,6 +142,7 @@ def test_asking_whether_someone_who_died_is_all_right_is_passed_over():
     assert "misreads_a_loss" in reply_problems("That is horrible. Did he die of a natural death?", died)
     assert "misreads_a_loss" in reply_problems("No? What have you done to replace her.", buried)
     assert "misreads_a_loss" in reply_problems("Maybe you could get a new dog.", buried)
+    assert "misreads_a_loss" in reply_problems("Where did it go?", buried)
     assert "misreads_a_loss" not in reply_problems("Maybe you could get a new job.", buried)
     at_the_vet = [{"role": "user", "content": "My dog is at the vet after a car hit him."}]
     assert "misreads_a_loss" not in reply_problems("I hope your dog is okay.", at_the_vet)
