@@ -211,6 +211,15 @@ def is_glad(state: EmotionState) -> bool:
     return glad >= 0.5 and glad > 2 * sentiment_mass(state.last_turn).get("negative", 0.0)
 
 
+def glad_now(state: EmotionState) -> bool:
+    """Whether the latest message leans glad (gladness at least 0.25 and twice the negative): weaker than
+    ``is_glad``, enough to say that a setback told earlier is not what this message is about."""
+    from .emotion import sentiment_mass
+
+    g = gladness(state) if state.available else 0.0
+    return g >= 0.25 and g > 2 * sentiment_mass(state.last_turn).get("negative", 0.0)
+
+
 # Under this much gladness a message has no joy to share ("Okay I guess.", "How am I going to catch up on
 # my work?": 0.00; "My daughter graduated high school!" reads 0.17). Chosen on 300 validation turns.
 JOYLESS_BELOW = 0.1
@@ -909,7 +918,10 @@ class EmpatheticBot:
             instructions = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
             # sad, afraid or angry as the classifier reads it, a setback told in glad-sounding words, or
             # the person running themselves down ("how fat I looked" reads as realization)
-            bad_news = tells_bad_news(conversation) or puts_self_down(conversation)
+            # (a setback told a turn or two before counts unless this message is clearly glad: "My dog died
+            # this morning." then "I got the job!!!" is good news, not more grief)
+            bad_news = (tells_bad_news(conversation, turns=1) or puts_self_down(conversation)
+                        or (tells_bad_news(conversation) and not glad_now(state)))
             distressed = is_distressed(state) or bad_news
             glad = is_glad(state) and not bad_news
             joyless = is_joyless(state)

@@ -244,6 +244,19 @@ def test_a_cheerful_reply_is_passed_over_when_the_news_is_bad_even_if_the_words_
     assert bot.chat("I got a promotion at work").text.startswith("Congratulations")
 
 
+def test_glad_news_after_a_loss_is_met_as_glad_news_and_a_plain_follow_up_still_as_the_loss():
+    replies = ["That is so sad.", "Oh no, I'm sorry.",  # the first turn's two candidates
+               "Congratulations on the job!", "I'm so sorry to hear that."]
+    bot = make_bot(replies, n=2)
+    bot.chat("My dog died this morning.", session_id="a")
+    # the stand-in classifier reads joy in "happy": the setback told a turn before is not this message
+    assert bot.chat("I got the job, I'm so happy!", session_id="a").text == "Congratulations on the job!"
+    bot = make_bot(replies, n=2)
+    bot.chat("My dog died this morning.", session_id="b")
+    reply = bot.chat("I got the job today.", session_id="b")  # read as neutral: the loss still colours it
+    assert reply.text == "I'm so sorry to hear that." and "cheerful_to_distress" in reply.candidates[0]["problems"]
+
+
 def test_the_sympathy_bonus_shows_the_kind_reply_among_those_that_fit_about_as_well():
     # the stand-in ranker counts the words a reply shares with the message: 3 for the question, 1 for the
     # sympathy ("I'm"), in both messages; only the first tells of distress
