@@ -26,8 +26,17 @@ def test_a_fast_copy_reads_messages_as_the_full_model_does(tmp_path, cls, spec):
     assert len(copies) == 1 and (copies[0] / "weights.safetensors").is_file()
     fast = cls(spec, cache_dir=str(tmp_path))
     assert type(fast.model).__name__ == "MeanPoolClassifier" and type(fast.tokenizer).__name__ == "FastTokenizer"
-    for a, b in zip(full.predict(TEXTS), fast.predict(TEXTS)):
-        assert a.keys() == b.keys() and max(abs(a[k] - b[k]) for k in a) < 1e-5
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):  # the members one after the other, and side by side on their own threads
+            torch.set_num_threads(threads)
+            for a, b in zip(full.predict(TEXTS), fast.predict(TEXTS)):
+                assert a.keys() == b.keys() and max(abs(a[k] - b[k]) for k in a) < 1e-5
+    finally:
+        torch.set_num_threads(before)
+    assert torch.get_num_threads() == before
     want = full.tokenizer(TEXTS, truncation=True, max_length=96, padding=True, return_tensors="pt")
     got = fast.tokenizer(TEXTS, truncation=True, max_length=96, padding=True, return_tensors="pt")
     assert want["input_ids"].tolist() == got["input_ids"].tolist()
