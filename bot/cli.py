@@ -141,8 +141,8 @@ def _rate(text: str):
 
 
 def _show_defaults(p: argparse.ArgumentParser) -> None:
-    """Every option that sets a config field says its default in its help, read from the config
-    dataclasses (through the option's own default), unless its help already tells it in words."""
+    """Every option says its default in its help, unless the help already tells it in words; the model
+    options' defaults are the config dataclasses' own (``_add_model_options`` reads them from there)."""
     for action in p._actions:  # argparse keeps no public list of a parser's options
         if not action.option_strings or action.help == argparse.SUPPRESS or action.dest in ("help", "verbose"):
             continue
@@ -157,6 +157,7 @@ def _show_defaults(p: argparse.ArgumentParser) -> None:
         else:
             shown = str(value).replace("%", "%%")
         action.help = (text + " " if text else "") + f"(default: {shown})"
+
 
 def config_from_args(args: argparse.Namespace) -> BotConfig:
     c = BotConfig()
@@ -519,13 +520,13 @@ def run_info(config: BotConfig, as_json: bool = False, load: bool = True) -> int
         from .retrieval import describe_cached_pool
 
         report["reply_pool"] = describe_cached_pool(m.ranker, m.cache_dir)
-    if not load:
-        report["plan"] = _planned(config)
     if load:
         from .core import EmpatheticBot
 
         bot = EmpatheticBot(config)
         report["loaded"] = bot.info()
+    else:
+        report["plan"] = _planned(config)
     if as_json:
         print(json.dumps(report, indent=2, default=str))
         return 0
@@ -544,9 +545,9 @@ def run_info(config: BotConfig, as_json: bool = False, load: bool = True) -> int
         print(f"reply pool: {report['reply_pool']}")
     if not load:
         for key, value in report["plan"].items():
-            print(f"{key.replace('_', ' ')}: {value}")
+            print(f"{key}: {value}")
         print("(add --load to load the models and measure: device, dtype, parameters, load time)")
-    if load:
+    else:
         rm = report["loaded"]["reply_model"]
         print(f"backend: {rm.get('backend', 'custom')}" + (f"  threads: {rm['threads']}" if rm.get("threads") else ""))
         print(f"device: {rm['device']}  dtype: {rm['dtype']}  parameters: {rm['parameters']:,}  "

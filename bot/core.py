@@ -201,23 +201,25 @@ def gladness(state: EmotionState) -> float:
     return sum(state.last_turn.get(label, 0.0) for label in GLAD_LABELS)
 
 
-def is_glad(state: EmotionState) -> bool:
-    """Whether the person's latest message reads as glad: joy-like emotion outweighs the negative twice."""
+def _leans_glad(state: EmotionState, floor: float) -> bool:
+    """Gladness in the latest message of at least ``floor`` and more than twice the negative."""
     from .emotion import sentiment_mass
 
     if not state.available:
         return False
     glad = gladness(state)
-    return glad >= 0.5 and glad > 2 * sentiment_mass(state.last_turn).get("negative", 0.0)
+    return glad >= floor and glad > 2 * sentiment_mass(state.last_turn).get("negative", 0.0)
+
+
+def is_glad(state: EmotionState) -> bool:
+    """Whether the person's latest message reads as glad: joy-like emotion outweighs the negative twice."""
+    return _leans_glad(state, 0.5)
 
 
 def glad_now(state: EmotionState) -> bool:
     """Whether the latest message leans glad (gladness at least 0.25 and twice the negative): weaker than
     ``is_glad``, enough to say that a setback told earlier is not what this message is about."""
-    from .emotion import sentiment_mass
-
-    g = gladness(state) if state.available else 0.0
-    return g >= 0.25 and g > 2 * sentiment_mass(state.last_turn).get("negative", 0.0)
+    return _leans_glad(state, 0.25)
 
 
 # Under this much gladness a message has no joy to share ("Okay I guess.", "How am I going to catch up on

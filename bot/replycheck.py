@@ -28,9 +28,10 @@ them:
   that", "happy for you", "yay") when their message shows no gladness at all ("Okay I guess." - "I'm
   glad to hear that.");
 * ``invents_a_loss``: condolences ("sorry for your loss", "rest in peace") where nobody said anyone died;
-* ``misreads_a_loss``: hopes or asks whether someone the person said had died is all right, or
-  whether they died, or offers a replacement ("What have you done to replace her?", "get another dog") ("My dog died this morning." - "Is he okay now?", "I hope you find him"; "He was
-  run over by a truck." - "Did he die of a natural death?");
+* ``misreads_a_loss``: hopes or asks whether someone the person said had died is all right, where
+  they went or whether they died, or offers a replacement ("My dog died this morning." - "Is he okay
+  now?", "I hope you find him", "Where did it go?", "What have you done to replace her?"; "He was run
+  over by a truck." - "Did he die of a natural death?");
 * ``sympathy_to_good_news``: commiserates ("I'm sorry to hear that", "oh no", "that must be hard") with
   a person whose message reads as glad and tells of no setback ("I finally got my degree!");
 * ``blames``: questions or judges what the person did ("Then why did you do it?", "What were you
@@ -112,21 +113,23 @@ _INSULTS = re.compile(
     r"\b(?:work|try|study) harder\b|\b(?:stop|quit) (?:whining|complaining|crying|being (?:so )?(?:dramatic|sensitive|"
     r"a baby))\b|\b(?:get|just get) over it\b|\bman up\b|\bgrow up\b|\bshut up\b|\bwho cares\b|\bnobody cares\b|"
     r"\byou (?:asked for|had it coming)\b", _I)
+# A cheerful opener ("Nice!", "Awesome, ...") and gladness for the person ("glad to hear", "happy for you"),
+# read by both cheer checks below.
+_CHEER_OPENER = (r"^\W*(?:oh,? |wow,? )?(?:nice|great|awesome|amazing|wonderful|fantastic|excellent|cool|sweet)\b"
+                 r"(?! (?:question|point))")
+_GLAD_FOR_THEM = r"\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b"
 _CHEERFUL = re.compile(
     r"^(?:oh )?(?:that'?s|that is|how|what)(?: (?:so|really|just))? (?:awesome|great|amazing|wonderful|fantastic|"
     r"exciting|cool|fun|lovely|nice|good|brilliant)\b|\bcongrat(?:ulation)?s\b|"
     r"\bi hope you(?:'re| are) (?:happy|having fun|enjoying it)\b|\b(?:a?ha(?:ha)+h?|he(?:he)+|lo+l|lmao|rofl|yay|woohoo)\b|"
-    r"^\W*(?:oh,? |wow,? )?(?:nice|great|awesome|amazing|wonderful|fantastic|excellent|cool|sweet)\b(?! (?:question|point))|"
-    r"^\W*(?:yes|yay|yeah|yess+)!|"
-    r"\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b|\bgreat (?:day|time|news)\b|"
+    + _CHEER_OPENER + r"|^\W*(?:yes|yay|yeah|yess+)!|" + _GLAD_FOR_THEM + r"|\bgreat (?:day|time|news)\b|"
     r"\b(?:must be|sounds?|looks?) (?:like )?(?:so |really |very )?(?:exciting|fun|great|awesome|amazing|wonderful|cool|lovely)\b|"
     r"[😀😃😄😁😆😂🤣😊🥳🎉]|:\)|:D", _I)
 # Sharing a joy the person never told of: congratulations, "glad to hear that", "happy for you", "yay",
 # a "Nice!" or "Awesome" to open ("Okay I guess." - "I'm glad to hear that." / "Awesome, how are you
 # doing?"; "I'm having a hard time recharging" - "I am glad to hear that you are having a hard time").
-_SHARES_JOY = re.compile(r"\bcongrat(?:ulation)?s\b|\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b|"
-                         r"\b(?:yay|woohoo|hooray)\b|[🥳🎉]|^\W*(?:oh,? |wow,? )?(?:nice|great|awesome|amazing|wonderful|"
-                         r"fantastic|excellent|cool|sweet)\b(?! (?:question|point))", _I)
+_SHARES_JOY = re.compile(r"\bcongrat(?:ulation)?s\b|" + _GLAD_FOR_THEM + r"|\b(?:yay|woohoo|hooray)\b|[🥳🎉]|"
+                         + _CHEER_OPENER, _I)
 # Setbacks told in words that read as neutral or even glad to an emotion classifier ("I got passed over
 # for a promotion" reads as positive from "promotion"): a cheerful reply to them hurts all the same.
 _BAD_NEWS = re.compile(
