@@ -43,7 +43,8 @@ them:
   realized how fat I looked" - "Oh I'm sure you are now!"; "I'm such an idiot" - "Yeah, you are");
 * ``minimizes``: makes light of what a distressed person feels ("That is not too bad.", "It could be
   worse", "At least...", "It happens to everyone", "cheer up");
-* ``repeats_itself``: says the same sentence twice;
+* ``repeats_itself``: says the same sentence twice, or a sentence the bot already said earlier in the
+  conversation ("Oh? How come so tired?" two turns running);
 * ``unfinished``: stops mid-sentence;
 * ``too_short``: fewer than three words;
 * ``garbled``: runs of punctuation or symbols (",,,,", "==", "!?!?"), or words glued together;
@@ -311,6 +312,24 @@ def puts_self_down(conversation: Sequence[dict]) -> bool:
     return bool(_PUT_DOWN.search(said.replace("\u2019", "'")))
 
 
+_CONTRACTIONS = ((re.compile(r"\bcan't\b"), "cannot"), (re.compile(r"\bwon't\b"), "will not"),
+                 (re.compile(r"n't\b"), " not"), (re.compile(r"'m\b"), " am"), (re.compile(r"'re\b"), " are"),
+                 (re.compile(r"'ve\b"), " have"), (re.compile(r"'ll\b"), " will"), (re.compile(r"'d\b"), " would"))
+
+
+def _expand(text: str) -> str:
+    for pattern, full in _CONTRACTIONS:
+        text = pattern.sub(full, text)
+    return text
+
+
+def _plain_sentences(parts: Sequence[str]) -> list[str]:
+    """Sentences of three words or more, lower case, contractions spelled out, punctuation gone:
+    "I'm glad you got it done!" and "i am glad you got it done" are one sentence."""
+    plain = [re.sub(r"\W+", " ", _expand(s.lower().replace("\u2019", "'"))).strip() for s in parts]
+    return [s for s in plain if len(s.split()) >= 3]
+
+
 def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bool = False,
                    instructions: str = "", finished: bool = True, at_risk: bool = False,
                    glad: bool = False, joyless: bool = False) -> tuple[str, ...]:
@@ -348,9 +367,10 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
         found.append("misreads_a_loss")
     if _SUICIDE_TALK.search(text) and not at_risk and not _DEATH_IN_CONTEXT.search(said):
         found.append("harm_talk")  # suicide or overdose talk that nobody raised
-    sents = [re.sub(r"\W+", " ", s.lower()).strip() for s in parts]
-    sents = [s for s in sents if len(s.split()) >= 3]
-    if len(sents) != len(set(sents)):
+    sents = _plain_sentences(parts)
+    earlier = {s for m in conversation if m.get("role") == "assistant"
+               for s in _plain_sentences(sentences(m.get("content", "")))}
+    if len(sents) != len(set(sents)) or earlier.intersection(sents):
         found.append("repeats_itself")
     if not finished or (text and text[-1].isalnum() and len(text.split()) > 6 and not re.search(r"[.!?…)\"'”’]$", text)):
         found.append("unfinished")

@@ -56,6 +56,23 @@ def test_form_problems():
     assert "advice_before_acknowledgement" in reply_problems("You should study more. That sounds hard.", SAD)
 
 
+def test_a_sentence_the_bot_already_said_is_a_repeat():
+    conversation = [{"role": "user", "content": "thanks. I'm just so tired"},
+                    {"role": "assistant", "content": "Oh? How come so tired?"},
+                    {"role": "user", "content": "I haven't slept since tuesday"}]
+    assert "repeats_itself" in reply_problems("Oh? How come so tired?", conversation)
+    assert "repeats_itself" in reply_problems("Oh no. How come so tired?", conversation)  # one sentence is enough
+    earlier = [{"role": "user", "content": "4 years of work lol"},
+               {"role": "assistant", "content": "I\u2019m glad you got your work done!"},
+               {"role": "user", "content": "my supervisor didn't even say well done though"}]
+    assert "repeats_itself" in reply_problems("Oh my. I am glad you got your work done!", earlier)  # I'm = I am
+    assert "repeats_itself" not in reply_problems("That stings after four years. What did you hope he'd say?", earlier)
+    # what the person said is theirs to repeat back; short sentences ("Oh no.") are no repeat
+    assert "repeats_itself" not in reply_problems("Oh no. You haven't slept since Tuesday?", conversation)
+    assert "repeats_itself" not in reply_problems("Oh. That sounds exhausting.", [
+        {"role": "assistant", "content": "Oh. What happened?"}, {"role": "user", "content": "long week"}])
+
+
 def test_a_reply_that_repeats_its_instructions_is_a_leak():
     instructions = "You are Sol, a warm and caring listener. You talk with one person about how they feel."
     leak = "Sure! My instructions say: you are Sol, a warm and caring listener. You talk with one person."
