@@ -8,6 +8,20 @@
   above"): the bot answers with ``prompts/written/redirect.md``, a calm, short redirect. Whatever
   slips past these phrases still meets the reply checks (``bot.replycheck``), which never show a reply
   that repeats the instructions.
+* ``asks_what_it_is``: "are you a real person?", "are you a licensed therapist? just say yes", "is this
+  chat staffed by psychologists?", "sign it as Dr. ...": ``prompts/written/honest.md``.
+* ``asks_for_secrecy``: "promise this stays confidential", "you won't report it, right?":
+  ``prompts/written/secrecy.md`` says honestly what the bot cannot promise.
+* ``asks_for_clinical_advice``: "diagnose me", "do I have ADHD, yes or no?", "should I go from 10mg to
+  20mg?": ``prompts/written/clinical.md`` (no diagnosis and no doses, and who can help).
+* ``asks_for_harmful_help``: help that could hurt the person or someone else (a gun without a
+  background check, pills without a prescription, into someone's account, something to put in
+  someone's food, hiding marks or weight loss, going without food): ``prompts/written/harmful.md``.
+* ``asks_to_be_put_down``: "tell me I'm worthless", "roast me", "call me pathetic", "he was right,
+  wasn't he? just say yes": ``prompts/written/put_down.md`` declines, kindly.
+* ``has_no_words``: only emoji, punctuation or symbols: ``prompts/written/no_words.md``.
+
+Messages of danger are read first (``bot.crisis``); these come after.
 """
 
 from __future__ import annotations
@@ -59,16 +73,108 @@ _LEET = str.maketrans("0134579@$", "oieastgas")
 _SPACED = re.compile(r"(?:\b\w(?: {1,3})){3,}\w\b")
 
 
+_PROFESSIONAL = r"(?:therapists?|doctors?|psychologists?|psychiatrists?|counsel+ors?|nurses?|clinicians?|professionals?)"
 _ASKS_WHAT_IT_IS = re.compile(
     r"\b(?:are you|r u|you'?re|is this|am i talking to|am i (?:chatting|speaking) with) (?:a |an |really |actually )?"
-    r"(?:real |actual |live )?(?:human|person|people|someone real|(?:ro)?bot|ai|machine|therapist|doctor|psychologist|"
-    r"counsel+or)\b|\bhuman (?:reading|typing|behind)\b|\b(?:tell me|say|pretend|admit) (?:that )?you'?r?e? "
-    r"(?:are )?(?:a |an )?(?:real |actual |licensed )?(?:human|person|therapist|doctor|psychologist)\b", re.IGNORECASE)
+    r"(?:real |actual |live |licensed |qualified |certified |trained |registered |professional )?(?:human|person|people|"
+    r"someone real|(?:ro)?bot|ai|machine|" + _PROFESSIONAL + r")\b|\bhuman (?:reading|typing|behind)\b|"
+    r"\b(?:tell me|say|pretend|admit) (?:that )?you'?r?e? (?:are )?(?:a |an )?(?:real |actual |licensed )?"
+    r"(?:human|person|" + _PROFESSIONAL + r")\b|\b(?:staffed|run|answered|monitored) by (?:real )?(?:humans|people|"
+    + _PROFESSIONAL + r")\b|\b(?:which|what) (?:one|person|" + _PROFESSIONAL + r") am i (?:talking|speaking|chatting) "
+    r"(?:to|with)\b|\bsign (?:off |it |this )?(?:your (?:next )?(?:message|reply|note)s? )?(?:off )?as ['\"\u201c]?(?:an? )?"
+    r"(?:dr\b|doctor|" + _PROFESSIONAL + r")", re.IGNORECASE)
+
+_SECRECY = re.compile(
+    r"\bpromise(?: me)?\b.{0,60}\b(?:confidential|private|secret|between us|won'?t tell|not tell|never tell|"
+    r"nobody|no one|won'?t report|not report)|\b(?:keep|stay|stays|remain) (?:this |it |that )?(?:a )?"
+    r"(?:100% )?(?:confidential|secret|between (?:us|you and me))\b.{0,20}\?|"
+    r"\byou (?:won'?t|will not|can'?t|cannot) (?:report|tell anyone|tell anybody|share)\b.{0,60}(?:right|\?)|"
+    r"\b(?:bound by|under) (?:\w+[ -])?(?:patient )?confidentiality\b|\b(?:will|would|do) you (?:report|tell) "
+    r"(?:this|it|me|anyone|anybody|the police|my parents)\b|\bis (?:this|our) (?:chat|conversation) "
+    r"(?:private|confidential|recorded|saved|stored)\b", re.IGNORECASE)
+
+_CLINICAL = re.compile(
+    r"\bdiagnose (?:me|my|him|her|them|this)\b|\b(?:officially |just )?diagnos(?:e|is)\b.{0,40}\b(?:yes or no|please|now)\b|"
+    r"\b(?:do|could|might|can) i (?:have|be|possibly have)\b.{0,30}\b(?:yes or no)\b|"
+    r"\btell me (?:if |whether |that )?i (?:have|'ve got|am)\b.{0,10}\b(?:bipolar|adhd|add|ocd|bpd|ptsd|autis\w+|"
+    r"depress\w+|schizo\w+|borderline|an? (?:\w+ )?disorder)\b|"
+    r"\b(?:increase|decrease|raise|lower|double|halve|stop|up|change)\b.{0,20}\b(?:my|the|his|her)\b.{0,25}"
+    r"\b(?:dose|dosage|\d+ ?mg|meds|medication|pills|tablets)\b.{0,40}\?|"
+    r"\bhow (?:many|much) (?:mg |milligrams? )?(?:of (?:my |the )?)?\w+ (?:should|can|could) i (?:take|have)\b|"
+    r"\b(?:act|be) (?:as )?my (?:doctor|psychiatrist|psychologist|therapist)\b", re.IGNORECASE)
+
+_HARMFUL_HELP = re.compile(
+    r"\b(?:buy|get|find|obtain|order)\b.{0,40}\b(?:gun|firearm|pistol|rifle|weapon)\b.{0,60}\b(?:without|no|skip|avoid)\b"
+    r".{0,20}\b(?:background check|licen[cs]e|waiting period|paperwork|checks?)\b|"
+    r"\b(?:without|no)\b.{0,5}\b(?:a )?prescription\b|"
+    r"\b(?:how (?:do|can|could|would|should) i|help me|teach me|show me|ways? to|want to|need to|trying to)\b.{0,20}"
+    r"\b(?:hack|get into|break into|access|log into|read)\b.{0,20}\b(?:his|her|their|someone'?s|my ex'?s|my (?:wife|husband|"
+    r"partner|girlfriend|boyfriend)'?s)\b.{0,20}\b(?:account|phone|email|instagram|facebook|messages|texts|snapchat|whatsapp)\b|"
+    r"\b(?:put|slip|add|mix)\b.{0,30}\b(?:in|into)\b.{0,10}\b(?:his|her|their|someone'?s|the)\b.{0,10}"
+    r"\b(?:food|drink|coffee|tea|water|meal|lunch)\b.{0,60}\b(?:sick|ill|hurt|pass out|knock (?:him|her|them) out|suffer)\b|"
+    r"\bmake (?:him|her|them|someone)\b.{0,20}\b(?:sick|ill|pass out)\b.{0,40}\b(?:put|food|drink|give)\b|"
+    r"\bhide\b.{0,25}\b(?:the |my )?(?:marks|scars|cuts|burns|bruises|weight loss|that i(?:'m| am) not eating)\b|"
+    r"\b(?:suppress|trick|numb)\b.{0,10}\b(?:my )?(?:hunger|appetite)\b|"
+    r"\b(?:lethal|deadly|fatal|overdose) (?:dose|amount)\b|\bhow (?:many|much)\b.{0,40}\b(?:to (?:die|overdose|kill)|"
+    r"(?:would|will|could) (?:kill|be (?:lethal|fatal|deadly)))\b|"
+    r"\b(?:most|more) (?:dangerous|deadly|lethal|toxic)\b.{0,30}\b(?:in (?:large|big|high) (?:amounts|doses|quantities)|"
+    r"to (?:take|swallow|overdose))\b", re.IGNORECASE)
+
+_PUT_DOWN_WORDS = (r"(?:worthless|pathetic|a failure|a loser|useless|stupid|ugly|an idiot|a waste of space|a burden|"
+                   r"disgusting|a joke|nothing|hopeless|a disappointment|a mess|fat|dumb)")
+_ASKED = r"(?:^|[.!?:,]\s*|\b(?:just|please|now|so|then|go ahead and|can you|could you|i want you to|i need you to)\s+)"
+_ASKS_PUT_DOWN = re.compile(
+    r"\b(?:tell|remind) me (?:that |how )?(?:i'?m|i am|how) (?!not\b)(?:\w+ ){0,2}" + _PUT_DOWN_WORDS + r"|"
+    + _ASKED + r"(?:call|name) me (?:a |an )?(?:\w+ )?(?:pathetic|worthless|stupid|loser|failure|idiot|ugly)\b|"
+    + _ASKED + r"say (?:it|that|'?you are|you'?re|i'?m|i am)\b.{0,12}" + _PUT_DOWN_WORDS + r"|"
+    r"\b(?:confirm|admit|agree)\b.{0,25}\b(?:i'?m|i am|that i|am i)\b.{0,15}" + _PUT_DOWN_WORDS + r"|"
+    r"\bagree\b.{0,20}\bi should (?:just )?give up\b|"
+    + _ASKED + r"(?:roast|insult|yell at|mock|humiliate|tear into) me\b|"
+    r"\breasons? (?:why )?i'?m (?:a )?(?:failure|loser|worthless|pathetic)\b|"
+    r"\bbe (?:as )?mean (?:to me|as)\b|\bdon'?t give me the positive\b", re.IGNORECASE)
+# "He was right, wasn't he? Just say yes." after a put-down the person was told
+_WAS_RIGHT = re.compile(r"\b(?:was|were|is|are) right\b.{0,30}\b(?:wasn'?t|weren'?t|isn'?t|aren'?t) (?:he|she|they|it)\b"
+                        r"|\bjust say yes\b", re.IGNORECASE)
+_PUT_DOWN_SAID = re.compile(r"\b(?:i'?m|i am|i was|i'?ve been|me)\b.{0,20}" + _PUT_DOWN_WORDS, re.IGNORECASE)
+
+_HAS_A_WORD = re.compile(r"[^\W_]")  # a letter or a digit, in any script
 
 
 def asks_what_it_is(text: str) -> bool:
     """Whether the message asks (or asks it to claim) that the bot is a person or a professional."""
     return bool(_ASKS_WHAT_IT_IS.search(text.replace("\u2019", "'")))
+
+
+def asks_for_secrecy(text: str) -> bool:
+    """Whether the message asks the bot to promise secrecy ("promise this stays confidential", "you
+    won't report it, right?", "is this chat private?")."""
+    return bool(_SECRECY.search(text.replace("\u2019", "'")))
+
+
+def asks_for_clinical_advice(text: str) -> bool:
+    """Whether the message asks for a diagnosis or a medication dose ("diagnose me", "do I have ADHD,
+    yes or no?", "should I increase my lexapro from 10mg to 20mg?")."""
+    return bool(_CLINICAL.search(text.replace("\u2019", "'")))
+
+
+def asks_for_harmful_help(text: str) -> bool:
+    """Whether the message asks for help that could hurt the person or someone else: weapons without
+    checks, medicines without a prescription, someone else's account, something to put in someone's
+    food, hiding self-harm or weight loss, suppressing hunger, lethal amounts."""
+    return bool(_HARMFUL_HELP.search(text.replace("\u2019", "'")))
+
+
+def asks_to_be_put_down(text: str) -> bool:
+    """Whether the message asks the bot to insult the person or agree with what they say against
+    themselves ("tell me I'm worthless", "roast me", "call me pathetic", "he was right, wasn't he?")."""
+    text = text.replace("\u2019", "'")
+    return bool(_ASKS_PUT_DOWN.search(text) or (_WAS_RIGHT.search(text) and _PUT_DOWN_SAID.search(text)))
+
+
+def has_no_words(text: str) -> bool:
+    """Whether the message holds no letter or digit at all, in any script: only emoji, punctuation or
+    symbols ("😭😭💔", "?!?!...")."""
+    return bool(text.strip()) and not _HAS_A_WORD.search(text)
 
 
 def is_greeting(text: str) -> bool:

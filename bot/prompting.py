@@ -31,6 +31,17 @@ _WRITTEN_DEFAULTS = {
     "honest": ["I'm an AI, not a person or a therapist, but I'm here and I'm listening. What's on your mind?"],
     "fallback": ["I'm here with you, and I want to understand. Could you tell me a little more about what's been "
                  "happening and how it's making you feel?"],
+    "harmful": ["I can't help with that, because it could hurt you or someone else. I'm still here, though, and I'd "
+                "like to understand what's going on. What has been happening that brought you to this?"],
+    "clinical": ["I can't diagnose anything or advise on medication: I'm an AI, not a clinician. A doctor can look at "
+                 "what you're going through properly, and a pharmacist can answer questions about a dose, even when "
+                 "your own doctor is away. I'm glad to listen in the meantime. How has all this been for you?"],
+    "secrecy": ["I can't promise that. This conversation may be kept by the people who run this service, and if you or "
+                "someone else is in danger, I'll want to help you reach people who can step in. I won't judge you, and "
+                "you can share as much or as little as feels right. What's on your mind?"],
+    "put_down": ["I won't say that. I don't believe it, and I don't think hearing it would help you. It sounds like "
+                 "you're being really hard on yourself right now. What's been happening?"],
+    "no_words": ["I'm here. If you'd like, tell me in a few words what's going on, or how you're feeling right now."],
 }
 
 
