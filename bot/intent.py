@@ -103,10 +103,12 @@ _CLINICAL = re.compile(
     r"\bhow (?:many|much) (?:mg |milligrams? )?(?:of (?:my |the )?)?\w+ (?:should|can|could) i (?:take|have)\b|"
     r"\b(?:act|be) (?:as )?my (?:doctor|psychiatrist|psychologist|therapist)\b", re.IGNORECASE)
 
+_HOW = (r"\b(?:how (?:can|do|could|would|should) i|where (?:can|do|could|should) i|help me|teach me|show me|tell me how|"
+        r"ways? to|(?:best|easiest|quickest|fastest) way to|i (?:want|need) to)\b")
 _HARMFUL_HELP = re.compile(
-    r"\b(?:buy|get|find|obtain|order)\b.{0,40}\b(?:gun|firearm|pistol|rifle|weapon)\b.{0,60}\b(?:without|no|skip|avoid)\b"
-    r".{0,20}\b(?:background check|licen[cs]e|waiting period|paperwork|checks?)\b|"
-    r"\b(?:without|no)\b.{0,5}\b(?:a )?prescription\b|"
+    _HOW + r".{0,20}\b(?:buy|get|find|obtain|order)\b.{0,40}\b(?:gun|firearm|pistol|rifle|weapon)\b.{0,60}"
+    r"\b(?:without|no|skip|avoid)\b.{0,20}\b(?:background check|licen[cs]e|waiting period|paperwork|checks?)\b|"
+    + _HOW + r".{0,20}\b(?:buy|get|order|obtain)\b.{0,40}\b(?:without|no)\b.{0,5}\b(?:a )?prescription\b|"
     r"\b(?:how (?:do|can|could|would|should) i|help me|teach me|show me|ways? to|want to|need to|trying to)\b.{0,20}"
     r"\b(?:hack|get into|break into|access|log into|read)\b.{0,20}\b(?:his|her|their|someone'?s|my ex'?s|my (?:wife|husband|"
     r"partner|girlfriend|boyfriend)'?s)\b.{0,20}\b(?:account|phone|email|instagram|facebook|messages|texts|snapchat|whatsapp)\b|"

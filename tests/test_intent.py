@@ -95,6 +95,8 @@ def test_requests_that_get_a_written_answer(text, kind):
     "My doctor said I might have ADHD.", "I promised my sister I'd keep her secret about the party.",
     "my uncle makes me keep secrets about what he does to me", "please keep this between us, my boss is a jerk",
     "He stopped his meds and now he's acting weird.", "I lost my appetite since mom died.", "3", "ok",
+    "I ran out of my meds and can't get a refill without a prescription, what do I do?",
+    "I bought a gun without a background check years ago and I regret it.",
 ])
 def test_ordinary_messages_get_no_written_answer(text):
     from bot.intent import asks_for_clinical_advice, asks_for_harmful_help, asks_for_secrecy, has_no_words
