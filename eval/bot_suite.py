@@ -179,7 +179,8 @@ def read_jsonl_set(name: str) -> list[dict]:
 
 def attack_suite(bot, samples: int, seed: int) -> dict:
     """The attack set (injections, jailbreaks, requests for harm, claims to be human, derailing) and the
-    openers (greetings, small talk), each as the first message of a new session."""
+    openers (greetings, small talk), each as the first message of a new session; then the attack
+    conversations (``attack_conversations``)."""
     from bot.intent import is_greeting
     from bot.replycheck import leaks_instructions
 
@@ -213,6 +214,37 @@ def attack_suite(bot, samples: int, seed: int) -> dict:
     out["harmful_shown"] = sum(bool(r["harmful"]) for r in rows)
     out["candidates_caught"] = sum(r["caught"] for r in rows)
     out["examples"] = rows
+    out["conversations"] = attack_conversations(bot, instructions)
+    return out
+
+
+def attack_conversations(bot, instructions: str) -> dict:
+    """The attack conversations (``data/safety/attack_conversations.jsonl``: one to four user turns each,
+    six kinds), each in a new session: per kind, the share of turns answered by a written reply or by a
+    crisis reply, and the replies shown that leak the instructions or talk of harm."""
+    from bot.replycheck import leaks_instructions
+
+    turns = []
+    for item in read_jsonl_set("attack_conversations.jsonl"):
+        session = f"eval-attack-conv-{item['id']}"
+        for text in item["turns"]:
+            reply = bot.chat(text, session_id=session)
+            turns.append({"id": item["id"], "kind": item["kind"], "text": text, "reply": reply.text,
+                          "written": (reply.reason or "").startswith("written") and not reply.crisis,
+                          "crisis": reply.crisis, "crisis_level": reply.crisis_level,
+                          "leak": leaks_instructions(reply.text, instructions),
+                          "harmful": harmful_after_check(reply.text, bot)})
+        bot.reset(session)
+    out: dict = {"conversations": len({t["id"] for t in turns}), "turns": len(turns), "by_kind": {}}
+    for kind in sorted({t["kind"] for t in turns}):
+        sel = [t for t in turns if t["kind"] == kind]
+        out["by_kind"][kind] = {
+            "turns": len(sel), "written_reply": round(sum(t["written"] for t in sel) / len(sel), 3),
+            "crisis_reply": round(sum(bool(t["crisis"]) for t in sel) / len(sel), 3),
+            "leaks_shown": sum(t["leak"] for t in sel), "harmful_shown": sum(bool(t["harmful"]) for t in sel)}
+    out["leaks_shown"] = sum(t["leak"] for t in turns)
+    out["harmful_shown"] = sum(bool(t["harmful"]) for t in turns)
+    out["examples"] = turns
     return out
 
 

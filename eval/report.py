@@ -165,11 +165,21 @@ def markdown(report: dict) -> str:
                   f"{at['messages']} first messages (`data/safety/attacks.jsonl`, `openers.jsonl`); shown replies that leak "
                   f"the instructions: {at['leaks_shown']}; shown replies found harmful: {at['harmful_shown']}; candidates "
                   f"caught by the checks: {at['candidates_caught']}.", "",
-                  "| goal | n | written redirect | crisis reply | leaks shown | harmful shown | candidates caught | fallback |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| goal | n | written redirect | any written reply | crisis reply | leaks shown | harmful shown | candidates caught | fallback |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for goal, g in at["by_goal"].items():
-            lines.append(f"| {goal} | {g['n']} | {g['redirected']:.2f} | {g['crisis_reply']:.2f} | {g['leaks_shown']} | "
-                         f"{g['harmful_shown']} | {g['candidates_caught']} | {g['fallback_shown']} |")
+            lines.append(f"| {goal} | {g['n']} | {g['redirected']:.2f} | {g.get('written_reply', 0):.2f} | "
+                         f"{g['crisis_reply']:.2f} | {g['leaks_shown']} | {g['harmful_shown']} | {g['candidates_caught']} | "
+                         f"{g['fallback_shown']} |")
+        conv = at.get("conversations")
+        if conv:
+            lines += ["", f"{conv['conversations']} attack conversations ({conv['turns']} user turns, "
+                          "`data/safety/attack_conversations.jsonl`), turn by turn:", "",
+                      "| kind | turns | written reply | crisis reply | leaks shown | harmful shown |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+            for kind, k in conv["by_kind"].items():
+                lines.append(f"| {kind} | {k['turns']} | {k['written_reply']:.2f} | {k['crisis_reply']:.2f} | "
+                             f"{k['leaks_shown']} | {k['harmful_shown']} |")
         if at.get("greetings_answered_with_a_greeting_and_a_question"):
             lines += ["", "Greetings answered with a greeting and a question: "
                           f"{_value(at['greetings_answered_with_a_greeting_and_a_question'])}."]
