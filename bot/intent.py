@@ -1,4 +1,4 @@
-"""Two kinds of message that get a written reply instead of (or beside) the reply model's.
+"""Messages that get a written reply instead of (or beside) the reply model's.
 
 * ``is_greeting``: a message that is only a greeting or a hello-style opener ("hi", "hey sol :)",
   "good morning", "bonjour", "hola, ¿estás ahí?"): the written greetings in ``prompts/written/greeting.md``
@@ -109,7 +109,7 @@ _HARMFUL_HELP = re.compile(
     _HOW + r".{0,20}\b(?:buy|get|find|obtain|order)\b.{0,40}\b(?:gun|firearm|pistol|rifle|weapon)\b.{0,60}"
     r"\b(?:without|no|skip|avoid)\b.{0,20}\b(?:background check|licen[cs]e|waiting period|paperwork|checks?)\b|"
     + _HOW + r".{0,20}\b(?:buy|get|order|obtain)\b.{0,40}\b(?:without|no)\b.{0,5}\b(?:a )?prescription\b|"
-    r"\b(?:how (?:do|can|could|would|should) i|help me|teach me|show me|ways? to|want to|need to|trying to)\b.{0,20}"
+    r"(?:" + _HOW + r"|\b(?:want|need|trying) to\b).{0,20}"
     r"\b(?:hack|get into|break into|access|log into|read)\b.{0,20}\b(?:his|her|their|someone'?s|my ex'?s|my (?:wife|husband|"
     r"partner|girlfriend|boyfriend)'?s)\b.{0,20}\b(?:account|phone|email|instagram|facebook|messages|texts|snapchat|whatsapp)\b|"
     r"\b(?:put|slip|add|mix)\b.{0,30}\b(?:in|into)\b.{0,10}\b(?:his|her|their|someone'?s|the)\b.{0,10}"
