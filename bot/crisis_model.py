@@ -17,8 +17,8 @@
    as many harmless replies ("thanks, that helps", "I'll see them on Boxing Day" after a sad turn) as
    the message alone, for one more of 21 disclosures caught. The same reading tempers step 2: a
    message the classifier alone would alarm on, but which read with the turns before it falls under
-   the check-in threshold ("My instructor says I panic at roundabouts" after a message about a driving
-   test), gets a check-in.
+   the check-in threshold, gets a check-in (the detector of the third round read "My instructor says I
+   panic at roundabouts" so after a message about a driving test).
 
 The classifier has two thresholds per category (both chosen on dev, see ``finetune.train_crisis``): at
 the *alarm* threshold (few false alarms) a message is treated as a crisis like a rule match; between

@@ -11,6 +11,11 @@ Sets, each reported on its own:
 * ``heldout3``: ``data/safety/crisis_heldout3.jsonl``, a third set by yet another author who saw nothing
   of the project (no code, data or model), written while the third round of training phrasings was
   being written by another, and read once for the detector trained with that round;
+* ``heldout4``: ``data/safety/crisis_heldout4.jsonl``, a fourth author's set (nothing of the project
+  seen), read first for the detector of the third round; the kinds it missed named the fourth round's
+  brief, so it is no judge of that round's families;
+* ``heldout5``: ``data/safety/crisis_heldout5.jsonl``, a fifth author's set (nothing of the project
+  seen, written while the fourth round was), read once for the detector trained with that round;
 * ``scenarios``: ``data/safety/crisis_scenarios.jsonl``, the regression set written with the rules;
 * ``twitter_test`` and ``sdcnl_test``: the research sets' test splits (see ``finetune.train_crisis``;
   when the datasets folder is given).
@@ -45,7 +50,7 @@ def load_sets(data_dir: str | None) -> dict[str, list[dict]]:
     from finetune.dialogue_data import data_root
     from finetune.train_crisis import read_sdcnl, read_twitter
 
-    sets = {name: _read_jsonl(PROJECT_DATA / f"crisis_{name}.jsonl") for name in ("heldout", "heldout2", "heldout3")
+    sets = {name: _read_jsonl(PROJECT_DATA / f"crisis_{name}.jsonl") for name in ("heldout", "heldout2", "heldout3", "heldout4", "heldout5")
             if (PROJECT_DATA / f"crisis_{name}.jsonl").is_file()}
     scen = _read_jsonl(PROJECT_DATA / "crisis_scenarios.jsonl")
     sets["scenarios"] = [{**r, "category": r.get("category") or "none"} for r in scen]

@@ -117,7 +117,8 @@ def read_project_set(path: Path) -> list[dict]:
 
 
 OWN_FILES = ("crisis_train.jsonl", "crisis_train_contrast.jsonl", "crisis_train_more.jsonl",
-             "crisis_lookalikes_everyday.jsonl", "crisis_train_turns.jsonl", "crisis_train_round3.jsonl")
+             "crisis_lookalikes_everyday.jsonl", "crisis_train_turns.jsonl", "crisis_train_round3.jsonl",
+             "crisis_train_round4.jsonl")
 
 
 def own_rows() -> list[dict]:
@@ -128,7 +129,10 @@ def own_rows() -> list[dict]:
     mid-conversation turns of ``crisis_train_turns.jsonl`` (short replies about plans, times, doctors and
     family that sound like danger without context, beside short disclosures), and the third round of
     ``crisis_train_round3.jsonl`` (medical emergencies told plainly and understated, indirect and
-    euphemistic self-harm, children's disclosures, beside routine medical talk and everyday idioms)."""
+    euphemistic self-harm, children's disclosures, beside routine medical talk and everyday idioms), and the
+    fourth round of ``crisis_train_round4.jsonl`` (plans told only through a method, place or time,
+    goodbye behaviour, euphemisms, overdoses already taken, harm to others with a means, other languages,
+    indirect abuse, beside ordinary planning, routine medication questions and hyperbole)."""
     return [r for name in OWN_FILES if (PROJECT_DATA / name).is_file() for r in read_project_set(PROJECT_DATA / name)]
 
 

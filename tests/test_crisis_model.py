@@ -91,7 +91,7 @@ def test_the_shipped_detector_raises_no_alarm_for_look_alikes(shipped, text):
     assert reading is None or reading.level == "check_in"
 
 
-@pytest.mark.parametrize("name", ["heldout", "heldout3"])
+@pytest.mark.parametrize("name", ["heldout", "heldout3", "heldout5"])
 def test_the_shipped_detector_reproduces_its_reported_heldout_figures(shipped, name):
     from eval.crisis_suite import figures, load_sets, predictions
 
@@ -115,9 +115,7 @@ def test_the_shipped_detector_reproduces_its_research_set_figures(shipped):
 
 
 @pytest.mark.parametrize("text", [
-    pytest.param("My instructor says I panic at roundabouts, and everyone else I know passed first time.",
-                 marks=pytest.mark.xfail(strict=True, reason="a known false alarm again since the third round "
-                                         "(abuse 0.53, a check-in; docs/crisis.md, Known false alarms)")),
+    "My instructor says I panic at roundabouts, and everyone else I know passed first time.",
     "I'll try to sleep early tonight.",
     "My partner says I'm overthinking it.",
     "My sister didn't invite me to her wedding and I only found out from a cousin.",
