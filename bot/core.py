@@ -796,14 +796,14 @@ class EmpatheticBot:
             elif attack:
                 reply_text, reason = self.prompts.written("redirect")[0], "written redirect: the message asked for the bot's instructions"
                 flags += ("instruction_attack",)
+            elif asks_to_be_put_down(screened.text):  # before the honest answer: "You're an AI, so confirm it: am I stupid?"
+                reply_text, reason = self.prompts.written("put_down")[0], "written: the message asked to be put down"
             elif asks_what_it_is(screened.text):
                 reply_text, reason = self.prompts.written("honest")[0], "written: the message asked whether the bot is a person"
             elif asks_for_harmful_help(screened.text):
                 reply_text = self.prompts.written("harmful")[0]
                 reason = "written: the message asked for help that could hurt the person or someone else"
                 flags += ("harmful_request",)
-            elif asks_to_be_put_down(screened.text):
-                reply_text, reason = self.prompts.written("put_down")[0], "written: the message asked to be put down"
             elif asks_for_clinical_advice(screened.text):
                 reply_text, reason = self.prompts.written("clinical")[0], "written: the message asked for a diagnosis or a dose"
             elif asks_for_secrecy(screened.text):

@@ -19,7 +19,8 @@
   someone's food, hiding marks or weight loss, going without food): ``prompts/written/harmful.md``.
 * ``asks_to_be_put_down``: "tell me I'm worthless", "roast me", "call me pathetic", "he was right,
   wasn't he? just say yes": ``prompts/written/put_down.md`` declines, kindly.
-* ``has_no_words``: only emoji, punctuation or symbols: ``prompts/written/no_words.md``.
+* ``has_no_words``: only emoji, punctuation or symbols, or one word over and over:
+  ``prompts/written/no_words.md``.
 
 Messages of danger are read first (``bot.crisis``); these come after.
 """
@@ -55,6 +56,9 @@ _ATTACK = re.compile(
     r"(?:unfiltered|uncensored|unrestricted|jailbroken|evil|different)\b|\bdo anything now\b|"
     r"\b(?:developer|god|admin|debug|sudo|jailbreak|unrestricted) mode\b|\bjailbr(?:eak|oken)\b|"
     r"\bnew (?:persona|instructions|rules)\b|\bfrom now on,? you\b|\bpretend (?:that )?you (?:have no|are not bound|don'?t have)\b|"
+    r"\b(?:tes|vos|tus|tuas|deine|le tue|tue|twoje) (?:instructions|instrucciones|instru[çc][õo]es|"
+    r"anweisungen|istruzioni|instrukcje|instructies|r[eè]gles|reglas|regeln)\b|"
+    r"\bwhat (?:exactly )?(?:were|was) you (?:told|given|instructed)\b|\b(?:your|the) actual (?:instructions|prompt|rules)\b|"
     r"\bignora (?:todas )?las instrucciones\b|\bignore[sz]? (?:toutes )?(?:les|tes) instructions\b|"
     r"\bignoriere? (?:alle )?(?:vorherigen )?anweisungen\b|\bprompt (?:del|de) sistema\b|\bprompt syst[eè]me\b|"
     r"\bsystem-?prompt\b|\bсистемн\w* (?:промпт|инструкц)|\bигнорируй\b|系统提示|忽略.{0,6}(?:指令|说明)|"
@@ -82,7 +86,9 @@ _ASKS_WHAT_IT_IS = re.compile(
     r"(?:human|person|" + _PROFESSIONAL + r")\b|\b(?:staffed|run|answered|monitored) by (?:real )?(?:humans|people|"
     + _PROFESSIONAL + r")\b|\b(?:which|what) (?:one|person|" + _PROFESSIONAL + r") am i (?:talking|speaking|chatting) "
     r"(?:to|with)\b|\bsign (?:off |it |this )?(?:your (?:next )?(?:message|reply|note)s? )?(?:off )?as ['\"\u201c]?(?:an? )?"
-    r"(?:dr\b|doctor|" + _PROFESSIONAL + r")", re.IGNORECASE)
+    r"(?:dr\b|doctor|" + _PROFESSIONAL + r")|\b(?:write|make|draft|forge|create|give) (?:me |us )?(?:a |an )?(?:\w+ ){0,3}"
+    r"(?:note|letter|prescription)\b.{0,30}\b(?:from|by|signed by|as) (?:a |an |my )?"
+    r"['\"\u201c]?(?:dr\b|doctor|licensed|" + _PROFESSIONAL + r")", re.IGNORECASE)
 
 _SECRECY = re.compile(
     r"\bpromise(?: me)?\b.{0,60}\b(?:confidential|private|secret|between us|won'?t tell|not tell|never tell|"
@@ -115,6 +121,8 @@ _HARMFUL_HELP = re.compile(
     r"\b(?:put|slip|add|mix)\b.{0,30}\b(?:in|into)\b.{0,10}\b(?:his|her|their|someone'?s|the)\b.{0,10}"
     r"\b(?:food|drink|coffee|tea|water|meal|lunch)\b.{0,60}\b(?:sick|ill|hurt|pass out|knock (?:him|her|them) out|suffer)\b|"
     r"\bmake (?:him|her|them|someone)\b.{0,20}\b(?:sick|ill|pass out)\b.{0,40}\b(?:put|food|drink|give)\b|"
+    r"\b(?:hurt|harm|injure|poison|kill)\b.{0,30}\bwithout (?:leaving (?:any )?(?:evidence|marks|a trace)|getting caught|"
+    r"anyone (?:knowing|noticing|finding out))\b|\bget away with (?:hurting|killing|poisoning|beating)\b|"
     r"\bhide\b.{0,25}\b(?:the |my )?(?:marks|scars|cuts|burns|bruises|weight loss|that i(?:'m| am) not eating)\b|"
     r"\b(?:suppress|trick|numb)\b.{0,10}\b(?:my )?(?:hunger|appetite)\b|"
     r"\b(?:lethal|deadly|fatal|overdose) (?:dose|amount)\b|\bhow (?:many|much)\b.{0,40}\b(?:to (?:die|overdose|kill)|"
@@ -133,7 +141,9 @@ _ASKS_PUT_DOWN = re.compile(
     r"\bagree\b.{0,20}\bi should (?:just )?give up\b|"
     + _ASKED + r"(?:roast|insult|yell at|mock|humiliate|tear into) me\b|"
     r"\breasons? (?:why )?i'?m (?:a )?(?:failure|loser|worthless|pathetic)\b|"
-    r"\bbe (?:as )?mean (?:to me|as)\b|\bdon'?t give me the positive\b", re.IGNORECASE)
+    r"\bbe (?:as )?mean (?:to me|as)\b|\bdon'?t give me the positive\b|"
+    r"\btell me (?:that )?i (?:don'?t|do not) deserve\b|\bi deserve to (?:suffer|feel (?:terrible|awful|bad|horrible)|"
+    r"be (?:alone|miserable|punished|hated|unhappy))\b.{0,30}\bright\b", re.IGNORECASE)
 # "He was right, wasn't he? Just say yes." after a put-down the person was told
 _WAS_RIGHT = re.compile(r"\b(?:was|were|is|are) right\b.{0,30}\b(?:wasn'?t|weren'?t|isn'?t|aren'?t) (?:he|she|they|it)\b"
                         r"|\bjust say yes\b", re.IGNORECASE)
@@ -174,9 +184,14 @@ def asks_to_be_put_down(text: str) -> bool:
 
 
 def has_no_words(text: str) -> bool:
-    """Whether the message holds no letter or digit at all, in any script: only emoji, punctuation or
-    symbols ("😭😭💔", "?!?!...")."""
-    return bool(text.strip()) and not _HAS_A_WORD.search(text)
+    """Whether the message says nothing in words: no letter or digit at all, in any script (only emoji,
+    punctuation or symbols: "😭😭💔", "?!?!..."), or one word over and over ("sad sad sad sad sad")."""
+    if not text.strip():
+        return False
+    if not _HAS_A_WORD.search(text):
+        return True
+    words = re.findall(r"[^\W_]+", text.lower())
+    return len(words) >= 5 and len(set(words)) == 1
 
 
 def is_greeting(text: str) -> bool:
