@@ -23,8 +23,7 @@ from .crisis_model import CrisisDetector, CrisisReading
 from .emotion import EmotionClassifier, EmotionScore, EmotionState, EmotionTracker
 from .errors import (BotError, ConversationConflictError, GenerationError, InvalidInputError, SessionStoreError,
                      TurnTimeoutError)
-from .intent import (asks_for_clinical_advice, asks_for_harmful_help, asks_for_secrecy, asks_to_be_put_down, asks_what_it_is,
-                     continues_an_attack, has_no_words, is_greeting, is_instruction_attack)
+from .intent import continues_an_attack, is_greeting, is_instruction_attack, written_answer
 from .prompting import PromptBook
 from .reply import DEFAULT_SESSION, Reply  # noqa: F401 - Reply is part of this module's API
 from .replycheck import Candidate, asks_a_question, choose, offers_sympathy, puts_self_down, reply_problems, tells_bad_news
@@ -797,20 +796,10 @@ class EmpatheticBot:
             elif attack:
                 reply_text, reason = self.prompts.written("redirect")[0], "written redirect: the message asked for the bot's instructions"
                 flags += ("instruction_attack",)
-            elif asks_to_be_put_down(screened.text):  # before the honest answer: "You're an AI, so confirm it: am I stupid?"
-                reply_text, reason = self.prompts.written("put_down")[0], "written: the message asked to be put down"
-            elif asks_what_it_is(screened.text):
-                reply_text, reason = self.prompts.written("honest")[0], "written: the message asked whether the bot is a person"
-            elif asks_for_harmful_help(screened.text):
-                reply_text = self.prompts.written("harmful")[0]
-                reason = "written: the message asked for help that could hurt the person or someone else"
-                flags += ("harmful_request",)
-            elif asks_for_clinical_advice(screened.text):
-                reply_text, reason = self.prompts.written("clinical")[0], "written: the message asked for a diagnosis or a dose"
-            elif asks_for_secrecy(screened.text):
-                reply_text, reason = self.prompts.written("secrecy")[0], "written: the message asked the bot to promise secrecy"
-            elif has_no_words(screened.text):
-                reply_text, reason = self.prompts.written("no_words")[0], "written: the message held no words"
+            elif answer := written_answer(screened.text):
+                name, why, flag = answer
+                reply_text, reason = self.prompts.written(name)[0], f"written: {why}"
+                flags += (flag,) if flag else ()
             else:
                 unconditioned = None
                 if self.config.generation.guidance != 1:

@@ -153,28 +153,33 @@ _PUT_DOWN_SAID = re.compile(r"\b(?:i'?m|i am|i was|i'?ve been|me)\b.{0,20}" + _P
 _HAS_A_WORD = re.compile(r"[^\W_]")  # a letter or a digit, in any script
 
 
+def _reads(pattern: re.Pattern, text: str) -> bool:
+    """Whether ``pattern`` is found in ``text``, curly apostrophes read as straight ones."""
+    return bool(pattern.search(text.replace("\u2019", "'")))
+
+
 def asks_what_it_is(text: str) -> bool:
     """Whether the message asks (or asks it to claim) that the bot is a person or a professional."""
-    return bool(_ASKS_WHAT_IT_IS.search(text.replace("\u2019", "'")))
+    return _reads(_ASKS_WHAT_IT_IS, text)
 
 
 def asks_for_secrecy(text: str) -> bool:
     """Whether the message asks the bot to promise secrecy ("promise this stays confidential", "you
     won't report it, right?", "is this chat private?")."""
-    return bool(_SECRECY.search(text.replace("\u2019", "'")))
+    return _reads(_SECRECY, text)
 
 
 def asks_for_clinical_advice(text: str) -> bool:
     """Whether the message asks for a diagnosis or a medication dose ("diagnose me", "do I have ADHD,
     yes or no?", "should I increase my lexapro from 10mg to 20mg?")."""
-    return bool(_CLINICAL.search(text.replace("\u2019", "'")))
+    return _reads(_CLINICAL, text)
 
 
 def asks_for_harmful_help(text: str) -> bool:
     """Whether the message asks for help that could hurt the person or someone else: weapons without
     checks, medicines without a prescription, someone else's account, something to put in someone's
     food, hiding self-harm or weight loss, suppressing hunger, lethal amounts."""
-    return bool(_HARMFUL_HELP.search(text.replace("\u2019", "'")))
+    return _reads(_HARMFUL_HELP, text)
 
 
 def asks_to_be_put_down(text: str) -> bool:
@@ -193,6 +198,25 @@ def has_no_words(text: str) -> bool:
         return True
     words = re.findall(r"[^\W_]+", text.lower())
     return len(words) >= 5 and len(set(words)) == 1
+
+
+# The written answers after the redirect, in the order they are tried (a request to be put down comes
+# before the honest answer: "You're an AI, so confirm it: am I stupid?"): the test, the file under
+# prompts/written/, why (for ``Reply.reason``) and a safety flag or None.
+WRITTEN_ANSWERS = (
+    (asks_to_be_put_down, "put_down", "the message asked to be put down", None),
+    (asks_what_it_is, "honest", "the message asked whether the bot is a person", None),
+    (asks_for_harmful_help, "harmful", "the message asked for help that could hurt the person or someone else",
+     "harmful_request"),
+    (asks_for_clinical_advice, "clinical", "the message asked for a diagnosis or a dose", None),
+    (asks_for_secrecy, "secrecy", "the message asked the bot to promise secrecy", None),
+    (has_no_words, "no_words", "the message held no words", None),
+)
+
+
+def written_answer(text: str) -> tuple[str, str, str | None] | None:
+    """(file, why, flag) of the first written answer whose test ``text`` meets, or None."""
+    return next(((name, why, flag) for test, name, why, flag in WRITTEN_ANSWERS if test(text)), None)
 
 
 def is_greeting(text: str) -> bool:

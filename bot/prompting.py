@@ -54,6 +54,7 @@ class PromptBook:
         if not system_file.is_file():
             raise PromptError(f"prompt folder {self.dir} has no system.md; copy the project's prompts/ folder and edit it")
         self.system_template = system_file.read_text(encoding="utf-8").strip()
+        self._written: dict[str, list[str]] = {}  # written replies, read on first use
         # How the person's message is shown to the model; "{state_tag} {input}" puts the compact state first.
         user_file = self.dir / "user.md"
         self.user_template = user_file.read_text(encoding="utf-8").strip() if user_file.is_file() else "{input}"
@@ -108,13 +109,16 @@ class PromptBook:
 
     def written(self, name: str) -> list[str]:
         """The written replies in ``written/<name>.md`` (one per line; ``{name}`` is the persona's name),
-        or the built-in ones when the prompts folder has none."""
-        path = self.dir / "written" / f"{name}.md"
-        lines = []
-        if path.is_file():
-            lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        lines = lines or _WRITTEN_DEFAULTS.get(name, _WRITTEN_DEFAULTS["fallback"])
-        return [ln.replace("{name}", self.persona_name) for ln in lines]
+        or the built-in ones when the prompts folder has none; each file is read once, like the rest of the
+        book (the redirect is looked up every turn)."""
+        if name not in self._written:
+            path = self.dir / "written" / f"{name}.md"
+            lines = []
+            if path.is_file():
+                lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            lines = lines or _WRITTEN_DEFAULTS.get(name, _WRITTEN_DEFAULTS["fallback"])
+            self._written[name] = [ln.replace("{name}", self.persona_name) for ln in lines]
+        return list(self._written[name])
 
     def check_in(self, crisis: str) -> str:
         """The written question for a message that may mean danger (``prompts/crisis/check_in_<category>.md``)."""
