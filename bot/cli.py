@@ -31,6 +31,7 @@ examples:
   empathetic-bot eval --transcripts replies.jsonl --data-dir ../shared/data    another system's replies
   empathetic-bot eval --compare reports/base reports/adapter --output reports/compare
   empathetic-bot eval sidebyside RUN_A.jsonl RUN_B.jsonl --output sheet/   blind A/B sheet for people
+  empathetic-bot eval sidebyside RUN.jsonl --output sheet/                 a rating sheet, one reply a card
   empathetic-bot eval sidebyside-score sheet/                              win rate from sheet/choices.csv
 """
 
@@ -425,9 +426,10 @@ def run_eval(args: argparse.Namespace) -> int:
         from eval import sidebyside
 
         if args.suites[0] == "sidebyside":
-            if len(args.suites) != 3:
-                raise ValueError("usage: empathetic-bot eval sidebyside RUN_A RUN_B --output DIR")
-            n = sidebyside.write_sheet(args.suites[1], args.suites[2], args.output, seed, args.skip_identical)
+            if len(args.suites) not in (2, 3):
+                raise ValueError("usage: empathetic-bot eval sidebyside RUN_A [RUN_B] --output DIR")
+            n = sidebyside.write_sheet(args.suites[1], args.suites[2] if len(args.suites) == 3 else None,
+                                       args.output, seed, args.skip_identical)
             print(f"wrote {n} cards to {args.output}/sheet.html (and sheet.md); the raters fill in "
                   f"{args.output}/choices.csv; keep {args.output}/key.json from them")
             return 0

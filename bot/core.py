@@ -798,7 +798,9 @@ class EmpatheticBot:
                 flags += ("instruction_attack",)
             elif answer := written_answer(screened.text):
                 name, why, flag = answer
-                reply_text, reason = self.prompts.written(name)[0], f"written: {why}"
+                lines = self.prompts.written(name)  # several lines (the jokes): the next one each time it is asked
+                said = sum(m["role"] == "assistant" and m["content"] in lines for m in history)
+                reply_text, reason = lines[said % len(lines)], f"written: {why}"
                 flags += (flag,) if flag else ()
             else:
                 unconditioned = None
@@ -934,7 +936,12 @@ class EmpatheticBot:
             # this morning." then "I got the job!!!" is good news, not more grief)
             bad_news = (tells_bad_news(conversation, turns=1) or puts_self_down(conversation)
                         or (tells_bad_news(conversation) and not glad_now(state)))
-            distressed = is_distressed(state) or bad_news
+            # what happened, read from the ranker's embedding of the conversation, when the words voice no
+            # feeling ("my mum read my diary and brought it up at dinner" reads as neutral)
+            vector = self._context_vector(conversation, len(generated))
+            bad_situation = (vector is not None and getattr(self._ranker, "situation_model", None) is not None
+                             and self._ranker.bad_situation(vector) and not is_glad(state))
+            distressed = is_distressed(state) or bad_news or bad_situation
             glad = is_glad(state) and not bad_news
             joyless = is_joyless(state)
             out = []
@@ -945,7 +952,7 @@ class EmpatheticBot:
                                                                      finished or reply != raw.strip(), at_risk, glad,
                                                                      joyless)))
             if not at_risk:  # in a possible crisis only the model, guided for it, writes
-                out += self._retrieved(conversation, distressed, {c.text for c in out}, glad, joyless)
+                out += self._retrieved(conversation, distressed, {c.text for c in out}, glad, joyless, vector)
         if len(out) > 1 and self.ranker is not None:
             started = time.perf_counter()
             self._rank(out, conversation, state)
@@ -968,8 +975,17 @@ class EmpatheticBot:
                     c.problems = (*c.problems, "harm_talk")
         return out
 
+    def _context_vector(self, conversation: list[dict], candidates: int):
+        """The ranker's embedding of the recent turns (the reply pool's search key, and what the situation
+        is read from), or None without a ranker. The ranker loads with the bot, or once a turn has several
+        candidates to rank (as in ``_retrieved``)."""
+        ranker = self._ranker if self._ranker is not None or candidates < 2 else self.ranker
+        if ranker is None:
+            return None
+        return self._on_model_thread(ranker.context_vector, conversation)
+
     def _retrieved(self, conversation: list[dict], distressed: bool, taken: set[str],
-                   glad: bool = False, joyless: bool = False) -> list[Candidate]:
+                   glad: bool = False, joyless: bool = False, vector=None) -> list[Candidate]:
         """Human replies to the nearest conversations of the reply pool that pass every check and name
         nothing this person did not say (see ``bot.retrieval``)."""
         k = self.config.generation.retrieved
@@ -982,7 +998,8 @@ class EmpatheticBot:
             return []
         from .retrieval import unsaid_specifics
 
-        vector = self._on_model_thread(self.ranker.context_vector, conversation)
+        if vector is None:
+            vector = self._on_model_thread(self.ranker.context_vector, conversation)
         out = []
         for row in pool.nearest(vector, k):
             text = row["reply"].strip()

@@ -46,7 +46,7 @@ def copy_folder(kind: str, sources: Sequence[Path], cache_dir: str | None) -> Pa
     for source in sources:
         files = sorted(p for p in Path(source).rglob("*") if p.is_file()) if Path(source).is_dir() else [Path(source)]
         for f in files:
-            if f.suffix in (".png", ".md") or f.name == "run_summary.json":
+            if f.suffix in (".png", ".md") or f.name in ("run_summary.json", "situation.json"):
                 continue  # cards and pictures do not change the weights
             digest.update(f.name.encode())
             digest.update(f.read_bytes() if f.stat().st_size < 64 * 2**20 else f"{f.stat().st_size}:{f.stat().st_mtime_ns}".encode())

@@ -152,6 +152,62 @@ _PUT_DOWN_SAID = re.compile(r"\b(?:i'?m|i am|i was|i'?ve been|me)\b.{0,20}" + _P
 
 _HAS_A_WORD = re.compile(r"[^\W_]")  # a letter or a digit, in any script
 
+# Questions about the bot itself, asked as questions (short messages, or the question at the end):
+# what it can do, whether it has feelings or understands, whether it remembers; and a request for a joke.
+_YOU = r"(?:you|u|ya|this(?: bot| thing| app| chat)?)"
+_ASKS_ABOUT = re.compile(
+    r"^\W*(?:so |ok |okay |and |hey |hi )?what (?:can|could|do|does|will) " + _YOU + r" (?:actually |even |really |exactly )?"
+    r"(?:do|help (?:me )?with|offer)\b(?: for me| to help)?\s*(?:[?.!,]|$|like\b|or\b)|"
+    r"\bwhat (?:can|could|do|does|will) " + _YOU + r" (?:actually |even |really |exactly )(?:do|help (?:me )?with)\b|"
+    r"\bwhat are (?:you|u) (?:actually |even |really )?(?:for|able to do|good for|good at)\b|"
+    r"\bhow (?:does|do|can) (?:this|you|u) (?:actually |even )?(?:work|help)\s*(?:[?.!,]|$)|\bcan (?:you|u) "
+    r"(?:actually |really |even )?help (?:me )?(?:with (?:stuff|things|anything)|at all)\b|\bwho (?:made|built|created|"
+    r"programmed|designed|owns|runs|trained|wrote) (?:you|u|this)\b|\bwhats?(?:'s| is)? your (?:purpose|job|point)\b(?! of view)|"
+    r"\bis (?:it|this|that) just (?:chatting|talking|chat)\b", re.IGNORECASE)
+_ASKS_FEELINGS = re.compile(
+    r"\b(?:do|can|could) (?:you|u) (?:actually |really |even |ever )?(?:have|feel|get) (?:any )?(?:feelings|emotions)\b|"
+    r"\b(?:do|can|could) (?:you|u) (?:actually |really |even |ever )?(?:feel|get) (?:sad|lonely|happy|bored|tired|"
+    r"anything)\s*(?:[?.!]|$)|\bare (?:you|u) (?:actually |really |even )?(?:conscious|sentient|alive|self-aware)\b|"
+    r"\b(?:do|can) (?:you|u) (?:actually |really |even )?(?:understand|care about) (?:me|anything|how i feel|people|"
+    r"feelings|what i (?:say|write|type|feel|tell you))\b|^\W*(?:but |and |so )?do (?:you|u) (?:actually |really |even )?care\s*(?:[?.!]|$)", re.IGNORECASE)
+_ASKS_MEMORY = re.compile(
+    r"\b(?:do|will|can|would) (?:you|u) (?:still |even |actually )?(?:remember|recall|forget) (?:me|this|what i|our "
+    r"(?:chat|conversation|talk)|us|anything|everything|what we|who i am|my name)\b|\b(?:do|will) (?:you|u) (?:keep|save|"
+    r"store) (?:this|what i|our|my|these)\b.{0,30}(?:\?|$)", re.IGNORECASE)
+_ASKS_JOKE = re.compile(
+    r"\b(?:tell|give|send) (?:me|us) (?:a |another |one more |any |some |your )?(?:good |funny |quick |bad |clean |short |"
+    r"proper |best )?jokes?\b|\b(?:know|got|have) (?:any|a) (?:good |funny )?jokes?\s*\?|\bjoke,? please\b|"
+    r"\b(?:can you|could you|please|pls|try to) make me laugh\b|\bsay something funny\b", re.IGNORECASE)
+
+
+def _a_question_about_the_bot(pattern: re.Pattern, text: str, words: int = 20) -> bool:
+    """``pattern`` found in a message of at most ``words`` words, or in its last sentence."""
+    text = text.replace("\u2019", "'").strip()
+    if len(text.split()) <= words:
+        return bool(pattern.search(text))
+    last = re.split(r"(?<=[.!?])\s+", text)[-1]
+    return len(last.split()) <= words and bool(pattern.search(last))
+
+
+def asks_what_it_can_do(text: str) -> bool:
+    """Whether the message asks what the bot is for or can do, or who made it ("what can you actually do?")."""
+    return _a_question_about_the_bot(_ASKS_ABOUT, text)
+
+
+def asks_about_its_feelings(text: str) -> bool:
+    """Whether the message asks whether the bot has feelings, understands, or cares ("do you have feelings?")."""
+    return _a_question_about_the_bot(_ASKS_FEELINGS, text)
+
+
+def asks_about_its_memory(text: str) -> bool:
+    """Whether the message asks whether the bot remembers or keeps what was said ("will you remember me?")."""
+    return _a_question_about_the_bot(_ASKS_MEMORY, text)
+
+
+def asks_for_a_joke(text: str) -> bool:
+    """Whether the message asks for a joke ("tell me a joke", "make me laugh")."""
+    return _a_question_about_the_bot(_ASKS_JOKE, text, 25)
+
 
 def _reads(pattern: re.Pattern, text: str) -> bool:
     """Whether ``pattern`` is found in ``text``, curly apostrophes read as straight ones."""
@@ -211,6 +267,10 @@ WRITTEN_ANSWERS = (
     (asks_for_clinical_advice, "clinical", "the message asked for a diagnosis or a dose", None),
     (asks_for_secrecy, "secrecy", "the message asked the bot to promise secrecy", None),
     (has_no_words, "no_words", "the message held no words", None),
+    (asks_about_its_feelings, "feelings", "the message asked whether the bot has feelings or understands", None),
+    (asks_about_its_memory, "memory", "the message asked what the bot remembers", None),
+    (asks_what_it_can_do, "about", "the message asked what the bot can do", None),
+    (asks_for_a_joke, "joke", "the message asked for a joke", None),
 )
 
 

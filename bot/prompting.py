@@ -41,6 +41,15 @@ _WRITTEN_DEFAULTS = {
                 "you can share as much or as little as feels right. What's on your mind?"],
     "put_down": ["I won't say that. I don't believe it, and I don't think hearing it would help you. It sounds like "
                  "you're being really hard on yourself right now. What's been happening?"],
+    "about": ["I'm an AI listener. I can't fix things or give professional advice, but I can listen, help you put "
+              "into words what you're feeling, and think a problem through with you, one step at a time. What's on "
+              "your mind?"],
+    "feelings": ["I'm an AI, so I don't have feelings the way you do. But I do pay close attention to how you're "
+                 "feeling and what you tell me, and I'd like to understand. What's going on for you?"],
+    "memory": ["I remember what we've said in this conversation. Whether it is kept after it ends depends on how "
+               "this service is run, and you can ask for it to be deleted. What would you like to talk about?"],
+    "joke": ["I'm better at listening than at jokes, but here's one: my phone's autocorrect and I have agreed to "
+             "disagree. It just keeps changing what that means. How are you doing today?"],
     "no_words": ["I'm here. If you'd like, tell me in a few words what's going on, or how you're feeling right now."],
 }
 

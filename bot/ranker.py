@@ -175,6 +175,8 @@ class ResponseRanker:
                 self.cross_tokenizer, self.cross_model = load_cross(folder / "cross", cache_dir, device)
             fit_file = folder / "emotion_fit.json"
             self.emotion_profile = json.loads(fit_file.read_text()) if fit_file.is_file() else None
+            situation_file = folder / "situation.json"
+            self.situation_model = json.loads(situation_file.read_text()) if situation_file.is_file() else None
         except ModelNotFoundError:
             raise
         except Exception as exc:  # noqa: BLE001 - re-raised with what to do
@@ -213,6 +215,22 @@ class ResponseRanker:
             r = np.asarray([probs.get(label, 0.0) for label in labels])
             out.append(float(r @ expected / max(np.linalg.norm(r) * np.linalg.norm(expected), 1e-9)))
         return out
+
+    def situation(self, vector) -> float | None:
+        """The probability that the conversation tells of something bad happening to the person, read
+        from its context vector (``context_vector``) by ``situation.json`` beside the ranker (see
+        ``finetune.train_situation``); None without one."""
+        if not self.situation_model:
+            return None
+        import numpy as np
+
+        z = float(np.dot(np.asarray(self.situation_model["weights"]), vector)) + self.situation_model["bias"]
+        return float(1.0 / (1.0 + np.exp(-z)))
+
+    def bad_situation(self, vector) -> bool:
+        """Whether ``situation`` reaches the threshold chosen on ED valid."""
+        p = self.situation(vector)
+        return p is not None and p >= self.situation_model["threshold"]
 
     @property
     def emotion_weight(self) -> float:

@@ -34,11 +34,12 @@ them:
   over by a truck." - "Did he die of a natural death?");
 * ``sympathy_to_good_news``: commiserates ("I'm sorry to hear that", "oh no", "that must be hard") with
   a person whose message reads as glad and tells of no setback ("I finally got my degree!");
-* ``blames``: questions or judges what the person did ("Then why did you do it?", "What were you
-  thinking?", "You should have known better", "What did you expect?");
+* ``blames``: questions or judges what the person did, or doubts what they said ("Then why did you do
+  it?", "What were you thinking?", "You should have known better", "What did you expect?", "Are you
+  sure they are doing that?");
 * ``tells_own_life``: tells of a life the bot does not have: people, pets and places of its own, its
-  past ("I have a boss who...", "I would not drive around with my cat!", "I live right down the road
-  too"); the reply pool leaves such human replies out for the same reason;
+  past, its job ("I have a boss who...", "I would not drive around with my cat!", "I live right down the
+  road too", "I've lived in the UK for 20 years", "I am a student at university"); the reply pool leaves such human replies out for the same reason;
 * ``agrees_with_a_put_down``: agrees with what the person just said against themselves ("I hadn't
   realized how fat I looked" - "Oh I'm sure you are now!"; "I'm such an idiot" - "Yeah, you are");
 * ``minimizes``: makes light of what a distressed person feels ("That is not too bad.", "It could be
@@ -113,18 +114,20 @@ _INSULTS = re.compile(
     r"\b(?:it'?s|it is|that'?s|that is) (?:all )?(?:your (?:own )?fault|on you)\b|\byou brought (?:this|it) on yourself\b|"
     r"\b(?:work|try|study) harder\b|\b(?:stop|quit) (?:whining|complaining|crying|being (?:so )?(?:dramatic|sensitive|"
     r"a baby))\b|\b(?:get|just get) over it\b|\bman up\b|\bgrow up\b|\bshut up\b|\bwho cares\b|\bnobody cares\b|"
-    r"\byou (?:asked for|had it coming)\b", _I)
+    r"\byou (?:asked for|had it coming)\b|\bget your (?:life|act|shit|stuff) together\b|"
+    r"\b(?:dumb|stupid|pathetic|weak|silly|crazy|idiots?) (?:for|to be) (?:being|feeling|getting)\b", _I)
 # A cheerful opener ("Nice!", "Awesome, ...") and gladness for the person ("glad to hear", "happy for you"),
 # read by both cheer checks below.
 _CHEER_OPENER = (r"^\W*(?:oh,? |wow,? )?(?:nice|great|awesome|amazing|wonderful|fantastic|excellent|cool|sweet)\b"
                  r"(?! (?:question|point))")
 _GLAD_FOR_THEM = r"\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b"
 _CHEERFUL = re.compile(
-    r"^(?:oh )?(?:that'?s|that is|how|what)(?: (?:so|really|just))? (?:awesome|great|amazing|wonderful|fantastic|"
+    r"^(?:oh,? |wow,? )?(?:that'?s|that is|how|what)(?: (?:so|really|just))? (?:awesome|great|amazing|wonderful|fantastic|"
     r"exciting|cool|fun|lovely|nice|good|brilliant)\b|\bcongrat(?:ulation)?s\b|"
     r"\bi hope you(?:'re| are) (?:happy|having fun|enjoying it)\b|\b(?:a?ha(?:ha)+h?|he(?:he)+|lo+l|lmao|rofl|yay|woohoo)\b|"
     + _CHEER_OPENER + r"|^\W*(?:yes|yay|yeah|yess+)!|" + _GLAD_FOR_THEM + r"|\bgreat (?:day|time|news)\b|"
     r"\b(?:must be|sounds?|looks?) (?:like )?(?:so |really |very )?(?:exciting|fun|great|awesome|amazing|wonderful|cool|lovely)\b|"
+    r"\byou must be (?:so |really |very )?proud(?:\W*$|\s*[!.])|"
     r"[😀😃😄😁😆😂🤣😊🥳🎉]|:\)|:D", _I)
 # Sharing a joy the person never told of: congratulations, "glad to hear that", "happy for you", "yay",
 # a "Nice!" or "Awesome" to open ("Okay I guess." - "I'm glad to hear that." / "Awesome, how are you
@@ -200,6 +203,9 @@ _OWN_LIFE = re.compile(
     r"\bi (?:have|had|'ve had|'ve got|got|own|owned|lost) (?:a|an|two|three|four|my|some|many|lots of|a lot of|few|"
     r"a few) (?:\w+ ){0,2}" + _KIN + r"\b|\bmy (?:own |little |older |younger |best |\w+ year old )?" + _KIN + r"\b|"
     r"\bi (?:live|lived|work|worked|grew up|went to|go to|used to (?:live|work|have|go|be))\b|\bi'?ve been to\b|"
+    r"\bi'?ve (?:lived|worked|studied|grown up)\b|\bi'?ve been in your shoes\b|"
+    r"\bi(?:'m| am) (?:a|an) (?:\w+ )?(?:student|teacher|nurse|mom|mum|mother|father|dad|parent|wife|husband|grandma|"
+    r"grandmother|retiree|pensioner|manager|engineer)\b|"
     r"\bwhen i was (?:a |an |young|little|in |your age|\d)|\bhappened to me\b|\bsame (?:thing )?happened\b", _I)
 
 
@@ -210,7 +216,9 @@ _BLAMES = re.compile(
     r"\bwhat (?:were|was) you thinking\b|\bwhat did you expect\b|"
     r"\byou (?:should(?:'?ve| have)|could(?:'?ve| have)|ought to have) (?:known|listened|thought|been more|done|tried|"
     r"told|asked|checked|seen|stopped|left|said)\b|\byou shouldn'?t have\b|\bthat was (?:so |pretty |really )?"
-    r"(?:stupid|dumb|careless|silly|foolish|reckless|irresponsible) of you\b", _I)
+    r"(?:stupid|dumb|careless|silly|foolish|reckless|irresponsible) of you\b|"
+    r"\bare you (?:sure|certain) (?:that )?(?:they|he|she|it|this|that|they'?re|he'?s|she'?s|it'?s)\b(?! (?:is |was )?"
+    r"(?:ok|okay|alright|all right|fine|safe)\b)", _I)
 # What a person says against themselves ("I hadn't realized how fat I looked", "I'm such an idiot"),
 # and a reply that agrees with it ("I'm sure you are", "yes, you are", "you really are")
 _PUT_DOWN = re.compile(

@@ -146,6 +146,11 @@ def common_words(rows: Sequence[dict]) -> list[str]:
     return sorted(w for w, n in df.items() if n >= COMMON_DF * len(rows) and echo[w] < ECHO_MAX * n)
 
 
+# Files beside a ranker that read its embeddings without changing them (``situation.json``, see
+# ``finetune.train_situation``): adding one keeps the pools and fast copies made before.
+READS_NOT_EMBEDS = frozenset({"situation.json"})
+
+
 def ranker_key(ranker) -> str:
     """A short name for the ranker whose embeddings index a pool: a pool is only valid for its ranker.
     ``ranker``: a ``ResponseRanker`` or its ``ResolvedModel`` (``bot.ranker.resolve_ranker``)."""
@@ -153,7 +158,7 @@ def ranker_key(ranker) -> str:
     folder = Path(resolved.location)
     h = hashlib.sha1()
     for f in sorted(folder.iterdir()):
-        if f.is_file() and f.suffix in (".safetensors", ".json", ".bin"):
+        if f.is_file() and f.suffix in (".safetensors", ".json", ".bin") and f.name not in READS_NOT_EMBEDS:
             h.update(f.name.encode())
             h.update(f.read_bytes())
     return f"{resolved.spec.replace('/', '_')[:40]}-{h.hexdigest()[:12]}"

@@ -5,10 +5,18 @@
     empathetic-bot eval sidebyside runs/sbs/old.jsonl runs/sbs/new.jsonl --output runs/sbs/sheet
     empathetic-bot eval sidebyside-score runs/sbs/sheet            # after filling in choices.csv
 
+    python -m eval.sidebyside play conversations.jsonl --output runs/sbs/played.jsonl [bot options...]
+    python -m eval.sidebyside sheet runs/sbs/played.jsonl --output runs/sbs/rate   # one reply a card
+
 ``contexts`` draws conversations from EmpatheticDialogues valid and ESConv valid (never test), cut
 before a listener turn. ``answer`` has a bot answer each (statelessly, as ``EmpatheticBot.respond``).
 A *run* is a JSONL file of ``{"id", "context", "response"}`` rows; the evaluation suite's
 ``replies.jsonl`` is one too.
+
+``play`` runs scripted conversations (``{"id", "turns": [the person's messages]}`` per line, as in
+``data/safety/attack_conversations.jsonl``) through a bot, one session each, so every later message
+meets the bot's own earlier replies; it writes a run with one row per bot turn (id ``conv#turn``).
+Another configuration can then ``answer`` that run's contexts, so both answer the same conversations.
 
 ``sheet`` (``eval sidebyside``) writes, for the rows both runs answered:
 
@@ -18,6 +26,9 @@ A *run* is a JSONL file of ``{"id", "context", "response"}`` rows; the evaluatio
 * ``choices.csv``: one row per card to fill in: ``choice`` (1, 2 or tie) and, optionally, a rating of
   each reply from 1 (hurtful) to 5 (a person would feel heard and helped);
 * ``key.json``: which run wrote Reply 1 on each card. Keep it away from the raters.
+
+Given one run, ``sheet`` writes a rating sheet instead: one reply a card, and ``choices.csv`` asks for a
+``rating`` (1-5) and an optional ``note``.
 
 ``score`` (``eval sidebyside-score``) reads ``choices.csv`` with the key: the win rate of run B
 (ties count half) with a 95% bootstrap interval, and each run's mean rating and share of replies
@@ -98,14 +109,107 @@ def answer(bot, contexts_file: str | Path, output: str | Path) -> int:
     return len(rows)
 
 
+def play(bot, conversations_file: str | Path, output: str | Path) -> int:
+    """Each scripted conversation in a new session of ``bot``; one run row per bot turn."""
+    from bot.errors import BotError
+
+    items = [json.loads(line) for line in open(conversations_file, encoding="utf-8") if line.strip()]
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    turns = 0
+    with open(output, "w", encoding="utf-8") as f:
+        for k, item in enumerate(items, 1):
+            session = f"play-{item['id']}"
+            history: list[dict] = []
+            for t, text in enumerate(item["turns"], 1):
+                row = {"id": f"{item['id']}#{t}", "kind": item.get("kind"),
+                       "context": history + [{"role": "user", "content": text}]}
+                try:
+                    reply = bot.chat(text, session_id=session)
+                    row.update(response=reply.text, total_ms=reply.timings.get("total_ms"), reason=reply.reason,
+                               chosen=reply.chosen, candidates=reply.candidates, crisis=reply.crisis)
+                except BotError as exc:
+                    row.update(response="", error=str(exc))
+                history = row["context"] + ([{"role": "assistant", "content": row["response"]}]
+                                            if row["response"] else [])
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                turns += 1
+            bot.reset(session)
+            if k % 10 == 0 or k == len(items):
+                print(f"  {k}/{len(items)} conversations", flush=True)
+    return turns
+
+
 def _speaker(role: str) -> str:
     return "Person" if role == "user" else "Listener"
 
 
-def write_sheet(run_a: str | Path, run_b: str | Path, output: str | Path, seed: int = 0,
+_STYLE = ("body{font-family:sans-serif;max-width:50em;margin:auto}.card{border:1px solid #ccc;padding:1em;"
+          "margin:1em 0}.reply{background:#f4f4f4;padding:.6em;margin:.5em 0}.user{color:#333}")
+
+
+def write_rating_sheet(run: str | Path, output: str | Path, seed: int = 0) -> int:
+    """One reply a card, shuffled: ``choices.csv`` asks for a rating of each from 1 (hurtful) to 5."""
+    rows = read_run(run)
+    ids = sorted(rows)
+    random.Random(seed).shuffle(ids)
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    cards_html, cards_md = [], []
+    for n, i in enumerate(ids, 1):
+        turns, reply = rows[i]["context"], rows[i]["response"]
+        cards_html.append(
+            f'<section class="card"><h2>Card {n}</h2>'
+            + "".join(f'<p class="{m["role"]}"><b>{_speaker(m["role"])}:</b> {html.escape(m["content"])}</p>'
+                      for m in turns)
+            + f'<div class="reply"><b>Reply:</b> {html.escape(reply)}</div></section>')
+        cards_md.append(f"## Card {n}\n\n" + "\n".join(f"{_speaker(m['role'])}: {m['content']}" for m in turns)
+                        + f"\n\nReply: {reply}\n")
+    intro = ("For each card, read the conversation and rate the reply from 1 to 5: 1 hurtful (it would hurt or "
+             "offend the person), 2 off the point or unhelpful, 3 acceptable, 4 good, 5 a person would feel "
+             "heard and helped. Write your answers in choices.csv (rating, and a short note if you like).")
+    (out / "sheet.html").write_text(
+        f"<!doctype html><meta charset=utf-8><title>How good is each reply?</title><style>{_STYLE}</style>"
+        f"<h1>How good is each reply?</h1><p>{intro}</p>" + "".join(cards_html), encoding="utf-8")
+    (out / "sheet.md").write_text(f"# How good is each reply?\n\n{intro}\n\n" + "\n".join(cards_md), encoding="utf-8")
+    with open(out / "choices.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["card", "rating", "note"])
+        for n in range(1, len(ids) + 1):
+            w.writerow([n, "", ""])
+    (out / "key.json").write_text(json.dumps({"run": str(run), "cards": {str(n): {"id": i} for n, i in
+                                                                          enumerate(ids, 1)}}, indent=1))
+    return len(ids)
+
+
+def _score_ratings(key: dict, choices: str | Path, samples: int, seed: int) -> dict:
+    rated = []
+    with open(choices, encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            card = key["cards"].get(str(row.get("card", "")).strip())
+            value = (row.get("rating") or "").strip()
+            if card is None or not value:
+                continue
+            try:
+                rating = float(value)
+            except ValueError:
+                continue
+            if 1 <= rating <= 5:
+                rated.append((card["id"], rating, (row.get("note") or "").strip()))
+    if not rated:
+        raise ValueError(f"no ratings in {choices} (rating must be 1 to 5)")
+    v = np.asarray([r for _, r, _ in rated])
+    return {"run": key["run"], "cards": len(v), "rating": mean_ci(v, samples, seed),
+            "hurtful": float((v <= 1).mean()), "acceptable": float((v >= 3).mean()),
+            "hurtful_ids": sorted(i for i, r, _ in rated if r <= 1)}
+
+
+def write_sheet(run_a: str | Path, run_b: str | Path | None, output: str | Path, seed: int = 0,
                 skip_identical: bool = False) -> int:
     """The blind sheet for the conversations both runs answered; with ``skip_identical``, only those where
-    the two replies differ (the others are ties for certain: ``key.json`` counts them)."""
+    the two replies differ (the others are ties for certain: ``key.json`` counts them). With no ``run_b``,
+    a rating sheet of ``run_a`` alone."""
+    if run_b is None:
+        return write_rating_sheet(run_a, output, seed)
     a, b = read_run(run_a), read_run(run_b)
     ids = sorted(set(a) & set(b))
     identical = [i for i in ids if a[i]["response"].strip() == b[i]["response"].strip()]
@@ -129,10 +233,8 @@ def write_sheet(run_a: str | Path, run_b: str | Path, output: str | Path, seed: 
             + "</section>")
         cards_md.append(f"## Card {n}\n\n" + "\n".join(f"{_speaker(m['role'])}: {m['content']}" for m in turns)
                         + "\n\n" + "\n\n".join(f"Reply {k}: {r}" for k, r in enumerate(replies, 1)) + "\n")
-    style = ("body{font-family:sans-serif;max-width:50em;margin:auto}.card{border:1px solid #ccc;padding:1em;"
-             "margin:1em 0}.reply{background:#f4f4f4;padding:.6em;margin:.5em 0}.user{color:#333}")
     (out / "sheet.html").write_text(
-        f"<!doctype html><meta charset=utf-8><title>Which reply is better?</title><style>{style}</style>"
+        f"<!doctype html><meta charset=utf-8><title>Which reply is better?</title><style>{_STYLE}</style>"
         "<h1>Which reply is better?</h1><p>For each card, read the conversation and choose the reply that would "
         "make the person feel more heard and helped (or tie). Optionally rate each reply from 1 (hurtful) to 5. "
         "Write your answers in choices.csv.</p>" + "".join(cards_html), encoding="utf-8")
@@ -151,6 +253,8 @@ def write_sheet(run_a: str | Path, run_b: str | Path, output: str | Path, seed: 
 def score(folder: str | Path, choices: str | Path | None = None, samples: int = 1000, seed: int = 0) -> dict:
     folder = Path(folder)
     key = json.loads((folder / "key.json").read_text())
+    if "run" in key:  # a rating sheet of one run
+        return _score_ratings(key, choices or folder / "choices.csv", samples, seed)
     wins, ratings = [], {"A": [], "B": []}
     with open(choices or folder / "choices.csv", encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
@@ -197,9 +301,12 @@ def main(argv=None) -> int:
     a = sub.add_parser("answer", help="answer the contexts with a bot (bot options as for empathetic-bot chat)")
     a.add_argument("contexts")
     a.add_argument("--output", required=True)
-    s = sub.add_parser("sheet")
+    pl = sub.add_parser("play", help="play scripted conversations through a bot (bot options as for chat)")
+    pl.add_argument("conversations")
+    pl.add_argument("--output", required=True)
+    s = sub.add_parser("sheet", help="an A/B sheet of two runs, or a rating sheet of one")
     s.add_argument("run_a")
-    s.add_argument("run_b")
+    s.add_argument("run_b", nargs="?", default=None)
     s.add_argument("--output", required=True)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--skip-identical", action="store_true", help="only the cards where the two replies differ")
@@ -209,7 +316,7 @@ def main(argv=None) -> int:
     args, rest = p.parse_known_args(argv)
     if args.cmd == "contexts":
         print(f"wrote {write_valid_contexts(args.data_dir, args.n, args.output, args.seed)} contexts to {args.output}")
-    elif args.cmd == "answer":
+    elif args.cmd in ("answer", "play"):
         from bot.cli import _add_model_options, config_from_args
         from bot.core import EmpatheticBot
 
@@ -218,7 +325,10 @@ def main(argv=None) -> int:
         config = config_from_args(bp.parse_args(rest))
         if config.generation.seed is None:
             config.generation.seed = 0
-        print(f"answered {answer(EmpatheticBot(config), args.contexts, args.output)} contexts into {args.output}")
+        if args.cmd == "answer":
+            print(f"answered {answer(EmpatheticBot(config), args.contexts, args.output)} contexts into {args.output}")
+        else:
+            print(f"played {play(EmpatheticBot(config), args.conversations, args.output)} turns into {args.output}")
     elif args.cmd == "sheet":
         print(f"wrote {write_sheet(args.run_a, args.run_b, args.output, args.seed, args.skip_identical)} cards to {args.output}")
     else:

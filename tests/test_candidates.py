@@ -340,3 +340,30 @@ def test_a_person_running_themselves_down_gets_no_cheer_whatever_the_emotion_rea
         "I hadn't realized how fat I looked in that dress.")
     assert reply.text == "That sounds like a hard moment."
     assert "cheerful_to_distress" in reply.candidates[0]["problems"]
+
+
+def test_a_bad_situation_read_by_the_ranker_counts_as_distress_when_the_words_voice_no_feeling():
+    class SituationRanker(FakeRanker):
+        situation_model = {"weights": [1.0], "bias": 0.0, "threshold": 0.7}
+
+        def context_vector(self, messages):  # "diary" tells of something bad, whatever emotion it voices
+            return [5.0 if "diary" in messages[-1]["content"] else -5.0]
+
+        def situation(self, vector):
+            return 1.0 / (1.0 + __import__("math").exp(-vector[0]))
+
+        def bad_situation(self, vector):
+            return self.situation(vector) >= self.situation_model["threshold"]
+
+    def bot_with(ranker):
+        config = BotConfig()
+        config.generation.candidates = 2
+        return EmpatheticBot(config, reply_model=FakeReplyModel(["That is so nice of you!", "Oh no, that's awful."]),
+                             emotion_classifier=KeywordClassifier(), ranker=ranker,
+                             crisis_detector=CrisisDetector(FakeCrisisClassifier()))
+
+    text = "my mum read my diary and brought it up at dinner nice"  # the stand-in classifier reads neutral
+    reply = bot_with(SituationRanker()).chat(text)
+    assert reply.text == "Oh no, that's awful." and "cheerful_to_distress" in reply.candidates[0]["problems"]
+    reply = bot_with(FakeRanker()).chat(text)  # without a situation model the cheer is not caught
+    assert "cheerful_to_distress" not in reply.candidates[0]["problems"]

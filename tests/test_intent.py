@@ -138,3 +138,40 @@ def test_more_written_answer_kinds(text, kind):
     found = {"attack": is_instruction_attack(text), "what_it_is": asks_what_it_is(text),
              "harmful": asks_for_harmful_help(text), "put_down": asks_to_be_put_down(text), "no_words": has_no_words(text)}
     assert [k for k, v in found.items() if v] == ([kind] if kind else [])
+
+
+@pytest.mark.parametrize("text, name", [
+    ("what can you actually do? like can you help with stuff or is it just chatting", "about"),
+    ("So what can you do for me?", "about"), ("who made you", "about"), ("how does this work?", "about"),
+    ("do you have feelings", "feelings"), ("do you ever get lonely?", "feelings"),
+    ("ok. do you actually understand what i say or do you just pick words", "feelings"),
+    ("can you remember me", "memory"), ("will you remember this tomorrow?", "memory"),
+    ("ok tell me a joke then. a good one, not a dad joke", "joke"), ("got any jokes?", "joke"),
+    # the idioms and questions about the person's own life are not questions about the bot
+    ("They act like children and it can get frustrating. What can you do?", None),
+    ("I was pretty irritated as they can't be replaced but what can you do?", None),
+    ("Support in the community is not evident. What would you do.", None),
+    ("Friends, family, it's all the same here Do you understand what I mean?", None),
+    ("What is your point of view on masks?", None), ("I'm going to tell some jokes at the wedding", None),
+    ("he told a joke at the funeral and everyone laughed", None),
+    ("What can you do when your kids won't listen to anything you say and you're exhausted all the time from work?", None),
+])
+def test_questions_about_the_bot_itself_get_a_written_answer(text, name):
+    from bot.intent import written_answer
+
+    answer = written_answer(text)
+    assert (answer[0] if answer else None) == name
+
+
+def test_the_jokes_take_turns():
+    from fakes import FakeReplyModel
+
+    from bot import BotConfig, EmpatheticBot
+
+    config = BotConfig()
+    config.model.emotion_classifier = None
+    bot = EmpatheticBot(config, reply_model=FakeReplyModel())
+    jokes = bot.prompts.written("joke")
+    said = [bot.chat("tell me a joke").text for _ in range(len(jokes) + 1)]
+    assert said[:len(jokes)] == jokes and said[-1] == jokes[0]
+    assert bot.chat("do you have feelings?").text == bot.prompts.written("feelings")[0]

@@ -161,3 +161,40 @@ def test_the_cross_encoder_trains_as_a_correction_of_the_bi_encoder_and_reloads_
     assert any(abs(c) > 1e-4 for c in correction)  # it learned something: no longer the zero it started as
     both, alone = ranker.score(conv, [good, bad]), plain.score(conv, [good, bad])
     assert both[0] > both[1] and both == pytest.approx([a + c for a, c in zip(alone, correction)], abs=1e-3)
+
+
+def test_the_shipped_ranker_reads_a_bad_situation_that_voices_no_feeling():
+    from bot.ranker import ResponseRanker
+
+    ranker = ResponseRanker()
+    assert ranker.situation_model and 0.5 <= ranker.situation_model["threshold"] < 1
+
+    def bad(text):
+        return ranker.bad_situation(ranker.context_vector([{"role": "user", "content": text}]))
+
+    assert bad("we had to put our dog down this morning. 14 years. the house is so quiet")
+    assert bad("I shouted at my son this morning because we were late. He cried all the way to school.")
+    assert not bad("I passed my driving test today, first try!")
+    assert not bad("We had our baby girl on Tuesday night! She's perfect.")
+
+
+def test_a_situation_reader_beside_a_ranker_changes_neither_its_pool_key_nor_its_fast_copy(tmp_path):
+    from bot.ranker import ResponseRanker
+    import shutil
+
+    from pathlib import Path
+
+    import bot.ranker
+    from bot.fast_encoder import copy_folder
+    from bot.retrieval import ranker_key
+
+    def shipped_ranker_dir():
+        return Path(bot.ranker.__file__).parent / "models" / "empathy-ranker"
+
+    folder = tmp_path / "r"
+    shutil.copytree(shipped_ranker_dir(), folder, ignore=shutil.ignore_patterns("situation.json"))
+    before = (ranker_key(ResponseRanker(str(folder), cache_dir="")), copy_folder("ranker", [folder], str(tmp_path)))
+    shutil.copy(shipped_ranker_dir() / "situation.json", folder)
+    ranker = ResponseRanker(str(folder), cache_dir="")
+    assert ranker.situation_model is not None
+    assert (ranker_key(ranker), copy_folder("ranker", [folder], str(tmp_path))) == before

@@ -22,6 +22,8 @@ SAD = [{"role": "user", "content": "I failed my exam and I feel terrible."}]
     ("Your grades will get better if you work harder.", "insults"),
     ("It's your own fault for not studying.", "insults"),
     ("You're being so dramatic.", "insults"),
+    ("I don't think it's selfish, I just feel like you're not willing to get your life together.", "insults"),
+    ("I feel like nobody knows me, and people are just so dumb for being lonely!", "insults"),
     ("That is really hard. How did he end his life", "harm_talk"),
     ("Did she commit suicide?", "harm_talk"),
 ])
@@ -180,7 +182,8 @@ def test_sympathy_for_good_news_is_passed_over_and_kept_for_mixed_or_bad_news():
                                    "Cool! Are you going?", "I'm glad to hear that.", "Good for you!",
                                    "Wow, that must be exciting. Do you have everything prepared?",
                                    "That is always a great day!!!", "That sounds so fun!",
-                                   "Hahaha you are so sad, can i help?", "lool that's you", "Yes! I always laugh at that."])
+                                   "Hahaha you are so sad, can i help?", "lool that's you", "Yes! I always laugh at that.",
+                                   "Wow, you must be proud! How old is he?", "Oh, that's so cool! I bet you're not the only one?"])
 def test_cheer_openers_and_gladness_for_the_person_are_cheer_to_a_distressed_person(reply):
     assert "cheerful_to_distress" in reply_problems(reply, SAD, distressed=True), reply
     assert "cheerful_to_distress" not in reply_problems(reply, SAD, distressed=False), reply
@@ -189,7 +192,7 @@ def test_cheer_openers_and_gladness_for_the_person_are_cheer_to_a_distressed_per
 @pytest.mark.parametrize("reply", ["Oh no, that sounds awful.", "I'm glad you told me. What happened?",
                                    "That's a great question to ask yourself.", "It's nice that your sister came.",
                                    "Calling her sounds like a great idea.", "That must be exhausting.",
-                                   "Yes, that sounds really hard."])
+                                   "Yes, that sounds really hard.", "You must be proud of how you handled it."])
 def test_kind_replies_with_glad_words_are_not_cheer(reply):
     assert "cheerful_to_distress" not in reply_problems(reply, SAD, distressed=True), reply
 
@@ -233,6 +236,8 @@ def test_a_reply_that_ends_by_asking_asks_a_question():
     "I have a boss who is very good at getting people to do things.", "I would not drive around with my cat!",
     "I live right down the road too.", "I've been to flower festivals before.", "I lost my dog last year too.",
     "When I was a kid the same thing happened to me.", "I have a few close friends who went through that.",
+    "I've lived in the UK for 20 years and I have never been to Dubai.", "I've been in your shoes.",
+    "I have the same thing, I am a student at university and people ask about my studies.",
 ])
 def test_a_life_the_bot_does_not_have_is_passed_over(reply):
     assert "tells_own_life" in reply_problems(reply, SAD), reply
@@ -279,7 +284,7 @@ def test_a_plea_for_support_after_a_yes_is_not_read_as_good_news():
 @pytest.mark.parametrize("reply", [
     "Then why did you do it?", "Why would you trust him with that?", "What were you thinking?",
     "You should have known better.", "You shouldn't have left it so late.", "What did you expect?",
-    "That was careless of you.",
+    "That was careless of you.", "That sounds awful! Are you sure they are doing that?", "Are you sure it was him?",
 ])
 def test_blaming_the_person_is_passed_over(reply):
     assert "blames" in reply_problems(reply, SAD)
@@ -288,6 +293,7 @@ def test_blaming_the_person_is_passed_over(reply):
 @pytest.mark.parametrize("reply", [
     "Why do you think it hit you so hard?", "What made you decide to move?", "You did what you could.",
     "Why did you decide to go back to school? It sounds exciting.", "You should be proud of yourself.",
+    "Are you sure you're okay?", "Are you sure she is safe now?",
 ])
 def test_curious_questions_and_kind_words_are_not_blame(reply):
     assert "blames" not in reply_problems(reply, SAD)

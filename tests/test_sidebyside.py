@@ -6,7 +6,7 @@ import json
 import pytest
 
 from bot.cli import main
-from eval.sidebyside import score, write_sheet
+from eval.sidebyside import play, score, write_sheet
 
 
 def _run(path, prefix):
@@ -64,3 +64,40 @@ def test_identical_replies_can_be_left_off_the_sheet_and_count_as_ties(tmp_path)
     result = score(tmp_path / "s")
     assert result["b_win_rate"]["value"] == 1.0 and result["identical_left_out"] == 8
     assert result["b_win_rate_with_identical"]["value"] == pytest.approx((4 + 8 * 0.5) / 12)
+
+
+def test_scripted_conversations_are_played_in_sessions_and_rated_one_reply_a_card(tmp_path):
+    from fakes import FakeReplyModel, KeywordClassifier
+
+    from bot import BotConfig, EmpatheticBot
+
+    (tmp_path / "convs.jsonl").write_text(
+        json.dumps({"id": "x1", "kind": "work", "turns": ["My boss shouted at me today.", "He does it every week."]})
+        + "\n" + json.dumps({"id": "x2", "turns": ["I passed my driving test!"]}) + "\n")
+    config = BotConfig()
+    config.model.emotion_classifier = None
+    bot = EmpatheticBot(config, reply_model=FakeReplyModel(["That sounds awful.", "Every week? That's a lot.",
+                                                                  "Congratulations!"]),
+                        emotion_classifier=KeywordClassifier())
+
+    assert play(bot, tmp_path / "convs.jsonl", tmp_path / "run.jsonl") == 3
+    rows = [json.loads(line) for line in open(tmp_path / "run.jsonl")]
+    assert [r["id"] for r in rows] == ["x1#1", "x1#2", "x2#1"]
+    # the second turn's context holds the bot's own first reply, and the sessions were reset after
+    assert rows[1]["context"] == [{"role": "user", "content": "My boss shouted at me today."},
+                                  {"role": "assistant", "content": rows[0]["response"]},
+                                  {"role": "user", "content": "He does it every week."}]
+    assert rows[0]["kind"] == "work" and bot.sessions() == []
+
+    assert main(["eval", "sidebyside", str(tmp_path / "run.jsonl"), "--output", str(tmp_path / "rate")]) == 0
+    md = (tmp_path / "rate" / "sheet.md").read_text()
+    assert md.count("## Card") == 3 and "Reply 1" not in md and "run.jsonl" not in md
+    key = json.loads((tmp_path / "rate" / "key.json").read_text())
+    # rate the driving-test reply 1 (hurtful), the others 4
+    rows = [[n, "1" if card["id"] == "x2#1" else "4", "note"] for n, card in key["cards"].items()]
+    with open(tmp_path / "rate" / "choices.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["card", "rating", "note"], *rows])
+    result = score(tmp_path / "rate")
+    assert result["cards"] == 3 and result["hurtful"] == pytest.approx(1 / 3)
+    assert result["acceptable"] == pytest.approx(2 / 3) and result["hurtful_ids"] == ["x2#1"]
+    assert result["rating"]["value"] == pytest.approx(3.0)
