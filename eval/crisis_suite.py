@@ -16,6 +16,9 @@ Sets, each reported on its own:
   brief, so it is no judge of that round's families;
 * ``heldout5``: ``data/safety/crisis_heldout5.jsonl``, a fifth author's set (nothing of the project
   seen, written while the fourth round was), read once for the detector trained with that round;
+* ``heldout6``: ``data/safety/crisis_heldout6.jsonl``, a sixth author's set (nothing of the project seen,
+  written while the fifth round was): 150 crises and 150 messages that are not (100 ordinary, 50
+  look-alikes), read once for the detector trained with that round;
 * ``scenarios``: ``data/safety/crisis_scenarios.jsonl``, the regression set written with the rules;
 * ``twitter_test`` and ``sdcnl_test``: the research sets' test splits (see ``finetune.train_crisis``;
   when the datasets folder is given).
@@ -50,7 +53,8 @@ def load_sets(data_dir: str | None) -> dict[str, list[dict]]:
     from finetune.dialogue_data import data_root
     from finetune.train_crisis import read_sdcnl, read_twitter
 
-    sets = {name: _read_jsonl(PROJECT_DATA / f"crisis_{name}.jsonl") for name in ("heldout", "heldout2", "heldout3", "heldout4", "heldout5")
+    names = ("heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")
+    sets = {name: _read_jsonl(PROJECT_DATA / f"crisis_{name}.jsonl") for name in names
             if (PROJECT_DATA / f"crisis_{name}.jsonl").is_file()}
     scen = _read_jsonl(PROJECT_DATA / "crisis_scenarios.jsonl")
     sets["scenarios"] = [{**r, "category": r.get("category") or "none"} for r in scen]
@@ -116,6 +120,19 @@ def own_conversations(split: str | None = None) -> list[dict]:
     path = PROJECT_DATA / "crisis_conversations.jsonl"
     rows = _read_jsonl(path) if path.is_file() else []
     return [r for r in rows if split is None or r.get("split") == split]
+
+
+def outside_conversations(split: str | None = None) -> list[dict]:
+    """``data/safety/everyday_conversations.jsonl``: ordinary conversations (``turns``: the person's
+    messages) written apart from the project; ``split`` "dev" or "test", or None for all."""
+    path = PROJECT_DATA / "everyday_conversations.jsonl"
+    rows = _read_jsonl(path) if path.is_file() else []
+    return [r for r in rows if split is None or r.get("split") == split]
+
+
+def _as_turns(conversations: list[dict]) -> list[dict]:
+    """Ordinary conversations (``outside_conversations``) in the form ``own_conversation_figures`` reads."""
+    return [{"kind": "everyday", "user_turns": c["turns"]} for c in conversations]
 
 
 def own_conversation_figures(conversations: list[dict], detector) -> dict:
@@ -202,7 +219,9 @@ def run(detector_spec: str | None, data_dir: str | None, output: str | Path | No
     from finetune.dialogue_data import data_root
 
     root = data_root(data_dir)
-    conversation_sets = {"own_dev": own_conversations("dev"), "own_test": own_conversations("test")}
+    conversation_sets = {"own_dev": own_conversations("dev"), "own_test": own_conversations("test"),
+                         "everyday_dev": _as_turns(outside_conversations("dev")),
+                         "everyday_test": _as_turns(outside_conversations("test"))}
     if root is not None:  # everyday conversations of the datasets' test splits, read turn by turn
         conversation_sets["ed_esconv_test"] = [{"kind": "everyday", "user_turns": t}
                                                for t in everyday_conversations(root, "test", limit=150)]

@@ -77,6 +77,7 @@ class CrisisConfig:
     check_in_cap: float = 0.03  # share of dev everyday messages the check-in may reach (self-harm; half for others)
     conversation_cap: float = 0.01  # share of dev conversation turns (read as in a session) any check-in may reach
     own_conversation_cap: float = 0.03  # the same for the project's own everyday dev conversations (hard look-alikes)
+    outside_cap: float = 0.03  # the same for the ordinary dev conversations written apart from the project
     min_check_in: float = 0.1  # no check-in below this probability, whatever recall asks
     alarm_cap: float = 0.05  # share of the project's dev look-alikes the alarm may reach
     retune: bool = False  # choose the thresholds of the detector in --output again, without training
@@ -118,7 +119,7 @@ def read_project_set(path: Path) -> list[dict]:
 
 OWN_FILES = ("crisis_train.jsonl", "crisis_train_contrast.jsonl", "crisis_train_more.jsonl",
              "crisis_lookalikes_everyday.jsonl", "crisis_train_turns.jsonl", "crisis_train_round3.jsonl",
-             "crisis_train_round4.jsonl")
+             "crisis_train_round4.jsonl", "crisis_train_round5.jsonl")
 
 
 def own_rows() -> list[dict]:
@@ -264,14 +265,15 @@ def capped_threshold(y: np.ndarray, p: np.ndarray, recall: float, negatives: np.
 def dev_split(root: Path, seed: int) -> dict[str, list[dict]]:
     """The dev rows: the project's own (20% by id hash), Twitter dev, and everyday messages from the
     datasets' own dev / valid splits (negatives)."""
-    from eval.crisis_suite import everyday_conversations, own_conversations
+    from eval.crisis_suite import everyday_conversations, outside_conversations, own_conversations
 
     own = own_rows()
     return {"own": [r for r in own if _bucket(r["id"]) >= 0.8], "twitter": read_twitter(root)["dev"],
             "everyday": everyday_negatives(root, 1500, seed, split="valid"),
             "sessions": session_windows(everyday_conversations(root, "valid", limit=400, seed=seed)),
             "own_sessions": session_windows([c["user_turns"] for c in own_conversations("dev")
-                                             if c["kind"] == "everyday"])}
+                                             if c["kind"] == "everyday"]),
+            "outside_sessions": session_windows([c["turns"] for c in outside_conversations("dev")])}
 
 
 def turn_probabilities(predict, windows: list[tuple[str, str | None]]) -> tuple[np.ndarray, np.ndarray]:
@@ -299,7 +301,9 @@ def choose_thresholds(predict, dev: dict[str, list[dict]], cfg: "CrisisConfig") 
       with the turns before it), under ``cfg.conversation_cap`` for all categories together (half of
       it for self-harm, a sixth for each other category), and the user turns of the project's own
       everyday dev conversations (``data/safety/crisis_conversations.jsonl``, full of words that sound
-      like danger) under ``cfg.own_conversation_cap`` the same way; never below ``cfg.min_check_in``;
+      like danger) under ``cfg.own_conversation_cap`` the same way, and the user turns of the ordinary
+      dev conversations written apart from the project (``data/safety/everyday_conversations.jsonl``)
+      under ``cfg.outside_cap`` the same way; never below ``cfg.min_check_in``;
     * alarm (treated as a crisis): at least the check-in threshold, raised until at most
       ``cfg.alarm_cap`` of the project's own dev look-alikes, 1% of the everyday messages and a tenth
       of each conversation cap of the conversation turns reach it.
@@ -310,6 +314,7 @@ def choose_thresholds(predict, dev: dict[str, list[dict]], cfg: "CrisisConfig") 
     sessions = dev.get("sessions") or []
     session_probs, session_either = turn_probabilities(predict, sessions)
     own_session_probs, own_session_either = turn_probabilities(predict, dev.get("own_sessions") or [])
+    outside_probs, outside_either = turn_probabilities(predict, dev.get("outside_sessions") or [])
     own_n = len(dev["own"])
     is_none = np.array([r["category"] == "none" for r in rows])
     lookalike = np.array([i < own_n and rows[i]["category"] == "none" for i in range(len(rows))])
@@ -324,12 +329,14 @@ def choose_thresholds(predict, dev: dict[str, list[dict]], cfg: "CrisisConfig") 
         check_in[c] = max(cfg.min_check_in, capped_threshold(
             y[use], probs[use, j], cfg.recall if c == "self_harm" else cfg.recall_other, probs[everyday, j], cap,
             ((session_probs[:, j], cfg.conversation_cap * share),
-             (own_session_probs[:, j], cfg.own_conversation_cap * share))))
+             (own_session_probs[:, j], cfg.own_conversation_cap * share),
+             (outside_probs[:, j], cfg.outside_cap * share))))
         alarm = next((float(t) for t in GRID if t >= check_in[c] and (probs[lookalike, j] >= t).mean() <= cfg.alarm_cap
                       and (probs[everyday, j] >= t).mean() <= 0.01
                       and (not sessions or (session_either[:, j] >= t).mean() <= cfg.conversation_cap / 10)
                       and (not len(own_session_probs) or (own_session_either[:, j] >= t).mean()
-                           <= cfg.own_conversation_cap / 10)),
+                           <= cfg.own_conversation_cap / 10)
+                      and (not len(outside_probs) or (outside_either[:, j] >= t).mean() <= cfg.outside_cap / 10)),
                      float(GRID[-1]))
         thresholds[c] = alarm
         figures[c] = {}
@@ -346,7 +353,8 @@ def choose_thresholds(predict, dev: dict[str, list[dict]], cfg: "CrisisConfig") 
                                  "dev_false_alarms_lookalikes": float(hit[lookalike].mean()),
                                  "dev_false_alarms_everyday": float(hit[everyday].mean()),
                                  "dev_conversation_turns_flagged": turns(session_probs, session_either),
-                                 "dev_own_conversation_turns_flagged": turns(own_session_probs, own_session_either)}
+                                 "dev_own_conversation_turns_flagged": turns(own_session_probs, own_session_either),
+                                 "dev_outside_conversation_turns_flagged": turns(outside_probs, outside_either)}
     crisis = [i for i in range(own_n) if rows[i]["category"] != "none"]
     y_imm = np.array([rows[i].get("degree") == "imminent" for i in crisis]).astype(int)
     thresholds["imminent"] = recall_first_threshold(y_imm, probs[crisis, 4], cfg.recall_other)
@@ -366,7 +374,8 @@ def choose_thresholds(predict, dev: dict[str, list[dict]], cfg: "CrisisConfig") 
                                    "dev_false_alarms_lookalikes": float(flagged[lookalike].mean()),
                                    "dev_false_alarms_everyday": float(flagged[everyday].mean()),
                                    "dev_conversation_turns_flagged": turns(session_probs, session_either),
-                                   "dev_own_conversation_turns_flagged": turns(own_session_probs, own_session_either)}
+                                   "dev_own_conversation_turns_flagged": turns(own_session_probs, own_session_either),
+                                   "dev_outside_conversation_turns_flagged": turns(outside_probs, outside_either)}
     return thresholds, figures
 
 

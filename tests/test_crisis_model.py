@@ -91,7 +91,7 @@ def test_the_shipped_detector_raises_no_alarm_for_look_alikes(shipped, text):
     assert reading is None or reading.level == "check_in"
 
 
-@pytest.mark.parametrize("name", ["heldout", "heldout3", "heldout5"])
+@pytest.mark.parametrize("name", ["heldout", "heldout3", "heldout5", "heldout6"])
 def test_the_shipped_detector_reproduces_its_reported_heldout_figures(shipped, name):
     from eval.crisis_suite import figures, load_sets, predictions
 
