@@ -118,11 +118,13 @@ _INSULTS = re.compile(
     r"\b(?:dumb|stupid|pathetic|weak|silly|crazy|idiots?) (?:for|to be) (?:being|feeling|getting)\b", _I)
 # A cheerful opener ("Nice!", "Awesome, ...") and gladness for the person ("glad to hear", "happy for you"),
 # read by both cheer checks below.
-_CHEER_OPENER = (r"^\W*(?:oh,? |wow,? )?(?:nice|great|awesome|amazing|wonderful|fantastic|excellent|cool|sweet)\b"
+# "Oh", "Wow", "Oh my gosh", "OMG" before it
+_EXCLAIM = r"(?:(?:oh,? )?(?:my (?:god|gosh|goodness),? )|oh,? |wow,? |omg,? )"
+_CHEER_OPENER = (r"^\W*" + _EXCLAIM + r"?(?:nice|great|awesome|amazing|wonderful|fantastic|excellent|cool|sweet)\b"
                  r"(?! (?:question|point))")
 _GLAD_FOR_THEM = r"\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b"
 _CHEERFUL = re.compile(
-    r"^(?:oh,? |wow,? )?(?:that'?s|that is|how|what)(?: (?:so|really|just))? (?:awesome|great|amazing|wonderful|fantastic|"
+    r"^" + _EXCLAIM + r"?(?:that'?s|that is|how|what)(?: (?:so|really|just))? (?:awesome|great|amazing|wonderful|fantastic|"
     r"exciting|cool|fun|lovely|nice|good|brilliant)\b|\bcongrat(?:ulation)?s\b|"
     r"\bi hope you(?:'re| are) (?:happy|having fun|enjoying it)\b|\b(?:a?ha(?:ha)+h?|he(?:he)+|lo+l|lmao|rofl|yay|woohoo)\b|"
     + _CHEER_OPENER + r"|^\W*(?:yes|yay|yeah|yess+)!|" + _GLAD_FOR_THEM + r"|\bgreat (?:day|time|news)\b|"

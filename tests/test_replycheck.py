@@ -183,7 +183,8 @@ def test_sympathy_for_good_news_is_passed_over_and_kept_for_mixed_or_bad_news():
                                    "Wow, that must be exciting. Do you have everything prepared?",
                                    "That is always a great day!!!", "That sounds so fun!",
                                    "Hahaha you are so sad, can i help?", "lool that's you", "Yes! I always laugh at that.",
-                                   "Wow, you must be proud! How old is he?", "Oh, that's so cool! I bet you're not the only one?"])
+                                   "Wow, you must be proud! How old is he?", "Oh, that's so cool! I bet you're not the only one?",
+                                   "Oh my gosh, that is so cool!", "OMG that's amazing!"])
 def test_cheer_openers_and_gladness_for_the_person_are_cheer_to_a_distressed_person(reply):
     assert "cheerful_to_distress" in reply_problems(reply, SAD, distressed=True), reply
     assert "cheerful_to_distress" not in reply_problems(reply, SAD, distressed=False), reply
