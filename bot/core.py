@@ -938,7 +938,7 @@ class EmpatheticBot:
                         or (tells_bad_news(conversation) and not glad_now(state)))
             # what happened, read from the ranker's embedding of the conversation, when the words voice no
             # feeling ("my mum read my diary and brought it up at dinner" reads as neutral)
-            vector = self._context_vector(conversation, len(generated))
+            vector = self._context_vector(conversation, len(generated), at_risk)
             bad_situation = (vector is not None and getattr(self._ranker, "situation_model", None) is not None
                              and self._ranker.bad_situation(vector) and not is_glad(state))
             distressed = is_distressed(state) or bad_news or bad_situation
@@ -975,12 +975,15 @@ class EmpatheticBot:
                     c.problems = (*c.problems, "harm_talk")
         return out
 
-    def _context_vector(self, conversation: list[dict], candidates: int):
+    def _context_vector(self, conversation: list[dict], candidates: int, at_risk: bool = False):
         """The ranker's embedding of the recent turns (the reply pool's search key, and what the situation
-        is read from), or None without a ranker. The ranker loads with the bot, or once a turn has several
-        candidates to rank (as in ``_retrieved``)."""
+        is read from), or None without a ranker or when neither would read it. The ranker loads with the
+        bot, or once a turn has several candidates to rank (as in ``_retrieved``)."""
         ranker = self._ranker if self._ranker is not None or candidates < 2 else self.ranker
         if ranker is None:
+            return None
+        searched = self.config.generation.retrieved > 0 and not at_risk and self.reply_pool is not None
+        if not searched and getattr(ranker, "situation_model", None) is None:
             return None
         return self._on_model_thread(ranker.context_vector, conversation)
 

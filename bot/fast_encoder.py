@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 CACHE_KIND = "encoders"
+# Files beside a model that read its embeddings without changing them (a ranker's ``situation.json``, see
+# ``finetune.train_situation``): adding one keeps the fast copies and reply pools made before.
+READS_NOT_EMBEDS = frozenset({"situation.json"})
 
 
 # -- where copies live ---------------------------------------------------------------------------------
@@ -46,7 +49,7 @@ def copy_folder(kind: str, sources: Sequence[Path], cache_dir: str | None) -> Pa
     for source in sources:
         files = sorted(p for p in Path(source).rglob("*") if p.is_file()) if Path(source).is_dir() else [Path(source)]
         for f in files:
-            if f.suffix in (".png", ".md") or f.name in ("run_summary.json", "situation.json"):
+            if f.suffix in (".png", ".md") or f.name == "run_summary.json" or f.name in READS_NOT_EMBEDS:
                 continue  # cards and pictures do not change the weights
             digest.update(f.name.encode())
             digest.update(f.read_bytes() if f.stat().st_size < 64 * 2**20 else f"{f.stat().st_size}:{f.stat().st_mtime_ns}".encode())

@@ -116,9 +116,8 @@ _INSULTS = re.compile(
     r"a baby))\b|\b(?:get|just get) over it\b|\bman up\b|\bgrow up\b|\bshut up\b|\bwho cares\b|\bnobody cares\b|"
     r"\byou (?:asked for|had it coming)\b|\bget your (?:life|act|shit|stuff) together\b|"
     r"\b(?:dumb|stupid|pathetic|weak|silly|crazy|idiots?) (?:for|to be) (?:being|feeling|getting)\b", _I)
-# A cheerful opener ("Nice!", "Awesome, ...") and gladness for the person ("glad to hear", "happy for you"),
-# read by both cheer checks below.
-# "Oh", "Wow", "Oh my gosh", "OMG" before it
+# A cheerful opener ("Nice!", "Awesome, ...", after an "Oh", "Wow", "Oh my gosh" or "OMG") and gladness for
+# the person ("glad to hear", "happy for you"), read by both cheer checks below.
 _EXCLAIM = r"(?:(?:oh,? )?(?:my (?:god|gosh|goodness),? )|oh,? |wow,? |omg,? )"
 _CHEER_OPENER = (r"^\W*" + _EXCLAIM + r"?(?:nice|great|awesome|amazing|wonderful|fantastic|excellent|cool|sweet)\b"
                  r"(?! (?:question|point))")

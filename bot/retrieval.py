@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from .errors import ModelNotFoundError
+from .fast_encoder import READS_NOT_EMBEDS
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +145,6 @@ def common_words(rows: Sequence[dict]) -> list[str]:
             df[w] += 1
             echo[w] += _stem(w) in said
     return sorted(w for w, n in df.items() if n >= COMMON_DF * len(rows) and echo[w] < ECHO_MAX * n)
-
-
-# Files beside a ranker that read its embeddings without changing them (``situation.json``, see
-# ``finetune.train_situation``): adding one keeps the pools and fast copies made before.
-READS_NOT_EMBEDS = frozenset({"situation.json"})
 
 
 def ranker_key(ranker) -> str:

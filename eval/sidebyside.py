@@ -89,6 +89,12 @@ def write_valid_contexts(data_dir: str | None, n: int, output: str | Path, seed:
     return len(picked)
 
 
+def _reply_fields(reply) -> dict:
+    """What a run row keeps of a ``Reply``."""
+    return {"response": reply.text, "total_ms": reply.timings.get("total_ms"), "reason": reply.reason,
+            "chosen": reply.chosen, "candidates": reply.candidates}
+
+
 def answer(bot, contexts_file: str | Path, output: str | Path) -> int:
     from bot.core import Reply
     from bot.errors import BotError
@@ -99,8 +105,7 @@ def answer(bot, contexts_file: str | Path, output: str | Path) -> int:
         for k, row in enumerate(rows, 1):
             try:
                 reply = [x for x in bot.respond(row["context"]) if isinstance(x, Reply)][0]
-                row.update(response=reply.text, total_ms=reply.timings.get("total_ms"), reason=reply.reason,
-                           chosen=reply.chosen, candidates=reply.candidates)
+                row.update(_reply_fields(reply))
             except BotError as exc:
                 row.update(response="", error=str(exc))
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -125,8 +130,7 @@ def play(bot, conversations_file: str | Path, output: str | Path) -> int:
                        "context": history + [{"role": "user", "content": text}]}
                 try:
                     reply = bot.chat(text, session_id=session)
-                    row.update(response=reply.text, total_ms=reply.timings.get("total_ms"), reason=reply.reason,
-                               chosen=reply.chosen, candidates=reply.candidates, crisis=reply.crisis)
+                    row.update(_reply_fields(reply), crisis=reply.crisis)
                 except BotError as exc:
                     row.update(response="", error=str(exc))
                 history = row["context"] + ([{"role": "assistant", "content": row["response"]}]
@@ -143,6 +147,18 @@ def _speaker(role: str) -> str:
     return "Person" if role == "user" else "Listener"
 
 
+def _card(n: int, turns: list[dict], replies: list[tuple[str, str]]) -> tuple[str, str]:
+    """Card ``n`` of a sheet, as HTML and as Markdown: the conversation, then each (label, reply)."""
+    as_html = (f'<section class="card"><h2>Card {n}</h2>'
+               + "".join(f'<p class="{m["role"]}"><b>{_speaker(m["role"])}:</b> {html.escape(m["content"])}</p>'
+                         for m in turns)
+               + "".join(f'<div class="reply"><b>{label}:</b> {html.escape(r)}</div>' for label, r in replies)
+               + "</section>")
+    as_md = (f"## Card {n}\n\n" + "\n".join(f"{_speaker(m['role'])}: {m['content']}" for m in turns)
+             + "\n\n" + "\n\n".join(f"{label}: {r}" for label, r in replies) + "\n")
+    return as_html, as_md
+
+
 _STYLE = ("body{font-family:sans-serif;max-width:50em;margin:auto}.card{border:1px solid #ccc;padding:1em;"
           "margin:1em 0}.reply{background:#f4f4f4;padding:.6em;margin:.5em 0}.user{color:#333}")
 
@@ -156,14 +172,9 @@ def write_rating_sheet(run: str | Path, output: str | Path, seed: int = 0) -> in
     out.mkdir(parents=True, exist_ok=True)
     cards_html, cards_md = [], []
     for n, i in enumerate(ids, 1):
-        turns, reply = rows[i]["context"], rows[i]["response"]
-        cards_html.append(
-            f'<section class="card"><h2>Card {n}</h2>'
-            + "".join(f'<p class="{m["role"]}"><b>{_speaker(m["role"])}:</b> {html.escape(m["content"])}</p>'
-                      for m in turns)
-            + f'<div class="reply"><b>Reply:</b> {html.escape(reply)}</div></section>')
-        cards_md.append(f"## Card {n}\n\n" + "\n".join(f"{_speaker(m['role'])}: {m['content']}" for m in turns)
-                        + f"\n\nReply: {reply}\n")
+        as_html, as_md = _card(n, rows[i]["context"], [("Reply", rows[i]["response"])])
+        cards_html.append(as_html)
+        cards_md.append(as_md)
     intro = ("For each card, read the conversation and rate the reply from 1 to 5: 1 hurtful (it would hurt or "
              "offend the person), 2 off the point or unhelpful, 3 acceptable, 4 good, 5 a person would feel "
              "heard and helped. Write your answers in choices.csv (rating, and a short note if you like).")
@@ -179,6 +190,11 @@ def write_rating_sheet(run: str | Path, output: str | Path, seed: int = 0) -> in
     (out / "key.json").write_text(json.dumps({"run": str(run), "cards": {str(n): {"id": i} for n, i in
                                                                           enumerate(ids, 1)}}, indent=1))
     return len(ids)
+
+
+def _rating_figures(v: np.ndarray, samples: int, seed: int) -> tuple[dict, float, float]:
+    """Mean rating (with its interval), and the shares rated hurtful (1) and acceptable or better (3+)."""
+    return mean_ci(v, samples, seed), float((v <= 1).mean()), float((v >= 3).mean())
 
 
 def _score_ratings(key: dict, choices: str | Path, samples: int, seed: int) -> dict:
@@ -198,8 +214,8 @@ def _score_ratings(key: dict, choices: str | Path, samples: int, seed: int) -> d
     if not rated:
         raise ValueError(f"no ratings in {choices} (rating must be 1 to 5)")
     v = np.asarray([r for _, r, _ in rated])
-    return {"run": key["run"], "cards": len(v), "rating": mean_ci(v, samples, seed),
-            "hurtful": float((v <= 1).mean()), "acceptable": float((v >= 3).mean()),
+    mean, hurtful, acceptable = _rating_figures(v, samples, seed)
+    return {"run": key["run"], "cards": len(v), "rating": mean, "hurtful": hurtful, "acceptable": acceptable,
             "hurtful_ids": sorted(i for i, r, _ in rated if r <= 1)}
 
 
@@ -224,15 +240,9 @@ def write_sheet(run_a: str | Path, run_b: str | Path | None, output: str | Path,
         first_is_a = rng.random() < 0.5
         replies = (a[i]["response"], b[i]["response"]) if first_is_a else (b[i]["response"], a[i]["response"])
         key[str(n)] = {"id": i, "reply_1": "A" if first_is_a else "B"}
-        turns = a[i]["context"]
-        cards_html.append(
-            f'<section class="card"><h2>Card {n}</h2>'
-            + "".join(f'<p class="{m["role"]}"><b>{_speaker(m["role"])}:</b> {html.escape(m["content"])}</p>'
-                      for m in turns)
-            + "".join(f'<div class="reply"><b>Reply {k}:</b> {html.escape(r)}</div>' for k, r in enumerate(replies, 1))
-            + "</section>")
-        cards_md.append(f"## Card {n}\n\n" + "\n".join(f"{_speaker(m['role'])}: {m['content']}" for m in turns)
-                        + "\n\n" + "\n\n".join(f"Reply {k}: {r}" for k, r in enumerate(replies, 1)) + "\n")
+        as_html, as_md = _card(n, a[i]["context"], [(f"Reply {k}", r) for k, r in enumerate(replies, 1)])
+        cards_html.append(as_html)
+        cards_md.append(as_md)
     (out / "sheet.html").write_text(
         f"<!doctype html><meta charset=utf-8><title>Which reply is better?</title><style>{_STYLE}</style>"
         "<h1>Which reply is better?</h1><p>For each card, read the conversation and choose the reply that would "
@@ -283,10 +293,8 @@ def score(folder: str | Path, choices: str | Path | None = None, samples: int = 
             "value": float(every.mean()), "ci95": bootstrap(lambda i: float(every[i].mean()), len(every), samples, seed)}
     for run, values in ratings.items():
         if values:
-            v = np.asarray(values)
-            result[f"rating_{run}"] = mean_ci(v, samples, seed)
-            result[f"hurtful_{run}"] = float((v <= 1).mean())
-            result[f"acceptable_{run}"] = float((v >= 3).mean())
+            result[f"rating_{run}"], result[f"hurtful_{run}"], result[f"acceptable_{run}"] = _rating_figures(
+                np.asarray(values), samples, seed)
     return result
 
 

@@ -290,6 +290,13 @@ def turn_probabilities(predict, windows: list[tuple[str, str | None]]) -> tuple[
     return alone, either
 
 
+# The dev conversations read as in a session, each kept under its own cap: (key of ``dev_split``, figure
+# name, ``CrisisConfig`` field of the cap)
+SESSION_SETS = (("sessions", "dev_conversation_turns_flagged", "conversation_cap"),
+                ("own_sessions", "dev_own_conversation_turns_flagged", "own_conversation_cap"),
+                ("outside_sessions", "dev_outside_conversation_turns_flagged", "outside_cap"))
+
+
 def choose_thresholds(predict, dev: dict[str, list[dict]], cfg: "CrisisConfig") -> tuple[dict, dict]:
     """Two thresholds per category, both on dev.
 
@@ -311,10 +318,9 @@ def choose_thresholds(predict, dev: dict[str, list[dict]], cfg: "CrisisConfig") 
     ``imminent``: recall first among the dev crisis rows. Returns the thresholds and the dev figures."""
     rows = dev["own"] + dev["twitter"] + dev["everyday"]
     probs = np.asarray(predict([r["text"] for r in rows]))
-    sessions = dev.get("sessions") or []
-    session_probs, session_either = turn_probabilities(predict, sessions)
-    own_session_probs, own_session_either = turn_probabilities(predict, dev.get("own_sessions") or [])
-    outside_probs, outside_either = turn_probabilities(predict, dev.get("outside_sessions") or [])
+    # per set of conversations: its figure's name, its cap, and each turn's readings (alone, either)
+    session_sets = [(name, getattr(cfg, cap), *turn_probabilities(predict, dev.get(key) or []))
+                    for key, name, cap in SESSION_SETS]
     own_n = len(dev["own"])
     is_none = np.array([r["category"] == "none" for r in rows])
     lookalike = np.array([i < own_n and rows[i]["category"] == "none" for i in range(len(rows))])
@@ -328,15 +334,11 @@ def choose_thresholds(predict, dev: dict[str, list[dict]], cfg: "CrisisConfig") 
         share = 0.5 if c == "self_harm" else 1 / 6
         check_in[c] = max(cfg.min_check_in, capped_threshold(
             y[use], probs[use, j], cfg.recall if c == "self_harm" else cfg.recall_other, probs[everyday, j], cap,
-            ((session_probs[:, j], cfg.conversation_cap * share),
-             (own_session_probs[:, j], cfg.own_conversation_cap * share),
-             (outside_probs[:, j], cfg.outside_cap * share))))
+            tuple((alone[:, j], set_cap * share) for _, set_cap, alone, _ in session_sets)))
         alarm = next((float(t) for t in GRID if t >= check_in[c] and (probs[lookalike, j] >= t).mean() <= cfg.alarm_cap
                       and (probs[everyday, j] >= t).mean() <= 0.01
-                      and (not sessions or (session_either[:, j] >= t).mean() <= cfg.conversation_cap / 10)
-                      and (not len(own_session_probs) or (own_session_either[:, j] >= t).mean()
-                           <= cfg.own_conversation_cap / 10)
-                      and (not len(outside_probs) or (outside_either[:, j] >= t).mean() <= cfg.outside_cap / 10)),
+                      and all(not len(either) or (either[:, j] >= t).mean() <= set_cap / 10
+                              for _, set_cap, _, either in session_sets)),
                      float(GRID[-1]))
         thresholds[c] = alarm
         figures[c] = {}
@@ -352,9 +354,7 @@ def choose_thresholds(predict, dev: dict[str, list[dict]], cfg: "CrisisConfig") 
             figures[c][level] = {"dev_recall": float(hit[use & (y == 1)].mean()) if (use & (y == 1)).any() else None,
                                  "dev_false_alarms_lookalikes": float(hit[lookalike].mean()),
                                  "dev_false_alarms_everyday": float(hit[everyday].mean()),
-                                 "dev_conversation_turns_flagged": turns(session_probs, session_either),
-                                 "dev_own_conversation_turns_flagged": turns(own_session_probs, own_session_either),
-                                 "dev_outside_conversation_turns_flagged": turns(outside_probs, outside_either)}
+                                 **{name: turns(alone, either) for name, _, alone, either in session_sets}}
     crisis = [i for i in range(own_n) if rows[i]["category"] != "none"]
     y_imm = np.array([rows[i].get("degree") == "imminent" for i in crisis]).astype(int)
     thresholds["imminent"] = recall_first_threshold(y_imm, probs[crisis, 4], cfg.recall_other)
@@ -373,9 +373,7 @@ def choose_thresholds(predict, dev: dict[str, list[dict]], cfg: "CrisisConfig") 
         figures[f"any:{level}"] = {"dev_recall_own": float(flagged[:own_n][~is_none[:own_n]].mean()),
                                    "dev_false_alarms_lookalikes": float(flagged[lookalike].mean()),
                                    "dev_false_alarms_everyday": float(flagged[everyday].mean()),
-                                   "dev_conversation_turns_flagged": turns(session_probs, session_either),
-                                   "dev_own_conversation_turns_flagged": turns(own_session_probs, own_session_either),
-                                   "dev_outside_conversation_turns_flagged": turns(outside_probs, outside_either)}
+                                   **{name: turns(alone, either) for name, _, alone, either in session_sets}}
     return thresholds, figures
 
 

@@ -367,3 +367,23 @@ def test_a_bad_situation_read_by_the_ranker_counts_as_distress_when_the_words_vo
     assert reply.text == "Oh no, that's awful." and "cheerful_to_distress" in reply.candidates[0]["problems"]
     reply = bot_with(FakeRanker()).chat(text)  # without a situation model the cheer is not caught
     assert "cheerful_to_distress" not in reply.candidates[0]["problems"]
+
+
+def test_the_conversation_is_embedded_only_when_something_reads_the_embedding():
+    class CountingRanker(FakeRanker):
+        calls = 0
+
+        def context_vector(self, messages):
+            CountingRanker.calls += 1
+            return [1.0]
+
+    bot = EmpatheticBot(BotConfig(), reply_model=FakeReplyModel(["I hear you.", "That sounds hard."]),
+                        emotion_classifier=KeywordClassifier(), ranker=CountingRanker(),
+                        crisis_detector=CrisisDetector(FakeCrisisClassifier()))
+    bot.config.generation.candidates = 2
+    bot.chat("My exam went badly and I'm sad")  # no situation model, and a stand-in ranker indexes no pool
+    assert CountingRanker.calls == 0
+    CountingRanker.situation_model = {"weights": [1.0], "bias": 0.0, "threshold": 0.9}
+    CountingRanker.bad_situation = lambda self, vector: False
+    bot.chat("My exam went badly again")
+    assert CountingRanker.calls == 1
