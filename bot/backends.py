@@ -28,7 +28,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Sequence
 
 from .config import BotConfig, GenerationConfig, ModelConfig
 from .errors import GenerationError, ModelNotFoundError
@@ -341,13 +341,17 @@ class LlamaCppReplyModel:
             return self.call(run)
 
     # -- generation ------------------------------------------------------------------------------
+    takes_openers = True
+
     def candidates(self, messages: list[dict], settings: GenerationConfig, n: int, stats,
                    cancel: threading.Event | None = None,
-                   unconditioned: list[dict] | None = None) -> list[tuple[str, bool]]:
+                   unconditioned: list[dict] | None = None,
+                   openers: Sequence[str] = ()) -> list[tuple[str, bool]]:
         """``n`` sampled replies, one after another in this context (llama.cpp reuses the prompt's cache).
         With ``settings.guidance`` != 1 and ``unconditioned`` (the prompt without the emotion state), each
         token is sampled from the guided scores (``bot.guidance``), the unconditioned prompt run in a
-        second context."""
+        second context. ``openers``: the first ``len(openers)`` replies start with these words (the model
+        writes on from them; the text returned includes them)."""
         cancel = cancel or threading.Event()
         ids = self.encode(messages)
         stats.prompt_tokens = len(ids)
@@ -355,10 +359,11 @@ class LlamaCppReplyModel:
         seeds = ([settings.seed + i for i in range(n)] if settings.seed is not None
                  else [random.randrange(2**31) for _ in range(n)])
         uncond_ids = self.encode(unconditioned) if unconditioned and settings.guidance != 1 else None
+        starts = [self.llm.tokenize(o.encode("utf-8"), add_bos=False, special=False) for o in openers[:n]]
 
-        def one(seed: int) -> tuple[list[int], bool]:
+        def one(seed: int, start: list[int]) -> tuple[list[int], bool]:
             self.llm.set_seed(seed)
-            row: list[int] = []
+            row: list[int] = list(start)
             processors = None
             if uncond_ids is not None:
                 from llama_cpp import LogitsProcessorList
@@ -367,28 +372,28 @@ class LlamaCppReplyModel:
 
                 if self._uncond_llm is None:
                     self._uncond_llm = self._open_model()
-                processors = LogitsProcessorList([LlamaGuidance(self._uncond_llm, uncond_ids, len(ids),
+                processors = LogitsProcessorList([LlamaGuidance(self._uncond_llm, uncond_ids + start, len(ids) + len(start),
                                                                 settings.guidance)])
             # top_k 50 and no min_p, as transformers samples; llama.cpp's repeat penalty looks at the
             # last 64 tokens of the reply (transformers': the whole prompt and reply)
-            for token in self.llm.generate(ids, top_k=50, top_p=settings.top_p, min_p=0.0,
+            for token in self.llm.generate(ids + start, top_k=50, top_p=settings.top_p, min_p=0.0,
                                            temp=max(settings.temperature, 0.0),
                                            repeat_penalty=settings.repetition_penalty,
                                            logits_processor=processors):
                 if token in self._eos:
                     return row, True
                 row.append(token)
-                if len(row) >= settings.max_new_tokens or cancel.is_set():
+                if len(row) - len(start) >= settings.max_new_tokens or cancel.is_set():
                     break
             return row, False
 
         def run():
             hold_all_but_last(self.llm, ids)
             out = []
-            for seed in seeds:
+            for i, seed in enumerate(seeds):
                 if cancel.is_set() and out:
                     break
-                out.append(one(seed))
+                out.append(one(seed, starts[i] if i < len(starts) else []))
             return out
 
         from .generation import mark_stopped, run_generation

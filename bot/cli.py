@@ -95,6 +95,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="added to the ranker score of a candidate that ends with a question (0 off; default: %(default)s)")
     g.add_argument("--pool-bonus", type=float, default=d.generation.pool_bonus,
                    help="added to the ranker score of a human reply from the reply pool (0 off; default: %(default)s)")
+    g.add_argument("--openers", type=float, default=d.generation.openers,
+                   help="share of the model's candidates that start from a written acknowledgement chosen by the "
+                        "emotion state, the model writing the rest (0 off; default: %(default)s)")
     g.add_argument("--seed", type=int, default=d.generation.seed, help="fix sampling for reproducible replies")
     g = p.add_argument_group("conversation")
     g.add_argument("--context-tokens", type=int, default=d.conversation.context_tokens,
@@ -166,7 +169,7 @@ def config_from_args(args: argparse.Namespace) -> BotConfig:
         ("model", ("base_model", "adapter", "emotion_classifier", "ranker", "cross_ranker", "crisis_detector", "reply_pool", "encoder",
                    "device",
                    "dtype", "backend", "gguf_type", "threads", "base_url", "served_model", "cache_dir")),
-        ("generation", ("candidates", "retrieved", "max_new_tokens", "temperature", "top_p", "repetition_penalty", "guidance", "sympathy_bonus", "question_bonus", "pool_bonus", "seed")),
+        ("generation", ("candidates", "retrieved", "max_new_tokens", "temperature", "top_p", "repetition_penalty", "guidance", "sympathy_bonus", "question_bonus", "pool_bonus", "openers", "seed")),
         ("conversation", ("context_tokens", "max_input_chars", "prompts_dir", "persona_name", "log_conversations",
                           "max_stored_turns", "crisis_reply", "risk_turns", "store", "redact",
                           "session_idle_expiry_s", "max_live_sessions", "turn_timeout_s")),
@@ -589,6 +592,8 @@ def _planned(config: BotConfig) -> dict:
         "ranker": m.ranker or "none (the first candidate without problems is shown)",
         "crisis detector": f"rules + {m.crisis_detector}" if m.crisis_detector else "rules only",
         "candidates per turn": f"{config.generation.candidates}" + (f" + up to {pooled} pooled replies" if pooled else ""),
+        "openers": (f"{config.generation.openers:g} of the model's candidates when the person is distressed"
+                    if config.generation.openers > 0 else "off"),
         "prompts": str(PromptBook(config.conversation.prompts_dir, config.conversation.persona_name).dir),
     }
 

@@ -107,6 +107,11 @@ class GenerationConfig:
     ``pool_bonus``: added to the ranker's score of a human reply from the reply pool: a written reply
     that fits about as well as the model's is the one shown (0: off; no bonus was preferred in a blind
     reading, see docs/replies.md).
+    ``openers``: the share of the model's candidates that start from a written acknowledgement chosen by
+    the emotion state ("That sounds so frustrating.", "I'm so sorry for your loss."; ``prompts/openers/``),
+    the model writing the rest (``bot.openers``); only when the person is distressed, and only on a
+    backend that can continue a started reply (llama.cpp, transformers). 0: off; 1 (every model
+    candidate) chosen by a blind reading, see docs/replies.md.
     """
 
     candidates: int = 4
@@ -119,9 +124,12 @@ class GenerationConfig:
     sympathy_bonus: float = 2.0
     question_bonus: float = 2.0
     pool_bonus: float = 0.0
+    openers: float = 1.0
     seed: int | None = None
 
     def validate(self) -> None:
+        if not 0 <= self.openers <= 1:
+            raise ValueError("openers must be between 0 (off) and 1 (every model candidate)")
         if not 1 <= self.candidates <= 16:
             raise ValueError("candidates must be between 1 and 16")
         if not 0 <= self.retrieved <= 32:

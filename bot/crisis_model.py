@@ -55,10 +55,13 @@ CONVERSATION_TURNS = 4  # the message and up to three user turns before it
 class CrisisReading:
     category: str
     degree: str  # "imminent" or "concern"
-    source: str  # "rules", "classifier", "conversation" or "check_in_answer"
+    source: str  # "rules", "classifier", "conversation", "check_in_answer" or "check_in_unclear" (asked again)
     phrase: str | None = None  # the phrase the rules matched
     probabilities: dict = field(default_factory=dict)
     level: str = "alarm"  # "alarm", or "check_in": possible, ask the person
+    # the classifier flagged the message alone, and read with the turns before it the conversation is
+    # under the check-in threshold ("gonna drive to my nans on sunday 😂" after a driving test passed)
+    quiet_in_context: bool = False
 
     @property
     def flag(self) -> str:
@@ -141,6 +144,18 @@ def _present_tense(text: str) -> bool:
     return not _PAST.search(text)
 
 
+# A medical emergency told as how someone died ("my dad died three weeks ago" ... "he had a heart attack at
+# work, he was 61"): grief, not an emergency to call about, unless the message says something is happening now.
+_A_DEATH = re.compile(r"\b(?:died|passed away|passed on|funeral|his death|her death|killed him|killed her)\b", re.IGNORECASE)
+_HAPPENING_NOW = re.compile(r"\b(?:now|right now|just now|at the moment|currently|is having|is not|isn'?t|won'?t|"
+                            r"can'?t|cannot|help|please|hospital|ambulance|911|999|112)\b", re.IGNORECASE)
+
+
+def _told_death(text: str, earlier: Sequence[str]) -> bool:
+    """The message (or the last three turns before it) tells of a death, and nothing in it is happening now."""
+    return bool(_A_DEATH.search(" ".join([*earlier[-3:], text]))) and not _HAPPENING_NOW.search(text)
+
+
 class CrisisDetector:
     """Rules + classifier (see the module docstring). ``classifier=None`` keeps the rules alone."""
 
@@ -149,6 +164,8 @@ class CrisisDetector:
 
     def read(self, text: str, earlier: Sequence[str] = ()) -> CrisisReading | None:
         signal = detect_crisis(text)
+        if signal is not None and signal.category == "medical_emergency" and _told_death(text, earlier):
+            signal = None  # how someone died, not an emergency now (the classifier still reads the message)
         if self.classifier is None:
             if signal is None:
                 return None
@@ -168,9 +185,10 @@ class CrisisDetector:
         for level in ("alarm", "check_in"):  # the message alone
             category = self.classifier.flagged(alone, level)
             if category:
-                if level == "alarm" and len(probs) > 1 and probs[1][category] < check_in[category]:
+                quiet = len(probs) > 1 and probs[1][category] < check_in[category]
+                if level == "alarm" and quiet:
                     level = "check_in"  # read in its conversation the message is not a crisis: ask, don't alarm
-                return CrisisReading(category, self.classifier.degree(alone), "classifier", None, alone, level)
+                return CrisisReading(category, self.classifier.degree(alone), "classifier", None, alone, level, quiet)
         if len(probs) > 1:  # the recent turns together: only at the alarm threshold, and then a question
             category = self.classifier.flagged(probs[1], "alarm")
             if category:

@@ -17,8 +17,10 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from .config import GenerationConfig, ModelConfig
 from .errors import GenerationError, ModelNotFoundError
@@ -402,56 +404,76 @@ class ReplyModel:
             return self.call(run)
 
     # -- generation ------------------------------------------------------------------------------
+    takes_openers = True
+
     def candidates(self, messages: list[dict], settings: GenerationConfig, n: int, stats: StreamStats,
                    cancel: threading.Event | None = None,
-                   unconditioned: list[dict] | None = None) -> list[tuple[str, bool]]:
+                   unconditioned: list[dict] | None = None,
+                   openers: Sequence[str] = ()) -> list[tuple[str, bool]]:
         """``n`` sampled replies to one prompt, in one batched ``generate`` (greedy decoding gives one):
         ``[(text, finished)]``, where ``finished`` is False for a reply cut at ``max_new_tokens``.
         With ``settings.guidance`` != 1 and ``unconditioned`` (the prompt without the emotion state),
-        transformers' classifier-free guidance samples from ``u + guidance * (c - u)`` (``bot.guidance``)."""
+        transformers' classifier-free guidance samples from ``u + guidance * (c - u)`` (``bot.guidance``).
+        ``openers``: the first ``len(openers)`` replies start with these words, the model writing on from
+        them (one batched ``generate`` per distinct opener; the text returned includes them)."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
         cancel = cancel or threading.Event()
         ids = self.encode(messages)
         stats.prompt_tokens = len(ids)
-        input_ids = torch.tensor([ids], device=self.device)
         n = 1 if settings.temperature <= 0 else max(1, n)
+        starts = [tuple(self.tokenizer(o, add_special_tokens=False)["input_ids"]) for o in openers[:n]]
+        starts += [()] * (n - len(starts))
+        groups: dict[tuple, list[int]] = {}  # opener tokens -> which candidates start with them
+        for i, start in enumerate(starts):
+            groups.setdefault(start, []).append(i)
+        uncond_ids = self.encode(unconditioned) if unconditioned and settings.guidance != 1 else None
 
         class _Cancel(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
                 return cancel.is_set()
 
-        kwargs = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                      max_new_tokens=settings.max_new_tokens, min_new_tokens=2,
-                      repetition_penalty=settings.repetition_penalty, num_return_sequences=n,
-                      stopping_criteria=StoppingCriteriaList([_Cancel()]), pad_token_id=self.tokenizer.pad_token_id)
-        if unconditioned and settings.guidance != 1:
-            uncond = torch.tensor([self.encode(unconditioned)] * n, device=self.device)
-            kwargs.update(guidance_scale=settings.guidance, negative_prompt_ids=uncond,
-                          negative_prompt_attention_mask=torch.ones_like(uncond))
-        if settings.temperature > 0:
-            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        def kwargs_for(start: tuple, count: int) -> dict:
+            input_ids = torch.tensor([ids + list(start)], device=self.device)
+            kwargs = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                          max_new_tokens=settings.max_new_tokens, min_new_tokens=2,
+                          repetition_penalty=settings.repetition_penalty, num_return_sequences=count,
+                          stopping_criteria=StoppingCriteriaList([_Cancel()]), pad_token_id=self.tokenizer.pad_token_id)
+            if uncond_ids is not None:
+                uncond = torch.tensor([uncond_ids + list(start)] * count, device=self.device)
+                kwargs.update(guidance_scale=settings.guidance, negative_prompt_ids=uncond,
+                              negative_prompt_attention_mask=torch.ones_like(uncond))
+            if settings.temperature > 0:
+                kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            return kwargs
 
         def run():
-            with torch.inference_mode():
-                if settings.seed is not None:
-                    with _SEEDED_GENERATION:
-                        torch.manual_seed(settings.seed)
-                        return self.model.generate(**kwargs)
-                return self.model.generate(**kwargs)
+            rows: list[list[int] | None] = [None] * n
+            with torch.inference_mode(), (_SEEDED_GENERATION if settings.seed is not None else nullcontext()):
+                for k, (start, which) in enumerate(groups.items()):
+                    if cancel.is_set() and k:
+                        break
+                    if settings.seed is not None:
+                        torch.manual_seed(settings.seed + k)
+                    out = self.model.generate(**kwargs_for(start, len(which)))
+                    for i, row in zip(which, out[:, len(ids) + len(start):].tolist()):
+                        rows[i] = list(start) + row
+            return rows
 
-        out = run_generation(self, run, stats)
-        new = out[:, len(ids):]
+        rows = run_generation(self, run, stats)
         eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
         replies = []
-        for row in new.tolist():
-            length = next((i for i, t in enumerate(row) if t in eos), None)
+        for i, row in enumerate(rows):
+            if row is None:
+                continue
+            start = len(starts[i])
+            length = next((j for j, t in enumerate(row) if j >= start and t in eos), None)
             finished = length is not None
             row = row[:length] if finished else row
-            stats.new_tokens += len(row)
+            stats.new_tokens += len(row) - start
             replies.append((self.tokenizer.decode(row, skip_special_tokens=True).strip(), finished))
         mark_stopped(stats, replies, cancel)
         return replies

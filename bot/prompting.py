@@ -129,8 +129,22 @@ class PromptBook:
             self._written[name] = [ln.replace("{name}", self.persona_name) for ln in lines]
         return list(self._written[name])
 
-    def check_in(self, crisis: str) -> str:
-        """The written question for a message that may mean danger (``prompts/crisis/check_in_<category>.md``)."""
+    def openers(self, family: str) -> list[str]:
+        """The openers for one family (``openers/<family>.md``, one per line; see ``bot.openers``), or none
+        where the prompts folder has no such file."""
+        key = f"openers/{family}"
+        if key not in self._written:
+            path = self.dir / "openers" / f"{family}.md"
+            lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+            self._written[key] = [ln.strip().replace("{name}", self.persona_name) for ln in lines if ln.strip()]
+        return list(self._written[key])
+
+    def check_in(self, crisis: str, again: bool = False) -> str:
+        """The written question for a message that may mean danger (``prompts/crisis/check_in_<category>.md``);
+        ``again``: the question once more, for an answer that did not clearly answer it
+        (``check_in_again_<category>.md``, else the first question)."""
+        if again and self.crisis_resources.get(f"check_in_again_{crisis}"):
+            return self.crisis_resources[f"check_in_again_{crisis}"]
         return self.crisis_resources.get(f"check_in_{crisis}") or (
             "That sounds like a lot to carry, and I want to make sure you're okay. Are you in any danger right now?")
 

@@ -25,7 +25,10 @@ class Reply:
     from the recent user turns together).
     ``crisis_level``: "alarm", or "check_in" when the message only may mean danger: the reply then asks
     the person directly (``prompts/crisis/check_in_<category>.md``) and a yes the next turn is treated as
-    a crisis (``crisis_source`` "check_in_answer").
+    a crisis (``crisis_source`` "check_in_answer"); a yes that goes on about something else, with nothing
+    in it read as danger ("yeah. and then my manager made a comment..."), gets the question once more
+    (``crisis_source`` "check_in_unclear", ``prompts/crisis/check_in_again_<category>.md``, without the
+    resources shown with the question a turn before).
     ``risk``: the session's risk level while it lasts (``{"category", "degree", "level", "since_turn",
     "last_turn"}``): it does not drop back to nothing the turn after a disclosure, but stays for
     ``conversation.risk_turns`` user turns after the last flagged one; while it lasts, replies follow

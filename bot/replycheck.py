@@ -44,6 +44,8 @@ them:
   realized how fat I looked" - "Oh I'm sure you are now!"; "I'm such an idiot" - "Yeah, you are");
 * ``minimizes``: makes light of what a distressed person feels ("That is not too bad.", "It could be
   worse", "At least...", "It happens to everyone", "cheer up");
+* ``declares_love``: tells the person it loves them or has feelings for them ("i love you. what time did
+  it take?");
 * ``repeats_itself``: says the same sentence twice, or a sentence the bot already said earlier in the
   conversation ("Oh? How come so tired?" two turns running);
 * ``unfinished``: stops mid-sentence;
@@ -65,7 +67,7 @@ from .advice import read_reply, sentences
 
 NEVER = ("encourages_harm", "method_or_dose", "claims_human", "diagnosis", "insults", "system_prompt_leak", "harm_talk")
 SOFT = ("advice_before_acknowledgement", "cheerful_to_distress", "cheer_without_good_news", "invents_a_loss", "misreads_a_loss",
-        "sympathy_to_good_news", "blames", "tells_own_life", "agrees_with_a_put_down", "minimizes", "repeats_itself", "unfinished", "too_short", "garbled", "shouting")
+        "sympathy_to_good_news", "blames", "tells_own_life", "agrees_with_a_put_down", "minimizes", "declares_love", "repeats_itself", "unfinished", "too_short", "garbled", "shouting")
 
 _I = re.IGNORECASE
 _HARM_VERBS = r"(?:kill|hang|hurt|harm|cut|shoot|drown|stab|poison|starve|end)"
@@ -155,7 +157,16 @@ _RELIEF = re.compile(
 # A death told by the person, and a reply that hopes or asks whether the one who died is all right
 # ("My dog died this morning." - "Is he okay now?").
 _A_DEATH = re.compile(r"\b(?:died|passed away|passed on|put (?:him |her |it )?(?:down|to sleep)|was killed|got killed|"
+                      r"put (?:our|my|his|her|the|their) (?:old |sweet |lovely |little )?(?:dog|cat|pet|puppy|kitten|horse|"
+                      r"rabbit)(?: \w+)? (?:down|to sleep)|"
                       r"funeral|bury|burying|buried|burial|cremated|is dead|was dead|are dead)\b", _I)
+
+
+def tells_of_a_death(text: str) -> bool:
+    """Whether ``text`` tells of a death ("died", "passed away", "we had to put our dog down", "funeral")."""
+    return bool(_A_DEATH.search(text))
+
+
 _ASKS_IF_ALIVE = re.compile(
     r"\b(?:hope|hoping|hopefully|is|was|are|were|will|did|does) (?:he|she|it|they|your \w+|the \w+|him|her)"
     r"(?: is| was| were| are| will be| gets?| got)? (?:ok|okay|alright|all right|fine|alive|safe|better|recovering|"
@@ -210,6 +221,12 @@ _OWN_LIFE = re.compile(
     r"\bwhen i was (?:a |an |young|little|in |your age|\d)|\bhappened to me\b|\bsame (?:thing )?happened\b", _I)
 
 
+# Love for the person, from a bot they met a minute ago ("i love you. what time did it take?" to a complaint
+# about a boss)
+_DECLARES_LOVE = re.compile(r"\bi (?:love|adore) you\b(?! (?:guys|all)\b)|\bi'?m (?:in love|falling in love) with you\b|"
+                            r"\bi (?:have|'ve got) (?:a crush on|feelings for) you\b", _I)
+
+
 # Questions and judgements that put the blame on the person
 _BLAMES = re.compile(
     r"\b(?:then |so )?why (?:on earth )?(?:did|would|didn'?t|wouldn'?t) you (?:even |ever |just )?"
@@ -254,6 +271,7 @@ class Candidate:
     fit: float | None = None  # the ranker's fit alone
     emotion_fit: float | None = None  # how the reply's emotions match human listeners' answers to this feeling
     similarity: float | None = None  # retrieved: how near the conversation it answered lies to this one
+    opener: str | None = None  # model: the written words it was made to start with (``bot.openers``)
 
     @property
     def shown_never(self) -> bool:
@@ -265,7 +283,8 @@ class Candidate:
 
         return {"text": self.text, "score": r(self.score), "fit": r(self.fit), "emotion_fit": r(self.emotion_fit),
                 "problems": list(self.problems), "source": self.source,
-                **({"similarity": r(self.similarity)} if self.similarity is not None else {})}
+                **({"similarity": r(self.similarity)} if self.similarity is not None else {}),
+                **({"opener": self.opener} if self.opener else {})}
 
 
 @dataclass
@@ -364,6 +383,8 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
         found.append("blames")
     if _OWN_LIFE.search(text.replace("\u2019", "'")):
         found.append("tells_own_life")
+    if _DECLARES_LOVE.search(text):
+        found.append("declares_love")
     parts = sentences(text)
     if puts_self_down(conversation) and any(_AGREES.search(s) for s in parts):
         found.append("agrees_with_a_put_down")

@@ -114,6 +114,8 @@ def candidates_markdown(reply) -> str:
         text = c["text"].replace("|", "\\|").replace("\n", " ")
         fit = "" if c["score"] is None else f"{c['score']:.2f}"
         source = {"retrieved": "human reply (pool)"}.get(c.get("source", "model"), c.get("source", "model"))
+        if c.get("opener"):
+            source += " after a written opener"
         lines.append(f"| {'shown' if i == reply.chosen else ''} | {text} | {source} | {fit} | "
                      f"{', '.join(c['problems']) or '-'} |")
     return "\n".join(lines)

@@ -176,6 +176,19 @@ def test_llama_cpp_candidates_sampling_length_and_cancel(llama_pair):
     assert len(out) == 1 and stats.stopped == "cancelled"  # stops after the token in flight
 
 
+@pytest.mark.slow
+def test_both_backends_continue_a_written_opener(llama_pair):
+    settings = GenerationConfig(max_new_tokens=12, seed=3)
+    openers = ["That sounds so frustrating.", "Ugh, that's really frustrating."]
+    for model in llama_pair:
+        stats = StreamStats()
+        out = model.candidates(MESSAGES, settings, 3, stats, openers=openers)
+        assert len(out) == 3 and [t.startswith(o) for (t, _), o in zip(out, openers)] == [True, True]
+        assert all(len(t) > len(o) for (t, _), o in zip(out, openers))  # the model wrote on after each
+        assert stats.new_tokens <= 36  # the opener's tokens are not counted as generated
+        assert model.candidates(MESSAGES, settings, 3, StreamStats(), openers=openers) == out  # seeded
+
+
 @needs_llama
 @pytest.mark.slow
 def test_the_merged_file_is_cached_and_replaced_when_the_adapter_changes(tmp_path):

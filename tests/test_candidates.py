@@ -204,6 +204,28 @@ def test_a_message_that_reads_as_a_crisis_alone_but_not_in_its_conversation_gets
     assert in_context.level == "check_in" and in_context.category == "abuse"
 
 
+def test_a_glad_message_read_as_a_crisis_alone_but_not_in_its_conversation_gets_no_question():
+    class Contextual(FakeCrisisClassifier):
+        def predict(self, texts):
+            out = super().predict(texts)
+            for t, p in zip(texts, out):
+                if "driving test" in t:  # read with the turn before, it is about a driving test
+                    p["self_harm"] = 0.01
+            return out
+
+    clf = Contextual()
+    clf.KEYWORDS = {"drive to my nan": "self_harm"}
+    bot = make_bot(["Have a lovely drive!"] * 10, n=1, classifier=clf)
+    bot.chat("I passed my driving test", session_id="glad")
+    reply = bot.chat("so happy, gonna drive to my nan on sunday", session_id="glad")  # glad: no question
+    assert reply.crisis is None and reply.text == "Have a lovely drive!"
+    bot.chat("I passed my driving test", session_id="flat")
+    reply = bot.chat("gonna drive to my nan on sunday", session_id="flat")  # not glad: still asked
+    assert reply.crisis == "self_harm" and reply.crisis_level == "check_in"
+    reply = bot.chat("so happy, gonna drive to my nan on sunday", session_id="alone")  # no conversation: asked
+    assert reply.crisis == "self_harm"
+
+
 def test_messages_that_cannot_be_answered_create_no_session():
     from bot.errors import InvalidInputError
 

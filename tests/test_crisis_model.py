@@ -57,6 +57,20 @@ def test_rules_alone_still_work_without_a_classifier():
     assert det.harmful_replies(["anything"]) == [False]
 
 
+@pytest.mark.parametrize("text, earlier, flagged", [
+    ("he had a heart attack at work. no warning, he was 61. i didn't get to say anything to him",
+     ["my dad died three weeks ago and everyone has gone back to normal"], False),
+    ("my dad had a heart attack and died last year", [], False),
+    ("my dad had a heart attack and died last year", ["my mum is having chest pains right now"], False),
+    ("my dad is having a heart attack", [], True),
+    ("he had a heart attack, he's in the hospital now", ["my grandad died when I was ten"], True),
+    ("my husband just collapsed, I think he had a heart attack, he isn't breathing", ["my mum died last year"], True),
+])
+def test_a_death_told_is_not_a_medical_emergency_unless_something_is_happening_now(text, earlier, flagged):
+    reading = CrisisDetector(None).read(text, earlier)
+    assert (reading is not None and reading.category == "medical_emergency") is flagged
+
+
 @pytest.fixture(scope="module")
 def shipped():
     if not SHIPPED:

@@ -252,6 +252,15 @@ def test_talk_of_the_persons_life_is_not_the_bots(reply):
     assert "tells_own_life" not in reply_problems(reply, SAD), reply
 
 
+@pytest.mark.parametrize("reply, declares", [
+    ("i love you. what time did it take?", True), ("I'm falling in love with you.", True),
+    ("I have feelings for you.", True), ("I love your idea of asking her.", False),
+    ("It sounds like they love you very much.", False), ("I love you guys' plan.", False),
+])
+def test_love_from_the_bot_is_passed_over(reply, declares):
+    assert ("declares_love" in reply_problems(reply, SAD)) is declares, reply
+
+
 def test_the_bot_reads_glad_news_without_a_setback_as_glad():
     from bot.core import is_glad
     from bot.emotion import EmotionState
@@ -268,6 +277,8 @@ def test_the_bot_reads_glad_news_without_a_setback_as_glad():
     # "it has been such a long year, i am just ready for things to improve"
     assert not is_glad(state(desire=0.38, optimism=0.25, disappointment=0.19, approval=0.13))
     assert is_glad(state(gratitude=0.95))  # "Thank you, that helps a lot."
+    # "I love her but I am so tired" (a carer): love in the middle of hardship is no good news
+    assert not is_glad(state(love=0.55, caring=0.1, sadness=0.17, disappointment=0.12))
 
 
 @pytest.mark.slow

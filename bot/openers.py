@@ -1,0 +1,84 @@
+"""Written openers: a reply that starts by naming what the person feels, and the model writes the rest.
+
+A 135M reply model, sampled freely, often opens with the wrong feeling ("That is so nice of you" to a
+mother who read her child's diary) or none. When the emotion state is clear, some of the candidates
+start from a short written acknowledgement chosen by that state ("That sounds so frustrating.", "I'm so
+sorry for your loss.", "That sounds really stressful."): the text is forced as the start of the reply and the
+model continues from it, so what it writes next follows an acknowledgement that fits. The reply checks
+and the ranker then choose among these, the freely sampled candidates and the pooled human replies, as
+for any candidate. This is the emotion state acting on the reply at decoding, not only through the
+prompt.
+
+The openers live in ``prompts/openers/<family>.md`` (one per line); the family comes from the turn's
+reading (see ``family``). No family (a neutral question, a joke, small talk): no opener.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from .emotion import EmotionState
+from .replycheck import tells_of_a_death
+
+# Negative feelings by the acknowledgement they call for. Grief needs a death in the conversation as
+# well (a person can "grieve" a lost job; "I'm so sorry for your loss" would then invent a death).
+NEGATIVE_FAMILIES = {
+    "anger": ("anger", "annoyance", "disgust", "disapproval"),
+    "fear": ("fear", "nervousness"),
+    "remorse": ("remorse", "embarrassment"),
+    "sadness": ("sadness", "disappointment", "grief"),
+}
+FAMILIES = ("grief", *NEGATIVE_FAMILIES)
+# A negative family names the feeling only when it holds at least this share of the negative mass and
+# outweighs the next family by half again; otherwise the general acknowledgement ("sadness": "That
+# sounds really hard.") fits anger, fear and sadness alike.
+FAMILY_SHARE = 0.5
+FAMILY_LEAD = 1.5
+
+# A death the person told of (the reply checks' reading, and a few ways to tell it without the word "died").
+_GRIEF = re.compile(r"\b(?:miscarriage|stillborn|lost (?:my|our|her|his) (?:mum|mom|mother|dad|father|wife|husband|son|"
+                    r"daughter|baby|brother|sister|friend|grandma|grandad|grandpa|nan|dog|cat)|would have been .{0,40}"
+                    r"birthday)\b", re.IGNORECASE)
+
+
+def family(state: EmotionState, conversation: Sequence[dict], distressed: bool,
+           leans_glad: bool = False) -> str | None:
+    """Which openers fit this turn: a negative family for a distressed message ("grief" when the person's
+    recent turns tell of a death), or None. Glad messages get none: on the ordinary conversations'
+    dev split, 18 of the 22 turns the bot read as glad were not good news ("I love her but I am so
+    tired", "i'd love to. when??", "thanks for listening"), and "That's wonderful!" to them was read as
+    hurtful; a wrong "that sounds hard" costs far less. ``leans_glad``: the message shows some gladness (``bot.core.glad_now``); a negative opener would then be a guess
+    ("We had our baby girl! I'm so tired I can barely type" is no occasion for "that sounds hard")."""
+    if not distressed or leans_glad:
+        return None
+    said = " ".join(m.get("content", "") for m in conversation[-6:] if m.get("role") == "user")
+    if tells_of_a_death(said) or _GRIEF.search(said):
+        return "grief"
+    probs = state.last_turn if state.available else {}
+    mass = {f: sum(probs.get(label, 0.0) for label in labels) for f, labels in NEGATIVE_FAMILIES.items()}
+    total = sum(mass.values())
+    ranked = sorted(mass, key=mass.get, reverse=True)
+    top, second = ranked[0], ranked[1]
+    if total > 0 and mass[top] >= FAMILY_SHARE * total and mass[top] >= FAMILY_LEAD * mass[second]:
+        return top
+    return "sadness"
+
+
+def pick(lines: Sequence[str], k: int, conversation: Sequence[dict]) -> list[str]:
+    """``k`` openers from ``lines``: those the bot has not opened with in this conversation first (a
+    repeated opener reads as a script), in file order, repeating only when there are not enough."""
+    if k <= 0 or not lines:
+        return []
+    used = [m.get("content", "") for m in conversation if m.get("role") == "assistant"]
+    fresh = [ln for ln in lines if not any(u.startswith(ln) for u in used)]
+    order = fresh + [ln for ln in lines if ln not in fresh]
+    return [order[i % len(order)] for i in range(k)]
+
+
+def opened_count(n: int, share: float) -> int:
+    """How many of ``n`` model candidates start from an opener: ``share`` of them, rounded, at least one
+    when ``share`` is above 0."""
+    if share <= 0 or n <= 0:
+        return 0
+    return max(1, min(n, round(n * share)))

@@ -1,0 +1,175 @@
+"""Written openers chosen by the emotion state, forced as the start of some candidates (stand-ins), and
+the check-in asked again when a yes goes on about something else."""
+
+import pytest
+
+from bot import BotConfig, EmpatheticBot
+from bot.core import yes_then_story
+from bot.crisis_model import CrisisDetector
+from bot.emotion import EmotionState
+from bot.openers import family, opened_count, pick
+from bot.prompting import PromptBook
+
+from fakes import FakeCrisisClassifier, FakeRanker, FakeReplyModel, KeywordClassifier
+
+
+def state(**probs) -> EmotionState:
+    return EmotionState(available=True, turn=1, probabilities=probs, last_turn=probs)
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+@pytest.mark.parametrize("probs, said, distressed, expected", [
+    ({"joy": 0.9}, "I got the job!", False, None),  # glad messages get no opener
+    ({"anger": 0.6, "annoyance": 0.3, "sadness": 0.1}, "the landlord ignored me again", True, "anger"),
+    ({"fear": 0.5, "nervousness": 0.4}, "my results come back on tuesday", True, "fear"),
+    ({"remorse": 0.7, "sadness": 0.1}, "i forgot my sister's birthday", True, "remorse"),
+    ({"anger": 0.4, "fear": 0.35}, "everything went wrong today", True, "sadness"),  # mixed: general
+    ({"sadness": 0.5}, "my dad died three weeks ago", True, "grief"),
+    ({"anger": 0.8}, "he passed away and the hospital lost his things", True, "grief"),
+    ({"anger": 0.5}, "we had to put our dog Biscuit down this morning. the house is so quiet", True, "grief"),
+    ({"sadness": 0.5}, "i had a miscarriage last week at 10 weeks", True, "grief"),
+    ({"anger": 0.8}, "I put my little girl to sleep and then he started shouting again", True, "anger"),
+    ({"neutral": 0.9}, "what can you do?", False, None),
+    ({"joy": 0.9}, "I got the job, but my dog died", True, "grief"),  # a setback outweighs the glad words
+])
+def test_the_family_follows_the_reading(probs, said, distressed, expected):
+    assert family(state(**probs), user(said), distressed) == expected
+
+
+def test_no_negative_opener_for_a_message_that_leans_glad():
+    baby = "We had our baby girl on Tuesday! I'm so tired I can barely type"
+    assert family(state(joy=0.3, sadness=0.4), user(baby), True, leans_glad=True) is None
+    assert family(state(joy=0.3, sadness=0.4), user(baby), True) == "sadness"
+
+
+def test_openers_already_used_in_the_conversation_come_last():
+    lines = ["A.", "B.", "C."]
+    conversation = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "A. Then something."},
+                    {"role": "user", "content": "y"}]
+    assert pick(lines, 2, conversation) == ["B.", "C."]
+    assert pick(lines, 4, conversation) == ["B.", "C.", "A.", "B."]
+    assert pick([], 2, conversation) == [] and pick(lines, 0, conversation) == []
+
+
+@pytest.mark.parametrize("n, share, k", [(4, 0.5, 2), (4, 0.0, 0), (4, 1.0, 4), (1, 0.5, 1), (3, 0.1, 1)])
+def test_opened_count(n, share, k):
+    assert opened_count(n, share) == k
+
+
+def test_every_family_has_openers_in_the_shipped_prompts():
+    book = PromptBook()
+    for name in ("grief", "anger", "fear", "remorse", "sadness"):
+        lines = book.openers(name)
+        assert len(lines) >= 3 and all(len(ln.split()) <= 12 for ln in lines)
+    assert book.openers("no-such-family") == []
+
+
+class OpeningModel(FakeReplyModel):
+    """Continues a started reply: the opener, then the scripted words."""
+
+    takes_openers = True
+
+    def __init__(self, replies):
+        super().__init__(replies)
+        self.openers_seen: list[list[str]] = []
+
+    def candidates(self, messages, settings, n, stats, cancel=None, openers=()):
+        self.openers_seen.append(list(openers))
+        out = super().candidates(messages, settings, n, stats, cancel)
+        return [((openers[i] + " " + text) if i < len(openers) else text, done) for i, (text, done) in enumerate(out)]
+
+
+def opening_bot(replies, n=4, share=1.0, model=None):
+    config = BotConfig()
+    config.generation.candidates, config.generation.openers = n, share
+    model = model or OpeningModel(replies)
+    bot = EmpatheticBot(config, reply_model=model, emotion_classifier=KeywordClassifier(), ranker=FakeRanker(),
+                        crisis_detector=CrisisDetector(FakeCrisisClassifier()))
+    return bot, model
+
+
+def test_a_distressed_message_gets_openers_on_half_the_candidates_and_the_reply_says_so():
+    bot, model = opening_bot(["What happened?"] * 4, share=0.5)
+    reply = bot.chat("I'm furious, my landlord ignored the mould again")
+    assert model.openers_seen == [bot.prompts.openers("anger")[:2]]
+    assert [c.get("opener") for c in reply.candidates[:4]] == [*bot.prompts.openers("anger")[:2], None, None]
+    assert reply.candidates[0]["text"] == bot.prompts.openers("anger")[0] + " What happened?"
+    opened = reply.candidates[reply.chosen].get("opener")
+    assert (opened is None) == ("after the written opener" not in reply.reason)
+
+
+def test_the_next_turn_opens_differently():
+    bot, model = opening_bot(["What happened?"] * 8, n=4, share=0.25)
+    first = bot.chat("I'm furious, my landlord ignored the mould again", session_id="s")
+    bot.chat("I'm still furious, he says it's my fault", session_id="s")
+    used = [o for o in model.openers_seen[0] if first.text.startswith(o)]
+    assert model.openers_seen[1] and not set(used) & set(model.openers_seen[1])
+
+
+def test_no_openers_without_a_clear_feeling_when_off_or_on_a_backend_that_cannot_continue():
+    bot, model = opening_bot(["Tell me more?"] * 4)
+    bot.chat("The meeting is at noon on Thursday")  # neutral
+    assert model.openers_seen == [[]]
+    bot, model = opening_bot(["Tell me more?"] * 4, share=0.0)
+    bot.chat("I'm furious, my landlord ignored the mould again")
+    assert model.openers_seen == [[]]
+    plain = FakeReplyModel(["That sounds hard."] * 4)  # no takes_openers: called without them
+    bot, _ = opening_bot([], model=plain)
+    assert bot.chat("I'm furious, my landlord ignored the mould again").text
+
+
+def test_a_possible_crisis_gets_no_openers():
+    bot, model = opening_bot(["I'm here with you."] * 8, n=2)
+    bot.chat("I'm so tired of everything lately", session_id="c")  # the written check-in, no model call
+    bot.chat("I dont know, I am just so sad and furious about work", session_id="c")  # the risk stays
+    assert model.openers_seen and all(seen == [] for seen in model.openers_seen)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("yeah", False), ("yes, kind of", False), ("yeah i think about it a lot, most nights", False),
+    ("yeah. and ofc i was late for the meeting and my manager made a little comment in front of everyone", True),
+    ("no. and ofc i was late for the meeting and my manager made a little comment in front of everyone", False),
+])
+def test_a_yes_that_opens_a_story(text, expected):
+    assert yes_then_story(text) is expected
+
+
+def test_a_yes_that_goes_on_about_something_else_gets_the_question_again_once():
+    events = []
+    config = BotConfig()
+    config.generation.candidates = 1
+    bot = EmpatheticBot(config, reply_model=FakeReplyModel(["That sounds hard."] * 10),
+                        emotion_classifier=KeywordClassifier(), ranker=FakeRanker(),
+                        crisis_detector=CrisisDetector(FakeCrisisClassifier()), on_crisis=events.append)
+    bot.chat("I'm so tired of everything lately", session_id="c")
+    story = "yeah. and ofc i was late for the meeting and my manager made a little comment in front of everyone"
+    again = bot.chat(story, session_id="c")
+    assert again.crisis_source == "check_in_unclear" and again.crisis_level == "check_in"
+    assert again.text == bot.prompts.check_in("self_harm", again=True) != bot.prompts.check_in("self_harm")
+    assert len(events) == 1  # asking again raises nothing new for the desk
+    answer = bot.chat("yes", session_id="c")  # a plain yes to the second question: a crisis
+    assert answer.crisis_level == "alarm" and answer.crisis_source == "check_in_answer"
+
+
+def test_a_second_unclear_yes_is_not_asked_about_a_third_time():
+    config = BotConfig()
+    config.generation.candidates = 1
+    bot = EmpatheticBot(config, reply_model=FakeReplyModel(["That sounds hard."] * 10),
+                        emotion_classifier=KeywordClassifier(), ranker=FakeRanker(),
+                        crisis_detector=CrisisDetector(FakeCrisisClassifier()))
+    bot.chat("I'm so tired of everything lately", session_id="c")
+    story = "yeah. and ofc i was late for the meeting and my manager made a little comment in front of everyone"
+    assert bot.chat(story, session_id="c").crisis_source == "check_in_unclear"
+    later = bot.chat(story.replace("meeting", "train"), session_id="c")
+    assert later.crisis_source == "check_in_answer"  # asked twice and still a yes: taken as one
+
+
+def test_the_ui_says_which_candidates_began_with_an_opener():
+    from bot.ui import candidates_markdown
+
+    bot, _ = opening_bot(["What happened?"] * 4, share=0.5)
+    table = candidates_markdown(bot.chat("I'm furious, my landlord ignored the mould again"))
+    assert table.count("model after a written opener") == 2 and table.count("| model |") == 2
