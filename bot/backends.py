@@ -361,7 +361,7 @@ class LlamaCppReplyModel:
         uncond_ids = self.encode(unconditioned) if unconditioned and settings.guidance != 1 else None
         starts = [self.llm.tokenize(o.encode("utf-8"), add_bos=False, special=False) for o in openers[:n]]
 
-        def one(seed: int, start: list[int]) -> tuple[list[int], bool]:
+        def one(seed: int, start: list[int]) -> tuple[list[int], bool, int]:
             self.llm.set_seed(seed)
             row: list[int] = list(start)
             processors = None
@@ -381,11 +381,11 @@ class LlamaCppReplyModel:
                                            repeat_penalty=settings.repetition_penalty,
                                            logits_processor=processors):
                 if token in self._eos:
-                    return row, True
+                    return row, True, len(start)
                 row.append(token)
                 if len(row) - len(start) >= settings.max_new_tokens or cancel.is_set():
                     break
-            return row, False
+            return row, False, len(start)
 
         def run():
             hold_all_but_last(self.llm, ids)
@@ -399,8 +399,8 @@ class LlamaCppReplyModel:
         from .generation import mark_stopped, run_generation
 
         replies = []
-        for row, finished in run_generation(self, run, stats):
-            stats.new_tokens += len(row)
+        for row, finished, opened in run_generation(self, run, stats):
+            stats.new_tokens += len(row) - opened  # the opener's tokens were given, not generated
             text = self.llm.detokenize(row).decode("utf-8", errors="replace")
             replies.append((text.strip(), finished))
         mark_stopped(stats, replies, cancel)

@@ -202,7 +202,9 @@ def gladness(state: EmotionState) -> float:
     return sum(state.last_turn.get(label, 0.0) for label in GLAD_LABELS)
 
 
-# A message with this much negative emotion is not glad news however much gladness it also shows: the
+# A message with this much negative emotion is not glad news (``is_glad``; ``glad_now``, the weaker lean, has
+# no such cap: "I got the job!! a bit nervous but so happy" after a loss still leans glad) however much
+# gladness it also shows: the
 # glad labels include love and gratitude, which people voice in the middle of hardship ("I love her but I
 # am so tired", a carer: love 0.5, negative 0.29). Chosen on the ordinary dev conversations (7 of the 24
 # turns read as glad there were such, none of them good news); on 600 first turns of EmpatheticDialogues
@@ -210,21 +212,22 @@ def gladness(state: EmotionState) -> float:
 GLAD_NEGATIVE_BELOW = 0.15
 
 
-def _leans_glad(state: EmotionState, floor: float) -> bool:
+def _leans_glad(state: EmotionState, floor: float, negative_below: float = 1.0) -> bool:
     """Gladness in the latest message of at least ``floor``, more than twice the negative, and the negative
-    under ``GLAD_NEGATIVE_BELOW``."""
+    under ``negative_below``."""
     from .emotion import sentiment_mass
 
     if not state.available:
         return False
     glad = gladness(state)
     negative = sentiment_mass(state.last_turn).get("negative", 0.0)
-    return glad >= floor and glad > 2 * negative and negative < GLAD_NEGATIVE_BELOW
+    return glad >= floor and glad > 2 * negative and negative < negative_below
 
 
 def is_glad(state: EmotionState) -> bool:
-    """Whether the person's latest message reads as glad: joy-like emotion outweighs the negative twice."""
-    return _leans_glad(state, 0.5)
+    """Whether the person's latest message reads as glad news: joy-like emotion outweighs the negative twice,
+    and the negative is under ``GLAD_NEGATIVE_BELOW``."""
+    return _leans_glad(state, 0.5, GLAD_NEGATIVE_BELOW)
 
 
 def glad_now(state: EmotionState) -> bool:
@@ -272,9 +275,13 @@ def is_affirmative(text: str) -> bool:
 YES_THEN_STORY_WORDS = 10
 
 
+_BARE_YES = re.compile(r"^\W*(?:yes|yeah|yea|yep|yup|ya|ok yes|ok|okay|sure)\b", re.IGNORECASE)
+
+
 def yes_then_story(text: str) -> bool:
-    """A yes-word that opens a longer message (see ``YES_THEN_STORY_WORDS``)."""
-    m = _AFFIRM.match(text)
+    """A bare yes-word ("yeah", not "I have been thinking about it...") that opens a longer message (see
+    ``YES_THEN_STORY_WORDS``)."""
+    m = _BARE_YES.match(text)
     return bool(m) and not _DENY.match(text) and len(re.findall(r"[\w']+", text[m.end():])) >= YES_THEN_STORY_WORDS
 
 
@@ -770,7 +777,8 @@ class EmpatheticBot:
         else:
             tracker.turn += 1
             state = EmotionState.unavailable(turn=tracker.turn)
-        if signal is not None and signal.level == "check_in" and signal.quiet_in_context and glad_now(state):
+        if (signal is not None and signal.level == "check_in" and signal.quiet_in_context
+                and signal.degree != "imminent" and glad_now(state)):
             # only the classifier, only the message alone, the conversation below the check-in threshold,
             # and the message leans glad: no question about danger (on the dev conversations this drops 5
             # questions to ordinary turns, "Talking to my head of department on Monday. Thanks", and no
@@ -906,7 +914,7 @@ class EmpatheticBot:
         if risk and risk.get("level") == "check_in" and risk["last_turn"] == turn - 1 and (
                 signal is None or signal.level == "check_in"):
             if signal is None and yes_then_story(text) and not risk.get("asked_again"):  # the question again, once
-                return CrisisReading(risk["category"], "possible", "check_in_unclear", None, {}, "check_in"), risk
+                return CrisisReading(risk["category"], "concern", "check_in_unclear", None, {}, "check_in"), risk
             if is_affirmative(text):
                 return CrisisReading(risk["category"], "concern", "check_in_answer", None, {}, "alarm"), risk
             if is_denial(text):
@@ -969,7 +977,7 @@ class EmpatheticBot:
                         or (tells_bad_news(conversation) and not glad_now(state)))
             # what happened, read from the ranker's embedding of the conversation, when the words voice no
             # feeling ("my mum read my diary and brought it up at dinner" reads as neutral)
-            vector = self._context_vector(conversation, n, at_risk)
+            vector = self._context_vector(conversation, 1 if self.config.generation.temperature <= 0 else n, at_risk)
             bad_situation = (vector is not None and getattr(self._ranker, "situation_model", None) is not None
                              and self._ranker.bad_situation(vector) and not is_glad(state))
             distressed = is_distressed(state) or bad_news or bad_situation
@@ -987,13 +995,13 @@ class EmpatheticBot:
                 raise GenerationError(f"the reply model failed: {exc}") from exc
             instructions = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
             out = []
-            for i, (raw, finished) in enumerate(generated):
+            for raw, finished in generated:
                 reply = raw.strip() if finished else trim_to_sentence(raw.strip())
                 if reply:
                     out.append(Candidate(reply, None, reply_problems(reply, conversation, distressed, instructions,
                                                                      finished or reply != raw.strip(), at_risk, glad,
                                                                      joyless),
-                                         opener=openers[i] if i < len(openers) else None))
+                                         opener=next((o for o in openers if raw.startswith(o)), None)))
             if not at_risk:  # in a possible crisis only the model, guided for it, writes
                 out += self._retrieved(conversation, distressed, {c.text for c in out}, glad, joyless, vector)
         if len(out) > 1 and self.ranker is not None:
@@ -1028,7 +1036,9 @@ class EmpatheticBot:
             return []
         if self.config.generation.temperature <= 0:
             n = 1
-        name = opener_family(state, conversation, distressed, glad_now(state))
+        # leaning glad with little negative: love or thanks voiced in hardship ("my partner is being lovely
+        # but...", negative 0.16) still gets an acknowledgement
+        name = opener_family(state, conversation, distressed, _leans_glad(state, 0.25, GLAD_NEGATIVE_BELOW))
         if name is None:
             return []
         return pick_openers(self.prompts.openers(name), opened_count(n, share), conversation)

@@ -59,8 +59,9 @@ class CrisisReading:
     phrase: str | None = None  # the phrase the rules matched
     probabilities: dict = field(default_factory=dict)
     level: str = "alarm"  # "alarm", or "check_in": possible, ask the person
-    # the classifier flagged the message alone, and read with the turns before it the conversation is
-    # under the check-in threshold ("gonna drive to my nans on sunday 😂" after a driving test passed)
+    # the classifier flagged the message alone at the check-in level (not the alarm level), and read with the
+    # turns before it the conversation is under the check-in threshold ("gonna drive to my nans on sunday 😂"
+    # after a driving test passed)
     quiet_in_context: bool = False
 
     @property
@@ -145,15 +146,22 @@ def _present_tense(text: str) -> bool:
 
 
 # A medical emergency told as how someone died ("my dad died three weeks ago" ... "he had a heart attack at
-# work, he was 61"): grief, not an emergency to call about, unless the message says something is happening now.
+# work, he was 61"): grief, not an emergency to call about. Only the past-tense rule phrase ("had a heart
+# attack / stroke / seizure"; never an overdose, "not breathing", "unconscious"...), only when the message or
+# the three turns before it tell of a death, and only when nothing in the message is happening now.
+_PAST_EVENT = re.compile(r"^had a (?:heart attack|stroke|seizure)$", re.IGNORECASE)
 _A_DEATH = re.compile(r"\b(?:died|passed away|passed on|funeral|his death|her death|killed him|killed her)\b", re.IGNORECASE)
-_HAPPENING_NOW = re.compile(r"\b(?:now|right now|just now|at the moment|currently|is having|is not|isn'?t|won'?t|"
-                            r"can'?t|cannot|help|please|hospital|ambulance|911|999|112)\b", re.IGNORECASE)
+_HAPPENING_NOW = re.compile(r"\b(?:now|right now|just|at the moment|currently|tonight|today|this (?:morning|evening|"
+                            r"afternoon)|(?:an|one|two|a few) hours? ago|minutes? ago|is having|is not|isn'?t|not "
+                            r"breathing|won'?t|can'?t|cannot|unconscious|unresponsive|collapsed|help|please|hospital|"
+                            r"ambulance|911|999|112)\b", re.IGNORECASE)
 
 
-def _told_death(text: str, earlier: Sequence[str]) -> bool:
-    """The message (or the last three turns before it) tells of a death, and nothing in it is happening now."""
-    return bool(_A_DEATH.search(" ".join([*earlier[-3:], text]))) and not _HAPPENING_NOW.search(text)
+def _told_death(signal, text: str, earlier: Sequence[str]) -> bool:
+    """``signal`` is the past-tense medical phrase, the message (or the last three turns before it) tells of
+    a death, and nothing in the message is happening now."""
+    return (signal.category == "medical_emergency" and bool(_PAST_EVENT.match(signal.phrase.strip()))
+            and bool(_A_DEATH.search(" ".join([*earlier[-3:], text]))) and not _HAPPENING_NOW.search(text))
 
 
 class CrisisDetector:
@@ -164,7 +172,7 @@ class CrisisDetector:
 
     def read(self, text: str, earlier: Sequence[str] = ()) -> CrisisReading | None:
         signal = detect_crisis(text)
-        if signal is not None and signal.category == "medical_emergency" and _told_death(text, earlier):
+        if signal is not None and _told_death(signal, text, earlier):
             signal = None  # how someone died, not an emergency now (the classifier still reads the message)
         if self.classifier is None:
             if signal is None:
@@ -188,6 +196,7 @@ class CrisisDetector:
                 quiet = len(probs) > 1 and probs[1][category] < check_in[category]
                 if level == "alarm" and quiet:
                     level = "check_in"  # read in its conversation the message is not a crisis: ask, don't alarm
+                    quiet = False  # an alarm on its own: never set aside (see ``quiet_in_context``)
                 return CrisisReading(category, self.classifier.degree(alone), "classifier", None, alone, level, quiet)
         if len(probs) > 1:  # the recent turns together: only at the alarm threshold, and then a question
             category = self.classifier.flagged(probs[1], "alarm")

@@ -19,7 +19,6 @@ import re
 from typing import Sequence
 
 from .emotion import EmotionState
-from .replycheck import tells_of_a_death
 
 # Negative feelings by the acknowledgement they call for. Grief needs a death in the conversation as
 # well (a person can "grieve" a lost job; "I'm so sorry for your loss" would then invent a death).
@@ -36,10 +35,17 @@ FAMILIES = ("grief", *NEGATIVE_FAMILIES)
 FAMILY_SHARE = 0.5
 FAMILY_LEAD = 1.5
 
-# A death the person told of (the reply checks' reading, and a few ways to tell it without the word "died").
-_GRIEF = re.compile(r"\b(?:miscarriage|stillborn|lost (?:my|our|her|his) (?:mum|mom|mother|dad|father|wife|husband|son|"
-                    r"daughter|baby|brother|sister|friend|grandma|grandad|grandpa|nan|dog|cat)|would have been .{0,40}"
-                    r"birthday)\b", re.IGNORECASE)
+# A death the person told of, read strictly: "I'm so sorry for your loss" after "my phone is dead", "I'm
+# buried in work" or "I finally put her down for a nap" would invent one (the reply checks' wider reading,
+# ``replycheck.tells_of_a_death``, is for what a reply may say about a death, not for naming one).
+_KIN = (r"(?:mum|mom|mother|dad|father|wife|husband|partner|son|daughter|baby|brother|sister|friend|best friend|"
+        r"grandma|grandmother|grandad|grandpa|grandfather|nan|aunt|uncle|cousin|dog|cat)")
+_GRIEF = re.compile(
+    r"\b(?:died|passed away|passed on|funeral|was killed|got killed|cremated|miscarriage|miscarried|stillborn|"
+    r"lost (?:my|our|her|his) " + _KIN + r" (?:to|last|this|in|on|a|two|three|four|five|\d+|years?|months?|weeks?)\b|"
+    r"would have been .{0,40}birthday|"
+    r"put (?:our|my|his|her|the|their) (?:old |sweet |lovely |little )?(?:dog|cat|pet|puppy|kitten|horse|rabbit)"
+    r"(?: \w+)? (?:down|to sleep)(?! for a nap))", re.IGNORECASE)
 
 
 def family(state: EmotionState, conversation: Sequence[dict], distressed: bool,
@@ -48,12 +54,13 @@ def family(state: EmotionState, conversation: Sequence[dict], distressed: bool,
     recent turns tell of a death), or None. Glad messages get none: on the ordinary conversations'
     dev split, 18 of the 22 turns the bot read as glad were not good news ("I love her but I am so
     tired", "i'd love to. when??", "thanks for listening"), and "That's wonderful!" to them was read as
-    hurtful; a wrong "that sounds hard" costs far less. ``leans_glad``: the message shows some gladness (``bot.core.glad_now``); a negative opener would then be a guess
-    ("We had our baby girl! I'm so tired I can barely type" is no occasion for "that sounds hard")."""
+    hurtful; a wrong "that sounds hard" costs far less. ``leans_glad``: the message shows some gladness
+    and little negative (the bot passes ``glad_now`` with the glad-news cap on the negative); a negative
+    opener would then be a guess."""
     if not distressed or leans_glad:
         return None
     said = " ".join(m.get("content", "") for m in conversation[-6:] if m.get("role") == "user")
-    if tells_of_a_death(said) or _GRIEF.search(said):
+    if _GRIEF.search(said):
         return "grief"
     probs = state.last_turn if state.available else {}
     mass = {f: sum(probs.get(label, 0.0) for label in labels) for f, labels in NEGATIVE_FAMILIES.items()}

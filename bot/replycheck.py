@@ -158,7 +158,8 @@ _RELIEF = re.compile(
 # ("My dog died this morning." - "Is he okay now?").
 _A_DEATH = re.compile(r"\b(?:died|passed away|passed on|put (?:him |her |it )?(?:down|to sleep)|was killed|got killed|"
                       r"put (?:our|my|his|her|the|their) (?:old |sweet |lovely |little )?(?:dog|cat|pet|puppy|kitten|horse|"
-                      r"rabbit)(?: \w+)? (?:down|to sleep)|"
+                      r"rabbit)(?: (?!(?:bed|bowl|lead|leash|food|toys?|crate|basket|blanket|cage|door)\b)\w+)? "
+                      r"(?:down|to sleep)|"
                       r"funeral|bury|burying|buried|burial|cremated|is dead|was dead|are dead)\b", _I)
 
 
@@ -223,8 +224,8 @@ _OWN_LIFE = re.compile(
 
 # Love for the person, from a bot they met a minute ago ("i love you. what time did it take?" to a complaint
 # about a boss)
-_DECLARES_LOVE = re.compile(r"\bi (?:love|adore) you\b(?! (?:guys|all)\b)|\bi'?m (?:in love|falling in love) with you\b|"
-                            r"\bi (?:have|'ve got) (?:a crush on|feelings for) you\b", _I)
+_DECLARES_LOVE = re.compile(r"\bi (?:love|adore) you\b|\bi(?:'m| am) (?:in love|falling in love) with you\b|"
+                            r"\bi(?: have|'ve)(?: got)? (?:a crush on|feelings for) you\b", _I)
 
 
 # Questions and judgements that put the blame on the person
@@ -383,7 +384,7 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
         found.append("blames")
     if _OWN_LIFE.search(text.replace("\u2019", "'")):
         found.append("tells_own_life")
-    if _DECLARES_LOVE.search(text):
+    if _DECLARES_LOVE.search(text.replace("\u2019", "'")):
         found.append("declares_love")
     parts = sentences(text)
     if puts_self_down(conversation) and any(_AGREES.search(s) for s in parts):

@@ -185,7 +185,12 @@ def test_both_backends_continue_a_written_opener(llama_pair):
         out = model.candidates(MESSAGES, settings, 3, stats, openers=openers)
         assert len(out) == 3 and [t.startswith(o) for (t, _), o in zip(out, openers)] == [True, True]
         assert all(len(t) > len(o) for (t, _), o in zip(out, openers))  # the model wrote on after each
-        assert stats.new_tokens <= 36  # the opener's tokens are not counted as generated
+        assert stats.new_tokens <= 36  # at most 12 generated tokens each
+        long = ["That sounds so frustrating, and I can only imagine how long and tiring and draining the whole "
+                "thing must have been for you and for everyone else around you this week."]  # 30+ tokens
+        counted = StreamStats()
+        model.candidates(MESSAGES, settings, 1, counted, openers=long)
+        assert counted.new_tokens <= 12  # the opener's 30-odd tokens were given, not generated
         assert model.candidates(MESSAGES, settings, 3, StreamStats(), openers=openers) == out  # seeded
 
 

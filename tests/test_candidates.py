@@ -214,7 +214,7 @@ def test_a_glad_message_read_as_a_crisis_alone_but_not_in_its_conversation_gets_
             return out
 
     clf = Contextual()
-    clf.KEYWORDS = {"drive to my nan": "self_harm"}
+    clf.KEYWORDS, clf.MAYBE = {"cleared out my flat": "self_harm"}, {"drive to my nan": "self_harm"}
     bot = make_bot(["Have a lovely drive!"] * 10, n=1, classifier=clf)
     bot.chat("I passed my driving test", session_id="glad")
     reply = bot.chat("so happy, gonna drive to my nan on sunday", session_id="glad")  # glad: no question
@@ -224,6 +224,9 @@ def test_a_glad_message_read_as_a_crisis_alone_but_not_in_its_conversation_gets_
     assert reply.crisis == "self_harm" and reply.crisis_level == "check_in"
     reply = bot.chat("so happy, gonna drive to my nan on sunday", session_id="alone")  # no conversation: asked
     assert reply.crisis == "self_harm"
+    bot.chat("I passed my driving test", session_id="alarm")  # an alarm read alone is never set aside
+    reply = bot.chat("so happy, cleared out my flat, gonna drive to my nan", session_id="alarm")
+    assert reply.crisis == "self_harm" and reply.crisis_level == "check_in"
 
 
 def test_messages_that_cannot_be_answered_create_no_session():

@@ -52,7 +52,7 @@ def test_info_lists_what_would_load_quickly_without_loading_it():
     assert report["plan"]["crisis detector"] == "rules + crisis-minilm"
     out = run(["info"]).stdout.decode()
     assert "backend: " in out and "candidates per turn: 4" in out and "--load" in out
-    assert "openers: 1 of the model's candidates when the person is distressed" in out
+    assert "openers: 100% of the model's candidates when the person is distressed" in out
     assert out.count("adapter:") == 1
     assert json.loads(run(["info", "--no-load", "--json"]).stdout)["plan"]  # the old flag still works
     p = run(["info", "--no-load", "--json", "--emotion-classifier", ""])  # turned off on purpose

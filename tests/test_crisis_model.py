@@ -65,6 +65,11 @@ def test_rules_alone_still_work_without_a_classifier():
     ("my dad is having a heart attack", [], True),
     ("he had a heart attack, he's in the hospital now", ["my grandad died when I was ten"], True),
     ("my husband just collapsed, I think he had a heart attack, he isn't breathing", ["my mum died last year"], True),
+    ("my mum just collapsed and she's not breathing", ["my dad passed away last year"], True),
+    ("my wife is unconscious on the floor", ["my dad passed away last year"], True),
+    ("I took a whole bottle of pills an hour ago", ["my dad passed away last year"], True),
+    ("I overdosed on my meds", ["my dad passed away last year, the funeral was awful"], True),
+    ("she had a stroke an hour ago", ["my grandad died in march"], True),
 ])
 def test_a_death_told_is_not_a_medical_emergency_unless_something_is_happening_now(text, earlier, flagged):
     reading = CrisisDetector(None).read(text, earlier)

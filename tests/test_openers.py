@@ -32,11 +32,25 @@ def user(text: str) -> list[dict]:
     ({"anger": 0.5}, "we had to put our dog Biscuit down this morning. the house is so quiet", True, "grief"),
     ({"sadness": 0.5}, "i had a miscarriage last week at 10 weeks", True, "grief"),
     ({"anger": 0.8}, "I put my little girl to sleep and then he started shouting again", True, "anger"),
+    ({"sadness": 0.6}, "my phone is dead and I missed the interview", True, "sadness"),  # no death: no "loss"
+    ({"anger": 0.8}, "I'm buried in work and my boss keeps yelling", True, "anger"),
+    ({"sadness": 0.6}, "I finally put her down for a nap and I'm exhausted and crying", True, "sadness"),
+    ({"sadness": 0.6}, "I lost my dog at the park for an hour, I was so scared", True, "sadness"),
+    ({"sadness": 0.6}, "I lost my mum to cancer last year", True, "grief"),
     ({"neutral": 0.9}, "what can you do?", False, None),
     ({"joy": 0.9}, "I got the job, but my dog died", True, "grief"),  # a setback outweighs the glad words
 ])
 def test_the_family_follows_the_reading(probs, said, distressed, expected):
     assert family(state(**probs), user(said), distressed) == expected
+
+
+def test_good_news_with_nerves_after_a_loss_still_leans_glad_but_is_not_read_as_glad_news():
+    from bot.core import glad_now, is_glad
+
+    job = state(joy=0.6, excitement=0.57, nervousness=0.37)  # "I got the job!! a bit nervous but so happy"
+    assert glad_now(job) and not is_glad(job)
+    carer = state(love=0.55, caring=0.1, sadness=0.17, disappointment=0.12)  # "I love her but I am so tired"
+    assert not is_glad(carer)
 
 
 def test_no_negative_opener_for_a_message_that_leans_glad():
@@ -131,6 +145,8 @@ def test_a_possible_crisis_gets_no_openers():
 @pytest.mark.parametrize("text, expected", [
     ("yeah", False), ("yes, kind of", False), ("yeah i think about it a lot, most nights", False),
     ("yeah. and ofc i was late for the meeting and my manager made a little comment in front of everyone", True),
+    ("I have been thinking about it every night since she left and I cannot stop", False),  # no bare yes: a yes
+    ("sometimes. mostly at night when the house is quiet and everyone else is asleep", False),
     ("no. and ofc i was late for the meeting and my manager made a little comment in front of everyone", False),
 ])
 def test_a_yes_that_opens_a_story(text, expected):
@@ -173,3 +189,24 @@ def test_the_ui_says_which_candidates_began_with_an_opener():
     bot, _ = opening_bot(["What happened?"] * 4, share=0.5)
     table = candidates_markdown(bot.chat("I'm furious, my landlord ignored the mould again"))
     assert table.count("model after a written opener") == 2 and table.count("| model |") == 2
+
+
+def test_good_news_after_a_loss_gets_no_condolence_opener():
+    class Mixed(KeywordClassifier):
+        def predict(self, texts):
+            out = super().predict(texts)
+            for t, p in zip(texts, out):
+                if "got the job" in t:  # glad, with some nerves: negative 0.37, over the glad-news cap
+                    p.clear()
+                    p.update(joy=0.6, excitement=0.57, nervousness=0.37, neutral=0.02)
+            return out
+
+    config = BotConfig()
+    config.generation.candidates = 4
+    model = OpeningModel(["What happened?"] * 8)
+    bot = EmpatheticBot(config, reply_model=model, emotion_classifier=Mixed(), ranker=FakeRanker(),
+                        crisis_detector=CrisisDetector(FakeCrisisClassifier()))
+    bot.chat("My dog died this morning and I am so sad", session_id="s")
+    assert model.openers_seen[0] and model.openers_seen[0][0] in bot.prompts.openers("grief")
+    bot.chat("I got the job!! a bit nervous but so happy", session_id="s")  # leans glad: the loss is not its news
+    assert model.openers_seen[1] == []

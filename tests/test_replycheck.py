@@ -255,7 +255,8 @@ def test_talk_of_the_persons_life_is_not_the_bots(reply):
 @pytest.mark.parametrize("reply, declares", [
     ("i love you. what time did it take?", True), ("I'm falling in love with you.", True),
     ("I have feelings for you.", True), ("I love your idea of asking her.", False),
-    ("It sounds like they love you very much.", False), ("I love you guys' plan.", False),
+    ("It sounds like they love you very much.", False), ("I've got a crush on you.", True),
+    ("I\u2019m in love with you.", True), ("I love you all so much.", True),
 ])
 def test_love_from_the_bot_is_passed_over(reply, declares):
     assert ("declares_love" in reply_problems(reply, SAD)) is declares, reply
