@@ -360,10 +360,12 @@ class LlamaCppReplyModel:
                  else [random.randrange(2**31) for _ in range(n)])
         uncond_ids = self.encode(unconditioned) if unconditioned and settings.guidance != 1 else None
         starts = [self.llm.tokenize(o.encode("utf-8"), add_bos=False, special=False) for o in openers[:n]]
+        starts += [[]] * (n - len(starts))
 
-        def one(seed: int, start: list[int]) -> tuple[list[int], bool, int]:
+        def one(seed: int, start: list[int]) -> tuple[list[int], bool]:
+            """What the model writes after ``start`` (the opener's tokens, given, not generated)."""
             self.llm.set_seed(seed)
-            row: list[int] = list(start)
+            row: list[int] = []
             processors = None
             if uncond_ids is not None:
                 from llama_cpp import LogitsProcessorList
@@ -381,27 +383,27 @@ class LlamaCppReplyModel:
                                            repeat_penalty=settings.repetition_penalty,
                                            logits_processor=processors):
                 if token in self._eos:
-                    return row, True, len(start)
+                    return row, True
                 row.append(token)
-                if len(row) - len(start) >= settings.max_new_tokens or cancel.is_set():
+                if len(row) >= settings.max_new_tokens or cancel.is_set():
                     break
-            return row, False, len(start)
+            return row, False
 
         def run():
             hold_all_but_last(self.llm, ids)
             out = []
-            for i, seed in enumerate(seeds):
+            for seed, start in zip(seeds, starts):
                 if cancel.is_set() and out:
                     break
-                out.append(one(seed, starts[i] if i < len(starts) else []))
+                out.append(one(seed, start))
             return out
 
         from .generation import mark_stopped, run_generation
 
         replies = []
-        for row, finished, opened in run_generation(self, run, stats):
-            stats.new_tokens += len(row) - opened  # the opener's tokens were given, not generated
-            text = self.llm.detokenize(row).decode("utf-8", errors="replace")
+        for start, (row, finished) in zip(starts, run_generation(self, run, stats)):
+            stats.new_tokens += len(row)
+            text = self.llm.detokenize(start + row).decode("utf-8", errors="replace")
             replies.append((text.strip(), finished))
         mark_stopped(stats, replies, cancel)
         return replies

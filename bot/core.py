@@ -202,11 +202,10 @@ def gladness(state: EmotionState) -> float:
     return sum(state.last_turn.get(label, 0.0) for label in GLAD_LABELS)
 
 
-# A message with this much negative emotion is not glad news (``is_glad``; ``glad_now``, the weaker lean, has
-# no such cap: "I got the job!! a bit nervous but so happy" after a loss still leans glad) however much
-# gladness it also shows: the
-# glad labels include love and gratitude, which people voice in the middle of hardship ("I love her but I
-# am so tired", a carer: love 0.5, negative 0.29). Chosen on the ordinary dev conversations (7 of the 24
+# A message with this much negative emotion is not glad news (``is_glad``) however much gladness it also
+# shows: the glad labels include love and gratitude, which people voice in the middle of hardship ("I love
+# her but I am so tired", a carer: love 0.5, negative 0.29). ``glad_now``, the weaker lean, has no such cap:
+# "I got the job!! a bit nervous but so happy" after a loss still leans glad. Chosen on the ordinary dev conversations (7 of the 24
 # turns read as glad there were such, none of them good news); on 600 first turns of EmpatheticDialogues
 # valid it drops 8 of 123 glad readings, precision against the dataset's emotion label 0.77 either way.
 GLAD_NEGATIVE_BELOW = 0.15
@@ -779,10 +778,10 @@ class EmpatheticBot:
             state = EmotionState.unavailable(turn=tracker.turn)
         if (signal is not None and signal.level == "check_in" and signal.quiet_in_context
                 and signal.degree != "imminent" and glad_now(state)):
-            # only the classifier, only the message alone, the conversation below the check-in threshold,
-            # and the message leans glad: no question about danger (on the dev conversations this drops 5
-            # questions to ordinary turns, "Talking to my head of department on Monday. Thanks", and no
-            # crisis turn; see docs/crisis.md)
+            # only the classifier, only the message alone and at the check-in level, the conversation below
+            # the check-in threshold, not imminent, and the message leans glad: no question about danger (on
+            # the dev conversations this drops one question to an ordinary turn, "Talking to my head of
+            # department on Monday. Thanks", and no crisis turn; see docs/crisis.md)
             log.info("a possible crisis read in a glad message alone, not in its conversation, was set aside")
             signal = None
         return screened, signal, state
@@ -977,13 +976,14 @@ class EmpatheticBot:
                         or (tells_bad_news(conversation) and not glad_now(state)))
             # what happened, read from the ranker's embedding of the conversation, when the words voice no
             # feeling ("my mum read my diary and brought it up at dinner" reads as neutral)
-            vector = self._context_vector(conversation, 1 if self.config.generation.temperature <= 0 else n, at_risk)
+            sampled = 1 if self.config.generation.temperature <= 0 else n  # greedy decoding writes one
+            vector = self._context_vector(conversation, sampled, at_risk)
             bad_situation = (vector is not None and getattr(self._ranker, "situation_model", None) is not None
                              and self._ranker.bad_situation(vector) and not is_glad(state))
             distressed = is_distressed(state) or bad_news or bad_situation
             glad = is_glad(state) and not bad_news
             joyless = is_joyless(state)
-            openers = self._openers(conversation, state, distressed, n, at_risk)
+            openers = self._openers(conversation, state, distressed, sampled, at_risk)
             try:
                 extra = {"unconditioned": unconditioned} if unconditioned else {}
                 if openers:
@@ -1034,10 +1034,8 @@ class EmpatheticBot:
         share = self.config.generation.openers
         if at_risk or share <= 0 or not getattr(self.reply_model, "takes_openers", False):
             return []
-        if self.config.generation.temperature <= 0:
-            n = 1
-        # leaning glad with little negative: love or thanks voiced in hardship ("my partner is being lovely
-        # but...", negative 0.16) still gets an acknowledgement
+        # the lean with the glad-news cap on the negative: love or thanks voiced in hardship is no reason to
+        # leave out the acknowledgement
         name = opener_family(state, conversation, distressed, _leans_glad(state, 0.25, GLAD_NEGATIVE_BELOW))
         if name is None:
             return []

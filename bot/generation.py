@@ -460,21 +460,20 @@ class ReplyModel:
                         torch.manual_seed(settings.seed + k)
                     out = self.model.generate(**kwargs_for(start, len(which)))
                     for i, row in zip(which, out[:, len(ids) + len(start):].tolist()):
-                        rows[i] = list(start) + row
+                        rows[i] = row  # what the model wrote after the opener
             return rows
 
         rows = run_generation(self, run, stats)
         eos = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
         replies = []
-        for i, row in enumerate(rows):
-            if row is None:
+        for start, row in zip(starts, rows):
+            if row is None:  # a group not generated: the turn was cancelled
                 continue
-            start = len(starts[i])
-            length = next((j for j, t in enumerate(row) if j >= start and t in eos), None)
+            length = next((j for j, t in enumerate(row) if t in eos), None)
             finished = length is not None
             row = row[:length] if finished else row
-            stats.new_tokens += len(row) - start
-            replies.append((self.tokenizer.decode(row, skip_special_tokens=True).strip(), finished))
+            stats.new_tokens += len(row)
+            replies.append((self.tokenizer.decode(list(start) + row, skip_special_tokens=True).strip(), finished))
         mark_stopped(stats, replies, cancel)
         return replies
 

@@ -37,7 +37,7 @@ FAMILY_LEAD = 1.5
 
 # A death the person told of, read strictly: "I'm so sorry for your loss" after "my phone is dead", "I'm
 # buried in work" or "I finally put her down for a nap" would invent one (the reply checks' wider reading,
-# ``replycheck.tells_of_a_death``, is for what a reply may say about a death, not for naming one).
+# ``replycheck._A_DEATH``, is for what a reply may say about a death, not for naming one).
 _KIN = (r"(?:mum|mom|mother|dad|father|wife|husband|partner|son|daughter|baby|brother|sister|friend|best friend|"
         r"grandma|grandmother|grandad|grandpa|grandfather|nan|aunt|uncle|cousin|dog|cat)")
 _GRIEF = re.compile(

@@ -120,23 +120,23 @@ class PromptBook:
         """The written replies in ``written/<name>.md`` (one per line; ``{name}`` is the persona's name),
         or the built-in ones when the prompts folder has none; each file is read once, like the rest of the
         book (the redirect is looked up every turn)."""
-        if name not in self._written:
-            path = self.dir / "written" / f"{name}.md"
-            lines = []
-            if path.is_file():
-                lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            lines = lines or _WRITTEN_DEFAULTS.get(name, _WRITTEN_DEFAULTS["fallback"])
-            self._written[name] = [ln.replace("{name}", self.persona_name) for ln in lines]
-        return list(self._written[name])
+        return self._lines("written", name, _WRITTEN_DEFAULTS.get(name, _WRITTEN_DEFAULTS["fallback"]))
 
     def openers(self, family: str) -> list[str]:
         """The openers for one family (``openers/<family>.md``, one per line; see ``bot.openers``), or none
         where the prompts folder has no such file."""
-        key = f"openers/{family}"
+        return self._lines("openers", family, [])
+
+    def _lines(self, folder: str, name: str, defaults: list[str]) -> list[str]:
+        """The non-empty lines of ``<folder>/<name>.md`` (``defaults`` when there are none), with the
+        persona's name for ``{name}``; read once."""
+        key = f"{folder}/{name}"
         if key not in self._written:
-            path = self.dir / "openers" / f"{family}.md"
-            lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-            self._written[key] = [ln.strip().replace("{name}", self.persona_name) for ln in lines if ln.strip()]
+            path = self.dir / folder / f"{name}.md"
+            lines = []
+            if path.is_file():
+                lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            self._written[key] = [ln.replace("{name}", self.persona_name) for ln in lines or defaults]
         return list(self._written[key])
 
     def check_in(self, crisis: str, again: bool = False) -> str:

@@ -163,11 +163,6 @@ _A_DEATH = re.compile(r"\b(?:died|passed away|passed on|put (?:him |her |it )?(?
                       r"funeral|bury|burying|buried|burial|cremated|is dead|was dead|are dead)\b", _I)
 
 
-def tells_of_a_death(text: str) -> bool:
-    """Whether ``text`` tells of a death ("died", "passed away", "we had to put our dog down", "funeral")."""
-    return bool(_A_DEATH.search(text))
-
-
 _ASKS_IF_ALIVE = re.compile(
     r"\b(?:hope|hoping|hopefully|is|was|are|were|will|did|does) (?:he|she|it|they|your \w+|the \w+|him|her)"
     r"(?: is| was| were| are| will be| gets?| got)? (?:ok|okay|alright|all right|fine|alive|safe|better|recovering|"
