@@ -26,6 +26,13 @@ def _rss_mb() -> float:
     return psutil.Process(os.getpid()).memory_info().rss / 2**20
 
 
+def _model_wrote(reply) -> bool:
+    """Whether the reply model wrote candidates this turn (whichever was shown): not a turn answered
+    by written replies alone (a greeting, a crisis question). A model that stops right after an opener's
+    question adds no new token, and its turn still costs the prompt and the candidates."""
+    return any(c.get("source") == "model" for c in reply.candidates or ())
+
+
 def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> int:
     import torch
 
@@ -46,7 +53,7 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
         for i, text in enumerate(CONVERSATION, 1):
             reply = bot.chat(text, session_id=sid)
             t = reply.timings
-            turns.append({"run": run, "turn": i, "written": t["new_tokens"] == 0, "reason": reply.reason,
+            turns.append({"run": run, "turn": i, "written": not _model_wrote(reply), "reason": reply.reason,
                           "prompt_tokens": t["prompt_tokens"], "new_tokens": t["new_tokens"],
                           "emotion_ms": t["emotion_ms"],
                           "first_token_ms": t["first_token_ms"], "rank_ms": t.get("rank_ms", 0.0),
@@ -94,7 +101,7 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
         "rss_mb": {"before_load": round(rss_start), "after_load": round(rss_loaded), "after_chat": round(rss_peak)},
         "generated_turns": len([t for t in turns if not t["written"]]),
         "first_token_ms_median": round(statistics.median(t["first_token_ms"] for t in generated), 1),
-        "tokens_per_s_median": round(statistics.median(t["tokens_per_s"] for t in generated), 1),
+        "tokens_per_s_median": round(statistics.median([t["tokens_per_s"] for t in generated if t["new_tokens"]] or [0.0]), 1),
         "tokens_per_s_overall": round(total_tokens / total_gen_s, 1) if total_gen_s else 0.0,
         "classify_ms": classify_ms, "crisis_detector_ms": crisis_ms, "llama_cpp_raw": raw,
         "total_ms_median": round(statistics.median(t["total_ms"] for t in generated), 1),

@@ -592,7 +592,7 @@ def _planned(config: BotConfig) -> dict:
         "ranker": m.ranker or "none (the first candidate without problems is shown)",
         "crisis detector": f"rules + {m.crisis_detector}" if m.crisis_detector else "rules only",
         "candidates per turn": f"{config.generation.candidates}" + (f" + up to {pooled} pooled replies" if pooled else ""),
-        "openers": (f"{config.generation.openers:.0%} of the model's candidates when the person is distressed"
+        "openers": (f"{config.generation.openers:.0%} of the model's candidates when the person is distressed or tells good news"
                     if config.generation.openers > 0 else "off"),
         "prompts": str(PromptBook(config.conversation.prompts_dir, config.conversation.persona_name).dir),
     }

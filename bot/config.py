@@ -98,9 +98,10 @@ class GenerationConfig:
     ``u`` given the same prompt without it; 1 is plain decoding (off), above 1 strengthens what the state
     changes. It costs a second pass of the model per token.
     ``sympathy_bonus``: added to the ranker's score of a candidate that offers sympathy ("I'm sorry to
-    hear that", "that must be hard") when the person is sad, afraid or angry or tells of a setback:
-    among replies that fit about as well, the kind one is shown (0: off; 2 chosen by a blind reading,
-    see docs/replies.md).
+    hear that", "that must be hard") when the person is sad, afraid or angry or tells of a setback, and
+    to one that celebrates ("That's great!", "congratulations") when they tell good news in plain words
+    (``bot.goodnews``): among replies that fit about as well, the kind one is shown (0: off; 2 chosen by
+    a blind reading, see docs/replies.md).
     ``question_bonus``: added to the ranker's score of a candidate that ends with a question: among
     replies that fit about as well, the one that asks the person something is shown (0: off; 2 chosen
     by a blind reading, see docs/replies.md).
@@ -109,7 +110,8 @@ class GenerationConfig:
     reading, see docs/replies.md).
     ``openers``: the share of the model's candidates that start from a written acknowledgement chosen by
     the emotion state ("That sounds so frustrating.", "I'm so sorry for your loss."; ``prompts/openers/``),
-    the model writing the rest (``bot.openers``); only when the person is distressed, and only on a
+    the model writing the rest (``bot.openers``); only when the person is distressed or tells good news
+    in plain words (a congratulation, ``bot.goodnews``), and only on a
     backend that can continue a started reply (llama.cpp, transformers). 0: off; 1 (every model
     candidate) chosen by a blind reading, see docs/replies.md.
     """

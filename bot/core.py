@@ -23,11 +23,13 @@ from .crisis_model import CrisisDetector, CrisisReading
 from .emotion import EmotionClassifier, EmotionScore, EmotionState, EmotionTracker
 from .errors import (BotError, ConversationConflictError, GenerationError, InvalidInputError, SessionStoreError,
                      TurnTimeoutError)
+from .goodnews import good_news as good_news_told
 from .intent import continues_an_attack, is_greeting, is_instruction_attack, written_answer
 from .openers import family as opener_family, opened_count, pick as pick_openers
 from .prompting import PromptBook
 from .reply import DEFAULT_SESSION, Reply  # noqa: F401 - Reply is part of this module's API
-from .replycheck import Candidate, asks_a_question, choose, offers_sympathy, puts_self_down, reply_problems, tells_bad_news
+from .replycheck import (Candidate, asks_a_question, celebrates, choose, offers_sympathy, puts_self_down, reply_problems,
+                         tells_bad_news, tells_of_a_death)
 from .safety import screen_input
 from .store import open_store
 
@@ -209,6 +211,24 @@ def gladness(state: EmotionState) -> float:
 # turns read as glad there were such, none of them good news); on 600 first turns of EmpatheticDialogues
 # valid it drops 8 of 123 glad readings, precision against the dataset's emotion label 0.77 either way.
 GLAD_NEGATIVE_BELOW = 0.15
+# Good news read from the words (``bot.goodnews``) is set aside when the message reads this negative
+# ("I got the job but I'm dreading telling my team" is not plain good news). Relief names what was feared
+# ("no more chemo!!", "out of ICU" read 0.36 and 0.46 negative), so it is allowed more.
+GOOD_NEWS_NEGATIVE_BELOW = {"joy": 0.3, "relief": 0.5}
+
+
+def plain_good_news(conversation: list[dict], state: EmotionState) -> str | None:
+    """The good news the person's latest message tells in plain words ("joy" or "relief", see
+    ``bot.goodnews``), unless the message also tells of a setback or reads too negative, or the
+    person's last turns tell of a death."""
+    from .emotion import sentiment_mass
+
+    if tells_bad_news(conversation, turns=1) or tells_of_a_death(conversation):
+        return None
+    kind = good_news_told(conversation)
+    if kind and state.available and sentiment_mass(state.last_turn).get("negative", 0.0) >= GOOD_NEWS_NEGATIVE_BELOW[kind]:
+        return None
+    return kind
 
 
 def _leans_glad(state: EmotionState, floor: float, negative_below: float = 1.0) -> bool:
@@ -965,7 +985,7 @@ class EmpatheticBot:
         if is_greeting(text) and not history:
             # a first hello: the written greetings (warm, and an invitation to talk) are the candidates
             out = [Candidate(g, None, (), "written") for g in self.prompts.written("greeting")]
-            distressed = False
+            distressed, good = False, None
         else:
             n = self.config.generation.candidates
             # sad, afraid or angry as the classifier reads it, a setback told in glad-sounding words, or
@@ -978,12 +998,16 @@ class EmpatheticBot:
             # feeling ("my mum read my diary and brought it up at dinner" reads as neutral)
             sampled = 1 if self.config.generation.temperature <= 0 else n  # greedy decoding writes one
             vector = self._context_vector(conversation, sampled, at_risk)
+            # good news told in plain words ("passed my driving test", "biopsy came back benign"), which
+            # the classifier often reads as neutral: trusted where the emotion reading does not contradict it
+            good = None if bad_news else plain_good_news(conversation, state)
             bad_situation = (vector is not None and getattr(self._ranker, "situation_model", None) is not None
-                             and self._ranker.bad_situation(vector) and not is_glad(state))
-            distressed = is_distressed(state) or bad_news or bad_situation
-            glad = is_glad(state) and not bad_news
-            joyless = is_joyless(state)
-            openers = self._openers(conversation, state, distressed, sampled, at_risk)
+                             and self._ranker.bad_situation(vector) and not is_glad(state) and not good)
+            # relief names what was feared ("the biopsy came back negative" reads 0.42 negative): not distress
+            distressed = (is_distressed(state) and not good) or bad_news or bad_situation
+            glad = (is_glad(state) or bool(good)) and not bad_news
+            joyless = is_joyless(state) and not good
+            openers = self._openers(conversation, state, distressed, sampled, at_risk, good)
             try:
                 extra = {"unconditioned": unconditioned} if unconditioned else {}
                 if openers:
@@ -1000,10 +1024,11 @@ class EmpatheticBot:
                 if reply:
                     out.append(Candidate(reply, None, reply_problems(reply, conversation, distressed, instructions,
                                                                      finished or reply != raw.strip(), at_risk, glad,
-                                                                     joyless),
+                                                                     joyless, bool(good)),
                                          opener=next((o for o in openers if raw.startswith(o)), None)))
             if not at_risk:  # in a possible crisis only the model, guided for it, writes
-                out += self._retrieved(conversation, distressed, {c.text for c in out}, glad, joyless, vector)
+                out += self._retrieved(conversation, distressed, {c.text for c in out}, glad, joyless, vector,
+                                       bool(good))
         if len(out) > 1 and self.ranker is not None:
             started = time.perf_counter()
             self._rank(out, conversation, state)
@@ -1012,7 +1037,8 @@ class EmpatheticBot:
             for c in out:
                 if c.score is None:
                     continue
-                if bonus and distressed and offers_sympathy(c.text):  # the kind one among those that fit as well
+                # the kind one among those that fit as well: sympathy for distress, gladness for good news
+                if bonus and ((distressed and offers_sympathy(c.text)) or (good and celebrates(c.text))):
                     c.score += bonus
                 if asking and asks_a_question(c.text):  # one that asks the person, among those that fit as well
                     c.score += asking
@@ -1027,16 +1053,17 @@ class EmpatheticBot:
         return out
 
     def _openers(self, conversation: list[dict], state: EmotionState, distressed: bool, n: int,
-                 at_risk: bool) -> list[str]:
+                 at_risk: bool, good_news: str | None = None) -> list[str]:
         """The written openers the first model candidates start from (``bot.openers``): none in a possible
         crisis (the crisis guidance leads), on a backend that cannot continue a started reply, or when the
-        person is not distressed."""
+        person is neither distressed nor telling good news (``good_news``: its kind)."""
         share = self.config.generation.openers
         if at_risk or share <= 0 or not getattr(self.reply_model, "takes_openers", False):
             return []
         # the lean with the glad-news cap on the negative: love or thanks voiced in hardship is no reason to
         # leave out the acknowledgement
-        name = opener_family(state, conversation, distressed, _leans_glad(state, 0.25, GLAD_NEGATIVE_BELOW))
+        name = opener_family(state, conversation, distressed, _leans_glad(state, 0.25, GLAD_NEGATIVE_BELOW),
+                             good_news)
         if name is None:
             return []
         return pick_openers(self.prompts.openers(name), opened_count(n, share), conversation)
@@ -1054,7 +1081,7 @@ class EmpatheticBot:
         return self._on_model_thread(ranker.context_vector, conversation)
 
     def _retrieved(self, conversation: list[dict], distressed: bool, taken: set[str],
-                   glad: bool = False, joyless: bool = False, vector=None) -> list[Candidate]:
+                   glad: bool = False, joyless: bool = False, vector=None, good_news: bool = False) -> list[Candidate]:
         """Human replies to the nearest conversations of the reply pool that pass every check and name
         nothing this person did not say (see ``bot.retrieval``)."""
         k = self.config.generation.retrieved
@@ -1072,8 +1099,8 @@ class EmpatheticBot:
         out = []
         for row in pool.nearest(vector, k):
             text = row["reply"].strip()
-            if text in taken or reply_problems(text, conversation, distressed, glad=glad,
-                                                               joyless=joyless) or unsaid_specifics(
+            if text in taken or reply_problems(text, conversation, distressed, glad=glad, joyless=joyless,
+                                               good_news=good_news) or unsaid_specifics(
                     text, conversation, pool.common):
                 continue
             out.append(Candidate(text, None, (), "retrieved", similarity=row["similarity"]))

@@ -19,6 +19,7 @@ import re
 from typing import Sequence
 
 from .emotion import EmotionState
+from .replycheck import NOT_A_DEATH
 
 # Negative feelings by the acknowledgement they call for. Grief needs a death in the conversation as
 # well (a person can "grieve" a lost job; "I'm so sorry for your loss" would then invent a death).
@@ -28,7 +29,9 @@ NEGATIVE_FAMILIES = {
     "remorse": ("remorse", "embarrassment"),
     "sadness": ("sadness", "disappointment", "grief"),
 }
-FAMILIES = ("grief", *NEGATIVE_FAMILIES)
+# Good news told plainly (``bot.goodnews``): "joy" for something achieved or begun, "relief" for a fear
+# that did not come true.
+FAMILIES = ("grief", *NEGATIVE_FAMILIES, "joy", "relief")
 # A negative family names the feeling only when it holds at least this share of the negative mass and
 # outweighs the next family by half again; otherwise the general acknowledgement ("sadness": "That
 # sounds really hard.") fits anger, fear and sadness alike.
@@ -49,17 +52,21 @@ _GRIEF = re.compile(
 
 
 def family(state: EmotionState, conversation: Sequence[dict], distressed: bool,
-           leans_glad: bool = False) -> str | None:
+           leans_glad: bool = False, good_news: str | None = None) -> str | None:
     """Which openers fit this turn: a negative family for a distressed message ("grief" when the person's
-    recent turns tell of a death), or None. Glad messages get none: on the ordinary conversations'
-    dev split, 18 of the 22 turns the bot read as glad were not good news ("I love her but I am so
-    tired", "i'd love to. when??", "thanks for listening"), and "That's wonderful!" to them was read as
-    hurtful; a wrong "that sounds hard" costs far less. ``leans_glad``: the message shows some gladness
-    and little negative (the bot passes ``glad_now`` with the glad-news cap on the negative); a negative
-    opener would then be a guess."""
+    recent turns tell of a death), the good news family (``good_news``: "joy" or "relief", read from the
+    words by ``bot.goodnews`` and trusted by the bot only where the emotion reading agrees), or None.
+    Gladness read by the emotion classifier alone gets none: on the ordinary conversations' dev split,
+    18 of the 22 turns the bot read as glad were not good news ("I love her but I am so tired", "i'd
+    love to. when??", "thanks for listening"), and "That's wonderful!" to them was read as hurtful; a
+    wrong "that sounds hard" costs far less. ``leans_glad``: the message shows some gladness and little
+    negative (the bot passes ``glad_now`` with the glad-news cap on the negative); a negative opener
+    would then be a guess."""
+    if good_news in FAMILIES and not distressed:
+        return good_news
     if not distressed or leans_glad:
         return None
-    said = " ".join(m.get("content", "") for m in conversation[-6:] if m.get("role") == "user")
+    said = NOT_A_DEATH.sub(" ", " ".join(m.get("content", "") for m in conversation[-6:] if m.get("role") == "user"))
     if _GRIEF.search(said):
         return "grief"
     probs = state.last_turn if state.available else {}

@@ -34,6 +34,12 @@ them:
   over by a truck." - "Did he die of a natural death?");
 * ``sympathy_to_good_news``: commiserates ("I'm sorry to hear that", "oh no", "that must be hard") with
   a person whose message reads as glad and tells of no setback ("I finally got my degree!");
+* ``doubts_good_news``: answers good news the person told as done (``bot.goodnews``) as if it were still
+  to come or had gone wrong ("PASSED MY DRIVING TEST!!!" - "Did you not pass?", "I got the job!" - "I
+  hope you get the job", "got accepted!" - "have you been accepted yet?", "results came back clear" -
+  "are you okay?");
+* ``ignores_good_news``: good news told in plain words, and the reply neither celebrates nor shares the
+  relief ("I've been sober for one year today." - "What has made it such a long year for you?");
 * ``blames``: questions or judges what the person did, or doubts what they said ("Then why did you do
   it?", "What were you thinking?", "You should have known better", "What did you expect?", "Are you
   sure they are doing that?");
@@ -67,7 +73,7 @@ from .advice import read_reply, sentences
 
 NEVER = ("encourages_harm", "method_or_dose", "claims_human", "diagnosis", "insults", "system_prompt_leak", "harm_talk")
 SOFT = ("advice_before_acknowledgement", "cheerful_to_distress", "cheer_without_good_news", "invents_a_loss", "misreads_a_loss",
-        "sympathy_to_good_news", "blames", "tells_own_life", "agrees_with_a_put_down", "minimizes", "declares_love", "repeats_itself", "unfinished", "too_short", "garbled", "shouting")
+        "sympathy_to_good_news", "doubts_good_news", "ignores_good_news", "blames", "tells_own_life", "agrees_with_a_put_down", "minimizes", "declares_love", "repeats_itself", "unfinished", "too_short", "garbled", "shouting")
 
 _I = re.IGNORECASE
 _HARM_VERBS = r"(?:kill|hang|hurt|harm|cut|shoot|drown|stab|poison|starve|end)"
@@ -125,7 +131,7 @@ _CHEER_OPENER = (r"^\W*" + _EXCLAIM + r"?(?:nice|great|awesome|amazing|wonderful
                  r"(?! (?:question|point))")
 _GLAD_FOR_THEM = r"\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b"
 _CHEERFUL = re.compile(
-    r"^" + _EXCLAIM + r"?(?:that'?s|that is|how|what)(?: (?:so|really|just))? (?:awesome|great|amazing|wonderful|fantastic|"
+    r"^" + _EXCLAIM + r"?(?:that'?s|that is|how|what)(?: (?:so|really|just|pretty|very|absolutely|truly))? (?:awesome|great|amazing|wonderful|fantastic|"
     r"exciting|cool|fun|lovely|nice|good|brilliant)\b|\bcongrat(?:ulation)?s\b|"
     r"\bi hope you(?:'re| are) (?:happy|having fun|enjoying it)\b|\b(?:a?ha(?:ha)+h?|he(?:he)+|lo+l|lmao|rofl|yay|woohoo)\b|"
     + _CHEER_OPENER + r"|^\W*(?:yes|yay|yeah|yess+)!|" + _GLAD_FOR_THEM + r"|\bgreat (?:day|time|news)\b|"
@@ -143,7 +149,7 @@ _BAD_NEWS = re.compile(
     r"\b(?:passed over|turned down|laid off|let go|kicked out|broken into|broke into|broke up|broken up|dumped|"
     r"cheated on|cheating on|cheating with|cheated with|ran off with|left me for|walked out on|stood up|ghosted|"
     r"evicted|demoted|fired|rejected|robbed|mugged|scammed|burgl[ae]d|stolen|totall?ed|"
-    r"miscarr(?:y|ied|iage)|diagnosed|died|passed away|put (?:down|to sleep))\b|"
+    r"miscarr(?:y|ied|iage)|diagnosed|died|passed away|put (?:down|to sleep)|relapsed|relapse)\b|"
     r"\b(?:didn'?t|did not|never|couldn'?t|could not|won'?t|will not|wasn'?t|was not|weren'?t|not) "
     r"(?:get|got|getting|make|made|win|won|pass|passed|be (?:chosen|picked|selected|accepted|hired|invited)|"
     r"(?:chosen|picked|selected|accepted|hired|invited|approved|promoted|admitted))\b|"
@@ -180,12 +186,57 @@ _SUICIDE_TALK = re.compile(
 _DEATH_IN_CONTEXT = re.compile(
     r"\b(?:die[ds]?|dead|death|dying|passed|pass away|funeral|grave|lost (?:my|our|her|his)|loss|killed|put (?:down|to sleep)|"
     r"gone|buried|suicide|rip|cancer|terminal|hospice|miscarriage|stillborn|widow)\b", _I)
+# "Died" and "dead" said of things, or in jest ("my laptop died", "the battery is dead", "I literally
+# died laughing"): no death told. Taken out of what the person said before looking for one.
+NOT_A_DEATH = re.compile(
+    r"\b(?:i|it|this|that|phone|iphone|laptop|computer|pc|mac|macbook|tablet|ipad|kindle|battery|batteries|car|engine|"
+    r"truck|van|bike|scooter|plants?|garden|flowers|tv|telly|console|xbox|playstation|ps[345]|switch|controller|mouse|"
+    r"keyboard|headphones|airpods|earbuds|charger|router|modem|wifi|internet|printer|fridge|freezer|oven|microwave|"
+    r"boiler|heater|heating|blender|kettle|washer|dryer|dishwasher|watch|camera|drive|server|screen|monitor|speaker|"
+    r"lights?|bulb|torch|flashlight|vacuum|hoover|conversation|chat|group chat|party|vibe|mood|joke|game|show|series|"
+    r"account|project|deal|motivation|signal|connection|radio|tablet|toothbrush|remote|calculator|power|sourdough "
+    r"starter|starter|tamagotchi)(?: \w+)?(?: (?:is|was|has|had|just|finally|completely|totally|basically))* "
+    r"(?:died|dead|dying)\b|\b(?:almost|nearly|literally|basically|practically|actually|lowkey|legit) died\b|"
+    r"\bdied (?:laughing|of (?:embarrassment|laughter|shame|boredom|cringe|cuteness)|inside|a little)\b|"
+    r"\b(?:i'?m|i am) (?:so |literally |actually )?(?:dead|dying)\b", _I)
 # Commiseration, wrong for good news ("I got into medical school!" - "Oh no, I'm sorry to hear that.")
 _SYMPATHY = re.compile(
     r"\b(?:sorry (?:to hear|for|about|that)|i'?m (?:so |really |very )?sorry\b(?! (?:i|if|but|for asking))|"
     r"oh no\b|that'?s (?:so |really |too )?(?:terrible|awful|horrible|sad|bad|rough|tough|unfortunate|a shame)\b|"
     r"too bad\b|that sucks\b|(?:that|it) must (?:be|have been) (?:so |really |very )?(?:hard|difficult|tough|rough|painful|"
     r"awful|terrible|devastating|heartbreaking)\b|my (?:deepest )?sympath|condolences|hang in there)", _I)
+
+
+_DOUBTS = re.compile(
+    r"\b(?:hope|hoping|wish|fingers crossed)(?: that)? (?:you|it|they|he|she)(?:'ll| will)? (?:get|gets|pass|passes|win|wins|make|"
+    r"makes|do|does|are able|can|hear|find out)\b|"
+    r"\b(?:did|do|does) (?:you|it|they|he|she) not\b|\b(?:didn't|haven't|hasn't) (?:you|it|they|he|she)\b|"
+    r"\b(?:did|have|has|will) (?:you|they|he|she) (?:get|got|gotten|pass|passed|win|won|make|made|hear|heard|find out|"
+    r"be accepted|been accepted|been offered)(?: it| in| through| back| the (?:job|offer|place|part|results?))?\s*(?:yet\s*)?\?|"
+    r"\byet\s*[?/]|\bwhen (?:will|do) you (?:find out|hear|know)\b|\bare you (?:ok|okay|alright|all right)\b|"
+    r"\b(?:are you going to|will you|how do you|how can you|how to) (?:get|pass|win) (?:the|it|in)\b|"
+    r"\bwhat went wrong\b|\bnext time\b|\btry again\b", _I)
+_WISHES_LUCK = re.compile(r"\bgood luck\b|\bbest of luck\b", _I)
+_CONGRATULATES = re.compile(r"\bcongrat|\bwell done\b|\bproud of you\b|\bhappy for you\b|\bnew (?:job|role|house|home)\b", _I)
+
+
+def doubts_good_news(reply: str) -> bool:
+    """Whether a reply to good news told as done treats it as still to come or gone wrong (see the module
+    docstring): "Did you not pass?", "I hope you get the job", "have you been accepted yet?", or good luck
+    with nothing to congratulate."""
+    text = reply.replace("\u2019", "'")
+    return bool(_DOUBTS.search(text) or (_WISHES_LUCK.search(text) and not _CONGRATULATES.search(text)))
+
+
+_RELIEVED = re.compile(r"\b(?:what a|such a|a huge|a big|great) relief\b|\bthank (?:goodness|god)\b|\b(?:so|really) glad\b|"
+                       r"\bwell done\b|\bproud of you\b|\bgreat news\b|\bwonderful news\b", _I)
+
+
+def celebrates(reply: str) -> bool:
+    """Whether a reply celebrates with the person or shares their relief: "That's great!", "congrats",
+    "happy for you", "Nice!", "what a relief", "well done"."""
+    text = reply.replace("\u2019", "'")
+    return bool(_CHEERFUL.search(text) or _RELIEVED.search(text))
 
 
 def offers_sympathy(reply: str) -> bool:
@@ -329,6 +380,20 @@ def tells_bad_news(conversation: Sequence[dict], turns: int = 3) -> bool:
     return any(_BAD_NEWS.search(_RELIEF.sub(" ", t.replace("\u2019", "'"))) for t in said)
 
 
+_GONE = re.compile(r"\b(?:(?:he|she|they|mum|mom|dad|husband|wife|partner)(?:'s| is| has| have|'ve) been gone|"
+                   r"since (?:he|she|they) (?:died|passed|went)|widow(?:ed|er)?|(?:first|second) (?:christmas|birthday|"
+                   r"anniversary) without (?:him|her|them))\b", _I)
+
+
+def tells_of_a_death(conversation: Sequence[dict], turns: int = 3) -> bool:
+    """Whether the person's last ``turns`` messages tell of a death ("my dad died", "He's been gone 18 months
+    now"; not "my laptop died"): no good news told beside it is to be congratulated ("Twenty years ago
+    today we got married. He's been gone 18 months")."""
+    said = [NOT_A_DEATH.sub(" ", m.get("content", "").replace("\u2019", "'"))
+            for m in conversation if m.get("role") == "user"][-turns:]
+    return any(_A_DEATH.search(t) or _GONE.search(t) for t in said)
+
+
 def puts_self_down(conversation: Sequence[dict]) -> bool:
     """Whether the person's last message says something against themselves ("I hadn't realized how fat
     I looked", "I'm such an idiot"): agreeing hurts, and so does cheer, whatever emotion it reads as."""
@@ -356,11 +421,12 @@ def _plain_sentences(parts: Sequence[str]) -> list[str]:
 
 def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bool = False,
                    instructions: str = "", finished: bool = True, at_risk: bool = False,
-                   glad: bool = False, joyless: bool = False) -> tuple[str, ...]:
+                   glad: bool = False, joyless: bool = False, good_news: bool = False) -> tuple[str, ...]:
     """Everything wrong with one candidate reply to ``conversation`` (which ends with the user's
     message). ``distressed``: the person's emotion state is negative (sad, afraid, angry...).
     ``glad``: the person's message reads as glad and tells of no setback (``tells_bad_news``).
     ``joyless``: the message shows no gladness at all (``bot.core.is_joyless``): nothing to congratulate.
+    ``good_news``: the message tells of good news as done (``bot.goodnews``), which the reply must not doubt.
     ``finished``: False when generation stopped at the token limit. ``at_risk``: the conversation is
     about a possible crisis, so asking about suicide is in place."""
     text = reply.strip()
@@ -375,6 +441,10 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
         found.append("cheer_without_good_news")
     if glad and not distressed and offers_sympathy(text):
         found.append("sympathy_to_good_news")
+    if good_news and not distressed and doubts_good_news(text):
+        found.append("doubts_good_news")
+    if good_news and not distressed and not celebrates(text):
+        found.append("ignores_good_news")
     if _BLAMES.search(text):
         found.append("blames")
     if _OWN_LIFE.search(text.replace("\u2019", "'")):
@@ -386,7 +456,7 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
         found.append("agrees_with_a_put_down")
     if distressed and any(_MINIMIZES.search(s) for s in parts):
         found.append("minimizes")
-    said = " ".join(m.get("content", "") for m in conversation if m.get("role") == "user")
+    said = NOT_A_DEATH.sub(" ", " ".join(m.get("content", "") for m in conversation if m.get("role") == "user"))
     if _LOSS_WORDS.search(text) and not _DEATH_IN_CONTEXT.search(said):
         found.append("invents_a_loss")
     if _ASKS_IF_ALIVE.search(text) and _A_DEATH.search(said[-2000:]):

@@ -188,7 +188,7 @@ def markdown(report: dict) -> str:
         lines += ["", "## Latency", "", f"{lat['turns']} turns; model loaded in {lat['model_load_s']} s.", "",
                   "| per turn | median | p90 |", "| --- | --- | --- |"]
         for key, name in (("total_ms", "whole turn (ms)"), ("first_token_ms", "time to first token (ms)"),
-                          ("tokens_per_s", "tokens/s"), ("new_tokens", "tokens per reply"), ("emotion_ms", "screen + emotion (ms)")):
+                          ("tokens_per_s", "tokens/s (where the model added any)"), ("new_tokens", "tokens per reply"), ("emotion_ms", "screen + emotion (ms)")):
             if lat.get(key):
                 lines.append(f"| {name} | {lat[key]['median']} | {lat[key]['p90']} |")
     return "\n".join(lines) + "\n"

@@ -175,7 +175,10 @@ def test_small_sample_through_the_real_default_bot(real_bot, tiny_data, tmp_path
     assert "empathy LoRA adapter" in report["system"]["reply_model"]["adapter"]  # the shipped default
     ppl = report["quality"]["reference_perplexity"]
     assert ppl["n"] == 6 and 1 < ppl["value"] < 1000 and ppl["tokens"] > 50
-    assert report["quality"]["replies"] == 2 and report["latency"]["tokens_per_s"]["median"] > 0
+    latency = report["latency"]
+    assert report["quality"]["replies"] == 2 and latency["total_ms"]["median"] > 0
+    # tokens/s only over replies the model added tokens to (after an opener's question it may add none)
+    assert latency["tokens_per_s"] is None or latency["tokens_per_s"]["median"] > 0
     assert report["quality"]["emotion_accuracy"]["n"] == 5
 
 

@@ -325,11 +325,20 @@ def test_gladness_is_measured_against_the_datasets_own_labels(tmp_path):
     with open(splits / "fixed_valid.csv", "w", newline="") as f:  # read the tiny set as valid
         csv.writer(f).writerows([["conv_id"], *[[d[0]] for d in ED_DIALOGS]])
     (splits / "fixed_test.csv").write_text("conv_id\n")
-    result = gladness(tmp_path, sample=5)
-    assert result["ed_valid_labelled_glad"] == {"n": 1, "read_glad": 1.0}  # "I got the job I wanted, I'm so happy!"
-    assert result["ed_valid_labelled_distress"] == {"n": 3, "read_glad": 0.0}  # a dead dog, a deposit, a storm
-    assert result["esconv_valid_seekers"] == {"n": 2, "read_glad": 0.0}  # "I lost my job.", "I don't know what to do."
+    labelled = tmp_path / "news.jsonl"
+    labelled.write_text('{"label": "good", "text": "passed my driving test today!"}\n'
+                        '{"label": "good", "text": "the adoption went through, she is ours"}\n'
+                        '{"label": "not", "text": "I hope I pass my driving test tomorrow"}\n')
+    result = gladness(tmp_path, sample=5, messages=labelled)
+    # "I got the job I wanted, I'm so happy!": glad, and good news in plain words
+    assert result["ed_valid_labelled_glad"] == {"n": 1, "read_glad": 1.0, "good_news": 1.0}
+    # a dead dog, a deposit, a storm
+    assert result["ed_valid_labelled_distress"] == {"n": 3, "read_glad": 0.0, "good_news": 0.0}
+    # "I lost my job.", "I don't know what to do."
+    assert result["esconv_valid_seekers"] == {"n": 2, "read_glad": 0.0, "good_news": 0.0}
     assert result["esconv_read_glad_sample"] == []
+    assert result["messages"]["read_good"] == 2 and result["messages"]["precision"] == 1.0
+    assert result["messages"]["recall"] == 1.0 and result["messages"]["wrongly_read"] == []
 
 
 @pytest.mark.parametrize("said, reply", [

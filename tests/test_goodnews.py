@@ -1,0 +1,200 @@
+"""Good news read from the words (bot.goodnews), the replies it rules out, and what the bot does with it
+(stand-in models)."""
+
+import pytest
+
+from bot import BotConfig, EmpatheticBot
+from bot.crisis_model import CrisisDetector
+from bot.emotion import EmotionState
+from bot.goodnews import good_news
+from bot.openers import family
+from bot.replycheck import celebrates, doubts_good_news, reply_problems
+
+from fakes import FakeCrisisClassifier, FakeRanker, KeywordClassifier
+from test_openers import OpeningModel
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("I GOT THE JOB!!!!", "joy"),
+    ("passed my driving test today on the first try", "joy"),
+    ("PASSED MY DRIVING TEST!!! 4th try lol", "joy"),
+    ("got accepted into my top choice university!", "joy"),
+    ("we just found out we're having a baby, I'm over the moon", "joy"),
+    ("My daughter graduated from college yesterday. So proud of her.", "joy"),
+    ("I've been sober for one year today.", "joy"),
+    ("two years clean as of this morning", "joy"),
+    ("we got the keys to our first house!!", "joy"),
+    ("I got promoted", "joy"),
+    ("she said yes!!! we're engaged", "joy"),
+    ("finally paid off my student loans", "joy"),
+    ("my test results came back clear, no cancer", "relief"),
+    ("Biopsy came back benign. I can finally breathe.", "relief"),
+    ("found our dog! he was two streets away", "relief"),
+    ("mum's surgery went well, she's awake", "relief"),
+    # hoped for, asked, denied, mixed, someone else's, or no event at all
+    ("I hope I get the job", None),
+    ("fingers crossed I pass my driving test tomorrow", None),
+    ("did I pass? I have no idea", None),
+    ("I didn't get the job", None),
+    ("I got the job offer but they offered me less money than I make now", None),
+    ("my friend got a promotion and I'm stuck in the same role", None),
+    ("I'm going to graduate next year if I pass everything", None),
+    ("I passed the shop on the way home", None),
+    ("I passed wind in my performance review", None),
+    ("my grandparents have been married for 50 years", None),
+    ("my cousin was admitted to hospital after a crash", None),
+    ("I have an appointment to make sure my cancer is still in remission", None),
+    ("I found my dog's old toy and cried", None),
+    ("we were expecting a quiet weekend", None),
+    ("I was in a college class once with an older woman", None),
+    ("my dad passed away last week", None),
+    ("", None),
+])
+def test_good_news_is_read_from_the_words(text, expected):
+    assert good_news(user(text)) == expected
+
+
+def test_only_the_latest_message_counts():
+    convo = [*user("I got the job!"), {"role": "assistant", "content": "Congratulations!"},
+             *user("but today my manager shouted at me")]
+    assert good_news(convo) is None
+
+
+@pytest.mark.parametrize("reply, doubts", [
+    ("Did you not pass?", True),
+    ("That is awesome! I hope you get the job", True),
+    ("That is so awesome, have you been accepted yet/", True),
+    ("What kind of results? are you okay?", True),
+    ("Good luck with that, its rough out there.", True),
+    ("How are you going to get the job?", True),
+    ("Did you pass?", True),
+    ("Congrats and good luck in your new job!", False),
+    ("Congratulations! Did you get a good salary?", False),
+    ("Great, when will you start?", False),
+    ("That is great. When did you take the test?", False),
+])
+def test_replies_that_doubt_good_news(reply, doubts):
+    assert doubts_good_news(reply) == doubts
+
+
+@pytest.mark.parametrize("reply, glad", [
+    ("That's pretty awesome. Do you usually run marathons?", True),
+    ("Oh, that's such a relief! I'm so glad.", True),
+    ("Wow! Congrats! I've heard that's very difficult to do.", True),
+    ("Well done, you must be very proud of yourself.", True),
+    ("What has made it such a long year for you?", False),
+    ("What kind of test?", False),
+])
+def test_replies_that_celebrate(reply, glad):
+    assert celebrates(reply) == glad
+
+
+def test_reply_checks_for_good_news():
+    said = user("I've been sober for one year today.")
+    assert "ignores_good_news" in reply_problems("What has made it such a long year for you?", said, good_news=True)
+    assert "doubts_good_news" in reply_problems("Congrats! Did you not drink at all?", said, good_news=True)
+    assert reply_problems("Congratulations, that's a huge achievement. How do you feel?", said, good_news=True) == ()
+    # without good news read, neither check applies
+    assert reply_problems("What has made it such a long year for you?", said) == ()
+
+
+@pytest.mark.parametrize("said, expected", [
+    ("ugh my laptop died right before my presentation", "sadness"),
+    ("my car died on the motorway and I'm stuck", "sadness"),
+    ("I literally died laughing and then cried about my exam", "sadness"),
+    ("My dog died this morning", "grief"),
+    ("Max died last night, he was 14", "grief"),
+])
+def test_things_that_die_are_no_death(said, expected):
+    probs = {"sadness": 0.8}
+    assert family(EmotionState(available=True, turn=1, last_turn=probs, probabilities=probs), user(said), True) == expected
+
+
+def test_condolences_for_a_dead_phone_are_an_invented_loss():
+    assert "invents_a_loss" in reply_problems("I'm so sorry for your loss.", user("my phone died and I missed the bus"))
+    assert "invents_a_loss" not in reply_problems("I'm so sorry for your loss.", user("my grandad died on sunday"))
+
+
+def _bot(replies, classifier=None, n=4):
+    config = BotConfig()
+    config.generation.candidates = n
+    model = OpeningModel(replies)
+    bot = EmpatheticBot(config, reply_model=model, emotion_classifier=classifier or KeywordClassifier(),
+                        ranker=FakeRanker(), crisis_detector=CrisisDetector(FakeCrisisClassifier()))
+    return bot, model
+
+
+def test_good_news_read_as_neutral_gets_the_joy_openers_and_no_doubt():
+    bot, model = _bot(["How do you feel?", "Did you not pass?", "Oh no, I'm sorry to hear that.", "When?"])
+    reply = bot.chat("passed my driving test today on the first try")  # the stand-in classifier: neutral
+    assert model.openers_seen == [bot.prompts.openers("joy")]
+    assert reply.candidates[reply.chosen]["opener"] in bot.prompts.openers("joy")
+    by_text = {c["text"]: c for c in reply.candidates}
+    assert "doubts_good_news" in by_text[bot.prompts.openers("joy")[1] + " Did you not pass?"]["problems"]
+    assert "sympathy_to_good_news" in by_text[bot.prompts.openers("joy")[2] + " Oh no, I'm sorry to hear that."]["problems"]
+
+
+def test_relief_gets_its_own_openers():
+    bot, model = _bot(["How are you feeling?"] * 4)
+    bot.chat("my scan came back clear")
+    assert model.openers_seen == [bot.prompts.openers("relief")]
+
+
+def test_hoped_for_news_or_a_negative_reading_gets_no_joy():
+    bot, model = _bot(["How are you feeling?"] * 4)
+    bot.chat("I hope I pass my driving test tomorrow")
+    assert model.openers_seen == [[]]
+
+    class Worried(KeywordClassifier):
+        def predict(self, texts):  # "I got the job" read with nerves outweighing: no plain good news
+            return [{"nervousness": 0.3, "fear": 0.2, "joy": 0.2, "neutral": 0.3} for _ in texts]
+
+    bot, model = _bot(["How are you feeling?"] * 4, classifier=Worried())
+    bot.chat("I got the job")
+    assert not (set(model.openers_seen[0]) & set(bot.prompts.openers("joy")))
+
+
+def test_a_setback_in_the_same_message_wins():
+    bot, model = _bot(["What happened?"] * 4)
+    bot.chat("I got promoted and then I got fired the same week")
+    assert not (set(model.openers_seen[0]) & set(bot.prompts.openers("joy")))
+
+
+def test_relief_that_reads_somewhat_negative_is_still_relief_not_distress():
+    class Feared(KeywordClassifier):
+        def predict(self, texts):  # "the biopsy came back negative": the words of the fear read negative
+            return [{"fear": 0.25, "sadness": 0.17, "relief": 0.1, "neutral": 0.4} for _ in texts]
+
+    bot, model = _bot(["That's great news."] * 4, classifier=Feared())
+    reply = bot.chat("the biopsy came back negative")
+    assert model.openers_seen == [bot.prompts.openers("relief")]
+    assert all("cheerful_to_distress" not in c["problems"] for c in reply.candidates)
+
+
+def test_a_first_hello_is_answered_with_the_written_greetings_as_before():
+    bot, model = _bot(["Hi!"] * 4)
+    reply = bot.chat("hi")
+    assert reply.text in bot.prompts.written("greeting") and model.openers_seen == []
+
+
+@pytest.mark.parametrize("turns", [
+    ["Twenty years ago today we got married. He's been gone 18 months now and I don't know what to do with the day"],
+    ["my mum died in march", "and today I got the job she always wanted for me"],
+])
+def test_no_congratulation_beside_a_death(turns):
+    from bot.core import plain_good_news
+
+    conversation = [{"role": "user", "content": t} for t in turns]
+    state = EmotionState(available=True, turn=1, last_turn={"neutral": 0.9}, probabilities={"neutral": 0.9})
+    assert plain_good_news(conversation, state) is None
+
+
+def test_a_dead_laptop_is_no_death_told():
+    from bot.replycheck import tells_of_a_death
+
+    assert not tells_of_a_death(user("my laptop died and the battery is dead"))
+    assert tells_of_a_death(user("my grandad passed away on friday"))
