@@ -101,7 +101,8 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
         "rss_mb": {"before_load": round(rss_start), "after_load": round(rss_loaded), "after_chat": round(rss_peak)},
         "generated_turns": len([t for t in turns if not t["written"]]),
         "first_token_ms_median": round(statistics.median(t["first_token_ms"] for t in generated), 1),
-        "tokens_per_s_median": round(statistics.median([t["tokens_per_s"] for t in generated if t["new_tokens"]] or [0.0]), 1),
+        "tokens_per_s_median": (round(statistics.median(decoded), 1) if (decoded := [t["tokens_per_s"] for t in generated
+                                                                                    if t["new_tokens"]]) else None),
         "tokens_per_s_overall": round(total_tokens / total_gen_s, 1) if total_gen_s else 0.0,
         "classify_ms": classify_ms, "crisis_detector_ms": crisis_ms, "llama_cpp_raw": raw,
         "total_ms_median": round(statistics.median(t["total_ms"] for t in generated), 1),

@@ -212,8 +212,9 @@ def gladness(state: EmotionState) -> float:
 # valid it drops 8 of 123 glad readings, precision against the dataset's emotion label 0.77 either way.
 GLAD_NEGATIVE_BELOW = 0.15
 # Good news read from the words (``bot.goodnews``) is set aside when the message reads this negative
-# ("I got the job but I'm dreading telling my team" is not plain good news). Relief names what was feared
-# ("no more chemo!!", "out of ICU" read 0.36 and 0.46 negative), so it is allowed more.
+# ("I got the job but I'm dreading telling my team" is not plain good news), and always when it reads as
+# distressed (more negative than positive, at least 0.3). Relief names what was feared ("out of ICU" reads
+# 0.46 negative), so it may read more negative where the positive outweighs it.
 GOOD_NEWS_NEGATIVE_BELOW = {"joy": 0.3, "relief": 0.5}
 
 
@@ -223,10 +224,11 @@ def plain_good_news(conversation: list[dict], state: EmotionState) -> str | None
     person's last turns tell of a death."""
     from .emotion import sentiment_mass
 
-    if tells_bad_news(conversation, turns=1) or tells_of_a_death(conversation):
-        return None
+    if not state.available or tells_bad_news(conversation, turns=1) or tells_of_a_death(conversation):
+        return None  # the words alone are not trusted: without an emotion reading, no good news is read
     kind = good_news_told(conversation)
-    if kind and state.available and sentiment_mass(state.last_turn).get("negative", 0.0) >= GOOD_NEWS_NEGATIVE_BELOW[kind]:
+    if kind and (is_distressed(state)
+                 or sentiment_mass(state.last_turn).get("negative", 0.0) >= GOOD_NEWS_NEGATIVE_BELOW[kind]):
         return None
     return kind
 
@@ -1000,11 +1002,10 @@ class EmpatheticBot:
             vector = self._context_vector(conversation, sampled, at_risk)
             # good news told in plain words ("passed my driving test", "biopsy came back benign"), which
             # the classifier often reads as neutral: trusted where the emotion reading does not contradict it
-            good = None if bad_news else plain_good_news(conversation, state)
+            good = None if bad_news or at_risk else plain_good_news(conversation, state)
             bad_situation = (vector is not None and getattr(self._ranker, "situation_model", None) is not None
                              and self._ranker.bad_situation(vector) and not is_glad(state) and not good)
-            # relief names what was feared ("the biopsy came back negative" reads 0.42 negative): not distress
-            distressed = (is_distressed(state) and not good) or bad_news or bad_situation
+            distressed = is_distressed(state) or bad_news or bad_situation
             glad = (is_glad(state) or bool(good)) and not bad_news
             joyless = is_joyless(state) and not good
             openers = self._openers(conversation, state, distressed, sampled, at_risk, good)

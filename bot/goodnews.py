@@ -24,14 +24,14 @@ _I = re.IGNORECASE
 _GIVEN = (r"(?:job|offer|position|role|promotion|raise|pay rise|bonus|internship|apprenticeship|contract|client|"
           r"gig|scholarship|bursary|grant|place|spot|part|lead|apartment|flat|house|mortgage|loan|visa|green card|"
           r"citizenship|residency|passport|license|licence|acceptance letter|acceptance|offer letter|paycheck|"
-          r"paycheque|pay check|results back|degree|diploma|masters|master's|phd|doctorate|black belt|"
+          r"paycheque|pay check|degree|diploma|masters|master's|phd|doctorate|black belt|"
           r"driver'?s licen[cs]e)")
 _JOY = re.compile(
     # a job, a place, a promotion, papers
     r"\b(?:got|landed|been offered|was offered|were offered|accepted|signed|received|won) (?:the|a|my|an|our) "
     r"(?:[\w%'-]+ ){0,2}" + _GIVEN + r"\b|"
     r"\b(?:got|been|was|were|finally|just) (?:promoted|hired|accepted|approved|published|selected|picked|chosen|cast|"
-    r"booked)\b|"
+    r"booked)\b(?! (?:on|last|that|it|the fact|for redundancy|to be made redundant|as (?:a )?(?:target|scapegoat)))|"
     r"\b(?:got|(?:got|been|was|were) (?:accepted|admitted)) (?:in|into|onto|to) (?:my|the|a|an|our)? ?(?:first|top|dream|"
     r"\w+) ?(?:choice )?(?:uni|university|college|school|program|programme|course|team|squad|band|grad school|"
     r"med school|law school)\b|"
@@ -77,10 +77,11 @@ _RELIEF = re.compile(
     r"heart) (?:all )?(?:came|come|is|are|was|were) (?:back )?(?:all )?(?:clear|negative|normal|fine|good|benign|"
     r"clean|okay|ok|nothing)\b|"
     r"\b(?:cancer[- ]free|in remission|(?:the )?all[- ]clear|it'?s benign|it was benign|(?:was|is|are) benign|"
-    r"(?:was|is) a false alarm|no (?:sign|signs) of (?:cancer|the cancer|it)|no more (?:chemo|chemotherapy|radiation|"
-    r"radiotherapy|treatments?|dialysis)|"
+    r"(?:was|is) a false alarm|no (?:sign|signs) of (?:cancer|the cancer)|"
     r"(?:found|got|get) (?:my|our|the) (?:dog|cat|puppy|kitten|pet|wallet|ring|keys|bag|passport) back|"
-    r"found (?:my|our) (?:lost |missing )?(?:dog|cat|puppy|kitten|pet|son|daughter|wallet|ring|passport)(?!'|\w)|"
+    r"found (?:my|our) (?:lost |missing )(?:dog|cat|puppy|kitten|pet|son|daughter|wallet|ring|passport)\b(?!')|"
+    r"found (?:my|our) (?:dog|cat|puppy|kitten|pet|son|daughter|wallet|ring|passport)(?=\s*(?:[!.,]|$| safe| alive| "
+    r"at last| finally| again))|"
     r"(?:dog|cat|puppy|kitten|pet) (?:came|is|'s) (?:back|home)|"
     r"out of (?:surgery|hospital|the hospital|icu|intensive care)|home from (?:the )?hospital|"
     r"breathing on (?:her|his|their|my) own|arrived (?:safe|safely|healthy)|"
@@ -99,23 +100,31 @@ _NOT_TOLD = re.compile(
     r"waiting|wait|when|until|unless|before|without|make sure|check|checking|see if|find out|hear|hearing|never|"
     r"not|didn'?t|did not|don'?t|doesn'?t|can'?t|cannot|couldn'?t|wasn'?t|weren'?t|isn'?t|aren'?t|dream of|"
     r"dreaming|pray|praying|scared|afraid|worried|nervous|ex|ex's|jealous|everyone|everybody|all my friends|"
-    r"supposed to|almost|nearly|chances?|odds|friend|friends|friend's|coworker|co-worker|colleague|classmate|"
+    r"supposed to|almost|nearly|chances?|odds|since|after|thought|think|dreamt|dreamed|'d have|no longer|stopped|"
+    r"pregnancy|ivf|fertility|friend|friends|friend's|coworker|co-worker|colleague|classmate|"
     r"someone|somebody|neighbou?r|rival|boss)\b", _I)
-_ASKED = re.compile(r"^\W*(?:did|do|does|will|would|should|could|can|have|has|am|is|are|what|how)\b", _I)
 # Good news with a catch told after it ("I got the job offer but they offered me less money", "accepted...
 # onto the waiting list"): mixed news, left to the emotion reading. A "but" that goes on gladly ("legs are
 # jelly but I DID IT") is no catch.
 _BUT = re.compile(r"\b(?:but|except|although|though|however|only to)\b(?P<rest>.*)", _I | re.S)
 _CATCH = re.compile(r"\b(?:not|no|never|less|worse|lost|lose|miss|sad|scared|afraid|nervous|worried|hate|cost|means?|"
                     r"have to|has to|problem|only|too|can'?t|cannot|won'?t|didn'?t|doesn'?t|isn'?t|wasn'?t|away|"
-                    r"alone|far|leave|leaving|move|moving)\b|n't\b", _I)
+                    r"alone|far|leave|leaving|move|moving|back|again|returned|spread|worse|died|dead)\b|n't\b", _I)
+# What no good news stands beside, anywhere in the message: "I got my results today. It's cancer.", "I gave
+# birth to a stillborn boy", "out of ICU and into hospice", "She's having a baby with another man", "I'm
+# pregnant and I don't know what to do", "Got the job? Nope."
+_GRAVE = re.compile(
+    r"\b(?:it'?s cancer|(?:cancer|tumou?r|it) (?:is |has )?(?:back|came back|returned|spread)|malignant|terminal|"
+    r"stillborn|hospice|palliative|unresponsive|nothing (?:more )?(?:they|we|you) can do|hitting me|hits me|hit me|"
+    r"abus(?:e|ed|ive)|another (?:man|woman|guy|girl)|someone else|turns? out|nope|not anymore|don'?t know what to do|"
+    r"not ready|unplanned|abortion|terrified|panicking|freaking out|custody|redundan(?:t|cy))\b", _I)
 _WAITING = re.compile(r"\b(?:waiting list|wait list|waitlist|waitlisted|reserve list)\b", _I)
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
 def _told(pattern: re.Pattern, text: str) -> bool:
     for sentence in _SENTENCE.findall(text):
-        asked = "?" in sentence and _ASKED.search(sentence)
+        asked = "?" in sentence  # "Got the job?", "did I pass?"
         for match in pattern.finditer(sentence):
             before = sentence[:match.start()].split()[-6:]
             if asked or _NOT_TOLD.search(" ".join(before)) or _NOT_TOLD.match(match.group(0)):
@@ -132,7 +141,7 @@ def good_news(conversation: Sequence[dict]) -> str | None:
     trusts it only where the emotion reading does not say otherwise (``bot.core``)."""
     said = next((m.get("content", "") for m in reversed(conversation) if m.get("role") == "user"), "")
     text = said.replace("\u2019", "'")
-    if _WAITING.search(text):
+    if _WAITING.search(text) or _GRAVE.search(text):
         return None
     if _told(_RELIEF, text):
         return "relief"

@@ -66,7 +66,8 @@ def family(state: EmotionState, conversation: Sequence[dict], distressed: bool,
         return good_news
     if not distressed or leans_glad:
         return None
-    said = NOT_A_DEATH.sub(" ", " ".join(m.get("content", "") for m in conversation[-6:] if m.get("role") == "user"))
+    said = NOT_A_DEATH.sub(" ", " ".join(m.get("content", "") for m in conversation[-6:]
+                                         if m.get("role") == "user").replace("\u2019", "'"))
     if _GRIEF.search(said):
         return "grief"
     probs = state.last_turn if state.available else {}

@@ -131,7 +131,7 @@ _CHEER_OPENER = (r"^\W*" + _EXCLAIM + r"?(?:nice|great|awesome|amazing|wonderful
                  r"(?! (?:question|point))")
 _GLAD_FOR_THEM = r"\b(?:glad|happy) (?:to hear|for you)\b|\bgood for you\b"
 _CHEERFUL = re.compile(
-    r"^" + _EXCLAIM + r"?(?:that'?s|that is|how|what)(?: (?:so|really|just|pretty|very|absolutely|truly))? (?:awesome|great|amazing|wonderful|fantastic|"
+    r"^" + _EXCLAIM + r"?(?:that'?s|that is|how|what)(?: (?:so|really|just))? (?:awesome|great|amazing|wonderful|fantastic|"
     r"exciting|cool|fun|lovely|nice|good|brilliant)\b|\bcongrat(?:ulation)?s\b|"
     r"\bi hope you(?:'re| are) (?:happy|having fun|enjoying it)\b|\b(?:a?ha(?:ha)+h?|he(?:he)+|lo+l|lmao|rofl|yay|woohoo)\b|"
     + _CHEER_OPENER + r"|^\W*(?:yes|yay|yeah|yess+)!|" + _GLAD_FOR_THEM + r"|\bgreat (?:day|time|news)\b|"
@@ -149,7 +149,7 @@ _BAD_NEWS = re.compile(
     r"\b(?:passed over|turned down|laid off|let go|kicked out|broken into|broke into|broke up|broken up|dumped|"
     r"cheated on|cheating on|cheating with|cheated with|ran off with|left me for|walked out on|stood up|ghosted|"
     r"evicted|demoted|fired|rejected|robbed|mugged|scammed|burgl[ae]d|stolen|totall?ed|"
-    r"miscarr(?:y|ied|iage)|diagnosed|died|passed away|put (?:down|to sleep)|relapsed|relapse)\b|"
+    r"miscarr(?:y|ied|iage)|diagnosed|died|passed away|put (?:down|to sleep)|(?<!never )(?<!not )relapsed)\b|"
     r"\b(?:didn'?t|did not|never|couldn'?t|could not|won'?t|will not|wasn'?t|was not|weren'?t|not) "
     r"(?:get|got|getting|make|made|win|won|pass|passed|be (?:chosen|picked|selected|accepted|hired|invited)|"
     r"(?:chosen|picked|selected|accepted|hired|invited|approved|promoted|admitted))\b|"
@@ -186,19 +186,21 @@ _SUICIDE_TALK = re.compile(
 _DEATH_IN_CONTEXT = re.compile(
     r"\b(?:die[ds]?|dead|death|dying|passed|pass away|funeral|grave|lost (?:my|our|her|his)|loss|killed|put (?:down|to sleep)|"
     r"gone|buried|suicide|rip|cancer|terminal|hospice|miscarriage|stillborn|widow)\b", _I)
-# "Died" and "dead" said of things, or in jest ("my laptop died", "the battery is dead", "I literally
-# died laughing"): no death told. Taken out of what the person said before looking for one.
+# "Died" and "dead" said of things, or in jest ("my laptop died", "the battery is dead", "I died laughing"):
+# no death told. Only a thing named right before the verb, after "my", "the"...; nothing said of a person,
+# a pet or "it" ("My cat was old. It died this morning." is a death). Taken out of what the person said
+# before looking for a death.
+_THINGS = (r"(?:phone|iphone|laptop|computer|pc|mac|macbook|tablet|ipad|kindle|battery|batteries|car|engine|truck|van|"
+           r"bike|scooter|plants?|garden|flowers|tv|telly|console|xbox|playstation|ps[345]|switch|controller|mouse|"
+           r"keyboard|headphones|airpods|earbuds|charger|router|modem|wifi|internet|printer|fridge|freezer|oven|"
+           r"microwave|boiler|heater|heating|blender|kettle|washer|dryer|dishwasher|watch|camera|hard drive|drive|"
+           r"server|screen|monitor|speaker|lights?|bulb|torch|flashlight|vacuum|hoover|conversation|chat|group chat|"
+           r"party|vibe|mood|joke|game|show|series|account|project|deal|motivation|signal|connection|radio|"
+           r"toothbrush|remote|calculator|power|sourdough starter|tamagotchi)")
 NOT_A_DEATH = re.compile(
-    r"\b(?:i|it|this|that|phone|iphone|laptop|computer|pc|mac|macbook|tablet|ipad|kindle|battery|batteries|car|engine|"
-    r"truck|van|bike|scooter|plants?|garden|flowers|tv|telly|console|xbox|playstation|ps[345]|switch|controller|mouse|"
-    r"keyboard|headphones|airpods|earbuds|charger|router|modem|wifi|internet|printer|fridge|freezer|oven|microwave|"
-    r"boiler|heater|heating|blender|kettle|washer|dryer|dishwasher|watch|camera|drive|server|screen|monitor|speaker|"
-    r"lights?|bulb|torch|flashlight|vacuum|hoover|conversation|chat|group chat|party|vibe|mood|joke|game|show|series|"
-    r"account|project|deal|motivation|signal|connection|radio|tablet|toothbrush|remote|calculator|power|sourdough "
-    r"starter|starter|tamagotchi)(?: \w+)?(?: (?:is|was|has|had|just|finally|completely|totally|basically))* "
-    r"(?:died|dead|dying)\b|\b(?:almost|nearly|literally|basically|practically|actually|lowkey|legit) died\b|"
-    r"\bdied (?:laughing|of (?:embarrassment|laughter|shame|boredom|cringe|cuteness)|inside|a little)\b|"
-    r"\b(?:i'?m|i am) (?:so |literally |actually )?(?:dead|dying)\b", _I)
+    r"\b(?:my|the|our|his|her|their|your|a|an) (?:old |new |stupid |poor )?" + _THINGS +
+    r"(?: (?:is|was|has|had|just|finally|completely|totally))* (?:died|dead|dying)\b|"
+    r"\b(?:almost|nearly) died\b|\bdied (?:laughing|of (?:embarrassment|laughter|shame|boredom|cringe|cuteness))\b", _I)
 # Commiseration, wrong for good news ("I got into medical school!" - "Oh no, I'm sorry to hear that.")
 _SYMPATHY = re.compile(
     r"\b(?:sorry (?:to hear|for|about|that)|i'?m (?:so |really |very )?sorry\b(?! (?:i|if|but|for asking))|"
@@ -208,16 +210,19 @@ _SYMPATHY = re.compile(
 
 
 _DOUBTS = re.compile(
-    r"\b(?:hope|hoping|wish|fingers crossed)(?: that)? (?:you|it|they|he|she)(?:'ll| will)? (?:get|gets|pass|passes|win|wins|make|"
-    r"makes|do|does|are able|can|hear|find out)\b|"
+    r"\b(?:hope|hoping|wish|fingers crossed)(?: that)? (?:you|it|they|he|she)(?:'ll| will)? (?:get|gets|pass|passes|win|wins|"
+    r"make it|hear|find out)\b(?! to\b)|"
     r"\b(?:did|do|does) (?:you|it|they|he|she) not\b|\b(?:didn't|haven't|hasn't) (?:you|it|they|he|she)\b|"
     r"\b(?:did|have|has|will) (?:you|they|he|she) (?:get|got|gotten|pass|passed|win|won|make|made|hear|heard|find out|"
     r"be accepted|been accepted|been offered)(?: it| in| through| back| the (?:job|offer|place|part|results?))?\s*(?:yet\s*)?\?|"
     r"\byet\s*[?/]|\bwhen (?:will|do) you (?:find out|hear|know)\b|\bare you (?:ok|okay|alright|all right)\b|"
     r"\b(?:are you going to|will you|how do you|how can you|how to) (?:get|pass|win) (?:the|it|in)\b|"
-    r"\bwhat went wrong\b|\bnext time\b|\btry again\b", _I)
-_WISHES_LUCK = re.compile(r"\bgood luck\b|\bbest of luck\b", _I)
-_CONGRATULATES = re.compile(r"\bcongrat|\bwell done\b|\bproud of you\b|\bhappy for you\b|\bnew (?:job|role|house|home)\b", _I)
+    r"\bwhat went wrong\b", _I)
+# ...and what doubts it only where nothing in the reply congratulates ("Well done! Next time you can drive
+# us!", "Congrats and good luck in your new job!")
+_WISHES_LUCK = re.compile(r"\bgood luck\b|\bbest of luck\b|\bnext time\b|\btry again\b", _I)
+_CONGRATULATES = re.compile(r"\bcongrat|\bwell done\b|\bproud of (?:you|yourself)\b|\bhappy for you\b|"
+                            r"\bnew (?:job|role|house|home)\b|\byou did it\b", _I)
 
 
 def doubts_good_news(reply: str) -> bool:
@@ -228,15 +233,23 @@ def doubts_good_news(reply: str) -> bool:
     return bool(_DOUBTS.search(text) or (_WISHES_LUCK.search(text) and not _CONGRATULATES.search(text)))
 
 
-_RELIEVED = re.compile(r"\b(?:what a|such a|a huge|a big|great) relief\b|\bthank (?:goodness|god)\b|\b(?:so|really) glad\b|"
-                       r"\bwell done\b|\bproud of you\b|\bgreat news\b|\bwonderful news\b", _I)
+# Gladness with the person, or their relief (laughter is not: "lol" celebrates nothing)
+_CELEBRATES = re.compile(
+    r"\bcongrat|\bwell done\b|\bproud of (?:you|yourself)\b|\b(?:happy|glad|thrilled|excited|relieved|so pleased) "
+    r"(?:for you|to hear)\b|\b(?:so|really|very) (?:glad|happy|pleased|relieved)\b|\byou did it\b|"
+    r"\b(?:what a|such a|a huge|a big|great) relief\b|\bweight off\b|\bthank (?:goodness|god)\b|\bphew\b|"
+    r"\b(?:great|wonderful|fantastic|amazing|brilliant|good|excellent) news\b|"
+    r"^" + _EXCLAIM + r"?(?:that'?s|that is|how|what|you'?re|this is)(?: (?:so|really|just|pretty|very|absolutely|truly))? "
+    r"(?:awesome|great|amazing|wonderful|fantastic|exciting|incredible|brilliant|excellent|huge|impressive|lovely)\b|"
+    + _CHEER_OPENER + r"|\b(?:yay|woohoo|hooray)\b|[🥳🎉🙌]|"
+    r"\b(?:must be|sounds?|looks?) (?:like )?(?:so |really |very )?(?:exciting|great|awesome|amazing|wonderful|incredible)\b|"
+    r"\byou must be (?:so |really |very )?(?:proud|thrilled|relieved|excited|over the moon)\b", _I)
 
 
 def celebrates(reply: str) -> bool:
     """Whether a reply celebrates with the person or shares their relief: "That's great!", "congrats",
-    "happy for you", "Nice!", "what a relief", "well done"."""
-    text = reply.replace("\u2019", "'")
-    return bool(_CHEERFUL.search(text) or _RELIEVED.search(text))
+    "happy for you", "Nice!", "what a relief", "you did it", "that's incredible"."""
+    return bool(_CELEBRATES.search(reply.replace("\u2019", "'").strip()))
 
 
 def offers_sympathy(reply: str) -> bool:
@@ -380,9 +393,17 @@ def tells_bad_news(conversation: Sequence[dict], turns: int = 3) -> bool:
     return any(_BAD_NEWS.search(_RELIEF.sub(" ", t.replace("\u2019", "'"))) for t in said)
 
 
-_GONE = re.compile(r"\b(?:(?:he|she|they|mum|mom|dad|husband|wife|partner)(?:'s| is| has| have|'ve) been gone|"
-                   r"since (?:he|she|they) (?:died|passed|went)|widow(?:ed|er)?|(?:first|second) (?:christmas|birthday|"
-                   r"anniversary) without (?:him|her|them))\b", _I)
+# Deaths told in words the checks' own reading (``_A_DEATH``) leaves out: "my mum passed last week", "he's
+# been gone 18 months", "stillborn", "lost the baby", "found him dead", "widowed".
+_LOVED = (r"(?:mum|mom|mother|mam|dad|father|wife|husband|partner|son|daughter|baby|brother|sister|friend|grandma|"
+          r"grandmother|grandad|grandpa|grandfather|nan|nana|aunt|uncle|cousin|dog|cat|fianc[eé]e?|boyfriend|girlfriend)")
+_GONE = re.compile(
+    r"\b(?:(?:he|she|they|" + _LOVED + r")(?:'s| is| has| have|'ve) been gone|"
+    r"" + _LOVED + r" passed(?= (?:away|on|last|in|this|recently|suddenly|yesterday|today|earlier|\d|two|three|a few|"
+    r"peacefully|at)\b)|"
+    r"since (?:he|she|they) (?:died|passed|went)|widow(?:ed|er)?|stillborn|miscarr(?:y|ied|iage)|lost (?:the|our|my) "
+    r"baby|(?:found|find) (?:him|her|them|my \w+|our \w+) dead|(?:first|second) (?:christmas|birthday|anniversary) "
+    r"without (?:him|her|them))\b", _I)
 
 
 def tells_of_a_death(conversation: Sequence[dict], turns: int = 3) -> bool:
@@ -456,7 +477,8 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
         found.append("agrees_with_a_put_down")
     if distressed and any(_MINIMIZES.search(s) for s in parts):
         found.append("minimizes")
-    said = NOT_A_DEATH.sub(" ", " ".join(m.get("content", "") for m in conversation if m.get("role") == "user"))
+    said = NOT_A_DEATH.sub(" ", " ".join(m.get("content", "") for m in conversation
+                                         if m.get("role") == "user").replace("\u2019", "'"))
     if _LOSS_WORDS.search(text) and not _DEATH_IN_CONTEXT.search(said):
         found.append("invents_a_loss")
     if _ASKS_IF_ALIVE.search(text) and _A_DEATH.search(said[-2000:]):

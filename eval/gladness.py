@@ -12,8 +12,8 @@ ESConv valid (people who came for emotional support). ``--sample`` prints messag
 Beside it, ``good_news``: how often the bot reads plain good news from the words
 (``bot.core.plain_good_news``: "passed my driving test", "biopsy came back benign"), which gives the
 joy and relief openers and the checks that no reply doubts or ignores the news. ``--messages FILE``
-(JSONL, ``{"label": "good" | "not", "text": ...}``) also reports its recall and precision on a labelled
-set of messages.
+(JSONL, ``{"label": "good" | "not", "text": ...}``; ``--split`` keeps one ``split``) also reports its
+recall and precision on a labelled set of messages (``data/safety/good_news_messages.jsonl``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def _readings(clf, texts: list[str]) -> tuple[list[bool], list[bool]]:
 
 
 def gladness(data_dir: str | Path, ed: int = 1200, esconv: int = 600, seed: int = 0,
-             classifier: str = "goemotions-minilm", sample: int = 0, messages: str | Path | None = None) -> dict:
+             classifier: str = "goemotions-minilm", sample: int = 0, messages: str | Path | None = None,
+             split: str | None = None) -> dict:
     from bot.emotion import EmotionClassifier
     from finetune.dialogue_data import read_empathetic_dialogues, read_esconv
 
@@ -83,6 +84,7 @@ def gladness(data_dir: str | Path, ed: int = 1200, esconv: int = 600, seed: int 
     }
     if messages:
         rows = [json.loads(line) for line in Path(messages).read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [r for r in rows if split is None or r.get("split") == split]
         _, news = _readings(clf, [r["text"] for r in rows])
         good = [r["label"] == "good" for r in rows]
         hits = sum(n and g for n, g in zip(news, good))
@@ -105,10 +107,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--esconv", type=int, default=600, help="ESConv valid seeker turns to read")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sample", type=int, default=0, help="list this many messages read as glad")
-    ap.add_argument("--messages", help="a labelled JSONL set ({label: good|not, text}) to read for good news")
+    ap.add_argument("--messages", help="a labelled JSONL set ({label: good|not, text}) to read for good news, e.g. "
+                                       "data/safety/good_news_messages.jsonl")
+    ap.add_argument("--split", help="only the messages of this split (dev, test)")
     ap.add_argument("--output", help="write the figures as JSON here")
     args = ap.parse_args(argv)
-    result = gladness(args.data_dir, args.ed, args.esconv, args.seed, sample=args.sample, messages=args.messages)
+    result = gladness(args.data_dir, args.ed, args.esconv, args.seed, sample=args.sample, messages=args.messages,
+                      split=args.split)
     text = json.dumps(result, indent=1, ensure_ascii=False)
     print(text)
     if args.output:

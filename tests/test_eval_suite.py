@@ -178,6 +178,7 @@ def test_small_sample_through_the_real_default_bot(real_bot, tiny_data, tmp_path
     latency = report["latency"]
     assert report["quality"]["replies"] == 2 and latency["total_ms"]["median"] > 0
     # tokens/s only over replies the model added tokens to (after an opener's question it may add none)
+    assert latency["new_tokens"] is not None and (latency["tokens_per_s"] is None) == (latency["new_tokens"]["p90"] == 0)
     assert latency["tokens_per_s"] is None or latency["tokens_per_s"]["median"] > 0
     assert report["quality"]["emotion_accuracy"]["n"] == 5
 

@@ -74,6 +74,9 @@ def test_only_the_latest_message_counts():
     ("Did you pass?", True),
     ("Congrats and good luck in your new job!", False),
     ("Congratulations! Did you get a good salary?", False),
+    ("Congratulations! I hope you get to celebrate tonight.", False),
+    ("Well done! Next time you can drive us!", False),
+    ("That's great! Best of luck at uni, congrats!", False),
     ("Great, when will you start?", False),
     ("That is great. When did you take the test?", False),
 ])
@@ -86,6 +89,11 @@ def test_replies_that_doubt_good_news(reply, doubts):
     ("Oh, that's such a relief! I'm so glad.", True),
     ("Wow! Congrats! I've heard that's very difficult to do.", True),
     ("Well done, you must be very proud of yourself.", True),
+    ("I'm so relieved for you.", True),
+    ("You did it!", True),
+    ("That's incredible!", True),
+    ("I'm thrilled for you!", True),
+    ("lol", False),
     ("What has made it such a long year for you?", False),
     ("What kind of test?", False),
 ])
@@ -105,13 +113,24 @@ def test_reply_checks_for_good_news():
 @pytest.mark.parametrize("said, expected", [
     ("ugh my laptop died right before my presentation", "sadness"),
     ("my car died on the motorway and I'm stuck", "sadness"),
-    ("I literally died laughing and then cried about my exam", "sadness"),
+    ("I died laughing and then cried about my exam", "sadness"),
     ("My dog died this morning", "grief"),
     ("Max died last night, he was 14", "grief"),
 ])
 def test_things_that_die_are_no_death(said, expected):
     probs = {"sadness": 0.8}
     assert family(EmotionState(available=True, turn=1, last_turn=probs, probabilities=probs), user(said), True) == expected
+
+
+@pytest.mark.parametrize("said", [
+    "My baby died inside me at 20 weeks.", "It has been a year since the day that she died.",
+    "My cat was old. It died this morning.", "My grandad actually died last week.", "At the party he died.",
+])
+def test_deaths_told_with_it_that_or_actually_are_still_deaths(said):
+    from bot.replycheck import tells_of_a_death
+
+    assert tells_of_a_death(user(said))
+    assert "invents_a_loss" not in reply_problems("I'm so sorry for your loss.", user(said))
 
 
 def test_condolences_for_a_dead_phone_are_an_invented_loss():
@@ -164,15 +183,50 @@ def test_a_setback_in_the_same_message_wins():
     assert not (set(model.openers_seen[0]) & set(bot.prompts.openers("joy")))
 
 
-def test_relief_that_reads_somewhat_negative_is_still_relief_not_distress():
+def test_relief_may_read_somewhat_negative_but_not_distressed():
     class Feared(KeywordClassifier):
-        def predict(self, texts):  # "the biopsy came back negative": the words of the fear read negative
-            return [{"fear": 0.25, "sadness": 0.17, "relief": 0.1, "neutral": 0.4} for _ in texts]
+        def __init__(self, probs):
+            self.probs = probs
 
-    bot, model = _bot(["That's great news."] * 4, classifier=Feared())
-    reply = bot.chat("the biopsy came back negative")
+        def predict(self, texts):
+            return [dict(self.probs) for _ in texts]
+
+    # "out of ICU": the words of the fear read negative, the relief outweighs them
+    bot, model = _bot(["That's great news."] * 4, classifier=Feared({"fear": 0.2, "sadness": 0.15, "relief": 0.5}))
+    reply = bot.chat("my brother is out of ICU and talking again")
     assert model.openers_seen == [bot.prompts.openers("relief")]
     assert all("cheerful_to_distress" not in c["problems"] for c in reply.candidates)
+    # read as distressed (more negative than positive): no good news, whatever the words
+    bot, model = _bot(["That's great news."] * 4, classifier=Feared({"fear": 0.25, "sadness": 0.17, "relief": 0.1}))
+    bot.chat("the biopsy came back negative")
+    assert not (set(model.openers_seen[0]) & set(bot.prompts.openers("relief")))
+
+
+@pytest.mark.parametrize("text", [
+    "I found my dog dead this morning.", "We found our son unresponsive.", "I found my daughter cutting herself.",
+    "The doctors said no more chemo, there's nothing more they can do.",
+    "They moved her out of ICU and into hospice.", "He is no longer breathing on his own.",
+    "My pregnancy test came back negative again.", "He was in remission for two years but the cancer came back.",
+    "Still no sign of it getting better.", "I got my test results back today. It's cancer.",
+    "I gave birth to a stillborn boy.", "After I got married he started hitting me.",
+    "I was picked on again at school today.", "I was selected for redundancy.",
+    "I just accepted that I'll never walk again.", "She's having a baby with another man.",
+    "I'm pregnant and I don't know what to do.", "Ever since I graduated I've felt lost and alone.",
+    "Got the job? Nope.", "I thought I got the job. Turns out they gave it to someone else.",
+])
+def test_bad_news_in_the_same_words_is_not_good_news(text):
+    assert good_news(user(text)) is None
+
+
+def test_no_good_news_without_an_emotion_reading_or_in_a_possible_crisis():
+    from bot.core import plain_good_news
+
+    assert plain_good_news(user("I got the job!"), EmotionState(available=False)) is None
+    bot, model = _bot(["I'm here."] * 4)
+    bot.chat("I'm so tired of everything lately", session_id="r")  # the written check-in, no model call
+    reply = bot.chat("I dont know. I got the job today", session_id="r")  # the risk stays
+    assert reply.risk and model.openers_seen == [[]]
+    assert all("ignores_good_news" not in c["problems"] for c in reply.candidates)
 
 
 def test_a_first_hello_is_answered_with_the_written_greetings_as_before():
@@ -198,3 +252,5 @@ def test_a_dead_laptop_is_no_death_told():
 
     assert not tells_of_a_death(user("my laptop died and the battery is dead"))
     assert tells_of_a_death(user("my grandad passed away on friday"))
+    assert tells_of_a_death(user("My mum passed last week."))
+    assert not tells_of_a_death(user("my sister passed her driving test"))

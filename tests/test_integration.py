@@ -23,8 +23,8 @@ def test_three_turn_conversation_on_the_default_models(real_bot):
         assert reply.emotion.turn == i and reply.emotion.available and reply.emotion.top
         assert reply.guidance != "unavailable" and reply.timings["emotion_ms"] > 0
         if reply.chosen is not None:  # the model answered (a possible crisis gets a written check-in instead)
-            # after a written opener that ends with a question the model may add no token
-            assert reply.timings["new_tokens"] >= 0 and reply.timings["first_token_ms"] > 0
+            # the model wrote candidates (after a written opener that ends with a question it may add no token)
+            assert reply.timings["first_token_ms"] > 0 and reply.timings["prompt_tokens"] > 0
             assert any(c["source"] == "model" for c in reply.candidates)
             prompt_tokens.append(reply.timings["prompt_tokens"])
         else:
