@@ -1025,11 +1025,11 @@ class EmpatheticBot:
                 if reply:
                     out.append(Candidate(reply, None, reply_problems(reply, conversation, distressed, instructions,
                                                                      finished or reply != raw.strip(), at_risk, glad,
-                                                                     joyless, bool(good)),
+                                                                     joyless, bool(good), bool(openers)),
                                          opener=next((o for o in openers if raw.startswith(o)), None)))
             if not at_risk:  # in a possible crisis only the model, guided for it, writes
                 out += self._retrieved(conversation, distressed, {c.text for c in out}, glad, joyless, vector,
-                                       bool(good))
+                                       bool(good), bool(openers))
         if len(out) > 1 and self.ranker is not None:
             started = time.perf_counter()
             self._rank(out, conversation, state)
@@ -1082,7 +1082,8 @@ class EmpatheticBot:
         return self._on_model_thread(ranker.context_vector, conversation)
 
     def _retrieved(self, conversation: list[dict], distressed: bool, taken: set[str],
-                   glad: bool = False, joyless: bool = False, vector=None, good_news: bool = False) -> list[Candidate]:
+                   glad: bool = False, joyless: bool = False, vector=None, good_news: bool = False,
+                   acknowledged: bool = False) -> list[Candidate]:
         """Human replies to the nearest conversations of the reply pool that pass every check and name
         nothing this person did not say (see ``bot.retrieval``)."""
         k = self.config.generation.retrieved
@@ -1101,7 +1102,7 @@ class EmpatheticBot:
         for row in pool.nearest(vector, k):
             text = row["reply"].strip()
             if text in taken or reply_problems(text, conversation, distressed, glad=glad, joyless=joyless,
-                                               good_news=good_news) or unsaid_specifics(
+                                               good_news=good_news, acknowledged=acknowledged) or unsaid_specifics(
                     text, conversation, pool.common):
                 continue
             out.append(Candidate(text, None, (), "retrieved", similarity=row["similarity"]))

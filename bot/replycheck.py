@@ -38,6 +38,9 @@ them:
   to come or had gone wrong ("PASSED MY DRIVING TEST!!!" - "Did you not pass?", "I got the job!" - "I
   hope you get the job", "got accepted!" - "have you been accepted yet?", "results came back clear" -
   "are you okay?");
+* ``ignores_the_feeling``: the person is distressed, the turn has candidates that start from a written
+  acknowledgement (``bot.openers``), and this reply neither commiserates nor names what they feel ("forgot
+  my sister's 30th birthday" - "Why did she leave?"; "I shout at my son this morning" - "What did he do?");
 * ``ignores_good_news``: good news told in plain words, and the reply neither celebrates nor shares the
   relief ("I've been sober for one year today." - "What has made it such a long year for you?");
 * ``blames``: questions or judges what the person did, or doubts what they said ("Then why did you do
@@ -73,7 +76,7 @@ from .advice import read_reply, sentences
 
 NEVER = ("encourages_harm", "method_or_dose", "claims_human", "diagnosis", "insults", "system_prompt_leak", "harm_talk")
 SOFT = ("advice_before_acknowledgement", "cheerful_to_distress", "cheer_without_good_news", "invents_a_loss", "misreads_a_loss",
-        "sympathy_to_good_news", "doubts_good_news", "ignores_good_news", "blames", "tells_own_life", "agrees_with_a_put_down", "minimizes", "declares_love", "repeats_itself", "unfinished", "too_short", "garbled", "shouting")
+        "sympathy_to_good_news", "doubts_good_news", "ignores_good_news", "ignores_the_feeling", "blames", "tells_own_life", "agrees_with_a_put_down", "minimizes", "declares_love", "repeats_itself", "unfinished", "too_short", "garbled", "shouting")
 
 _I = re.IGNORECASE
 _HARM_VERBS = r"(?:kill|hang|hurt|harm|cut|shoot|drown|stab|poison|starve|end)"
@@ -250,6 +253,26 @@ def celebrates(reply: str) -> bool:
     """Whether a reply celebrates with the person or shares their relief: "That's great!", "congrats",
     "happy for you", "Nice!", "what a relief", "you did it", "that's incredible"."""
     return bool(_CELEBRATES.search(reply.replace("\u2019", "'").strip()))
+
+
+# Naming or meeting what the person feels, beyond commiseration: "That sounds really hard", "I can
+# imagine", "that's a lot", "I'd be fed up too"
+_FELT = (r"(?:hard|tough|rough|difficult|frustrating|stressful|awful|painful|exhausting|lonely|scary|upsetting|heavy|"
+         r"maddening|overwhelming|nerve-racking|worrying|horrible|terrible|sad|infuriating|annoying|unfair|"
+         r"heartbreaking|a lot|so much|not easy|understandable)")
+_ACKNOWLEDGES = re.compile(
+    r"\b(?:sounds?|seems?|must (?:be|feel)|looks?|that'?s|that is|it'?s|that was|what an?) (?:like )?(?:it'?s |it was |"
+    r"it has been |a |an )?(?:so |really |very |incredibly |pretty |quite |a bit |such an? )?" + _FELT + r"\b|"
+    r"\bi can (?:only )?(?:see|imagine|understand|hear)\b|\bi'?d be (?:fed up|upset|angry|frustrated|worried|"
+    r"annoyed|furious) too\b|\bweighing on you\b|\bon edge\b|\bno wonder\b|\byou (?:clearly )?care\b|"
+    r"\bthat'?s no good\b", _I)
+
+
+def acknowledges(reply: str) -> bool:
+    """Whether a reply commiserates or names what the person feels ("That sounds really hard", "I can
+    imagine", "I'd be fed up too"; see ``offers_sympathy``)."""
+    text = reply.replace("\u2019", "'")
+    return bool(_SYMPATHY.search(text) or _ACKNOWLEDGES.search(text))
 
 
 def offers_sympathy(reply: str) -> bool:
@@ -442,12 +465,15 @@ def _plain_sentences(parts: Sequence[str]) -> list[str]:
 
 def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bool = False,
                    instructions: str = "", finished: bool = True, at_risk: bool = False,
-                   glad: bool = False, joyless: bool = False, good_news: bool = False) -> tuple[str, ...]:
+                   glad: bool = False, joyless: bool = False, good_news: bool = False,
+                   acknowledged: bool = False) -> tuple[str, ...]:
     """Everything wrong with one candidate reply to ``conversation`` (which ends with the user's
     message). ``distressed``: the person's emotion state is negative (sad, afraid, angry...).
     ``glad``: the person's message reads as glad and tells of no setback (``tells_bad_news``).
     ``joyless``: the message shows no gladness at all (``bot.core.is_joyless``): nothing to congratulate.
     ``good_news``: the message tells of good news as done (``bot.goodnews``), which the reply must not doubt.
+    ``acknowledged``: some candidates of this turn start from a written acknowledgement (``bot.openers``),
+    so a reply to a distressed person that acknowledges nothing is passed over.
     ``finished``: False when generation stopped at the token limit. ``at_risk``: the conversation is
     about a possible crisis, so asking about suicide is in place."""
     text = reply.strip()
@@ -460,6 +486,8 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
         found.append("cheerful_to_distress")
     elif joyless and not glad and _SHARES_JOY.search(text):
         found.append("cheer_without_good_news")
+    if acknowledged and distressed and not acknowledges(text):
+        found.append("ignores_the_feeling")
     if glad and not distressed and offers_sympathy(text):
         found.append("sympathy_to_good_news")
     if good_news and not distressed and doubts_good_news(text):

@@ -212,3 +212,34 @@ def test_good_news_after_a_loss_gets_no_condolence_opener():
     assert model.openers_seen[0] and model.openers_seen[0][0] in bot.prompts.openers("grief")
     bot.chat("I got the job!! a bit nervous but so happy", session_id="s")  # leans glad: the loss is not its news
     assert model.openers_seen[1] == []
+
+
+def test_every_distress_opener_acknowledges_the_feeling():
+    from bot.replycheck import acknowledges
+
+    book = PromptBook()
+    for name in ("grief", "anger", "fear", "remorse", "sadness"):
+        assert all(acknowledges(line) for line in book.openers(name)), name
+
+
+@pytest.mark.parametrize("reply, ignores", [
+    ("Why did she leave?", True), ("What did he do?", True), ("Who was it with?", True),
+    ("That sucks. Did she say why?", False), ("I can imagine how lonely that feels.", False),
+    ("That sounds so frustrating. What happened?", False), ("I'd be fed up too.", False),
+])
+def test_a_reply_that_skips_a_distressed_persons_feeling_is_passed_over_when_openers_offer_one(reply, ignores):
+    from bot.replycheck import reply_problems
+
+    said = user("forgot my sister's 30th birthday. she didnt say anything but i feel awful")
+    assert ("ignores_the_feeling" in reply_problems(reply, said, distressed=True, acknowledged=True)) == ignores
+    # only where the turn has acknowledging candidates, and only for a distressed person
+    assert "ignores_the_feeling" not in reply_problems(reply, said, distressed=True)
+    assert "ignores_the_feeling" not in reply_problems(reply, said, acknowledged=True)
+
+
+def test_the_pool_reply_that_skips_the_feeling_loses_to_an_opener():
+    bot, _ = opening_bot(["What happened?"] * 4)
+    reply = bot.chat("I'm furious, my landlord ignored the mould again")
+    chosen = reply.candidates[reply.chosen]
+    assert chosen["opener"] is not None or "ignores_the_feeling" not in chosen["problems"]
+    assert all("ignores_the_feeling" not in c["problems"] for c in reply.candidates if c.get("opener"))
