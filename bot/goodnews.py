@@ -109,7 +109,7 @@ _NOT_TOLD = re.compile(
 _BUT = re.compile(r"\b(?:but|except|although|though|however|only to)\b(?P<rest>.*)", _I | re.S)
 _CATCH = re.compile(r"\b(?:not|no|never|less|worse|lost|lose|miss|sad|scared|afraid|nervous|worried|hate|cost|means?|"
                     r"have to|has to|problem|only|too|can'?t|cannot|won'?t|didn'?t|doesn'?t|isn'?t|wasn'?t|away|"
-                    r"alone|far|leave|leaving|move|moving|back|again|returned|spread|worse|died|dead)\b|n't\b", _I)
+                    r"alone|far|leave|leaving|move|moving|back|again|returned|spread|died|dead)\b|n't\b", _I)
 # What no good news stands beside, anywhere in the message: "I got my results today. It's cancer.", "I gave
 # birth to a stillborn boy", "out of ICU and into hospice", "She's having a baby with another man", "I'm
 # pregnant and I don't know what to do", "Got the job? Nope."
@@ -124,10 +124,11 @@ _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 def _told(pattern: re.Pattern, text: str) -> bool:
     for sentence in _SENTENCE.findall(text):
-        asked = "?" in sentence  # "Got the job?", "did I pass?"
+        if "?" in sentence:  # asked, not told: "Got the job?", "did I pass?"
+            continue
         for match in pattern.finditer(sentence):
             before = sentence[:match.start()].split()[-6:]
-            if asked or _NOT_TOLD.search(" ".join(before)) or _NOT_TOLD.match(match.group(0)):
+            if _NOT_TOLD.search(" ".join(before)) or _NOT_TOLD.match(match.group(0)):
                 continue
             but = _BUT.search(text[text.find(sentence) + match.end():])
             if but and _CATCH.search(but.group("rest")):

@@ -19,7 +19,7 @@ import re
 from typing import Sequence
 
 from .emotion import EmotionState
-from .replycheck import NOT_A_DEATH
+from .replycheck import said_for_deaths
 
 # Negative feelings by the acknowledgement they call for. Grief needs a death in the conversation as
 # well (a person can "grieve" a lost job; "I'm so sorry for your loss" would then invent a death).
@@ -66,9 +66,7 @@ def family(state: EmotionState, conversation: Sequence[dict], distressed: bool,
         return good_news
     if not distressed or leans_glad:
         return None
-    said = NOT_A_DEATH.sub(" ", " ".join(m.get("content", "") for m in conversation[-6:]
-                                         if m.get("role") == "user").replace("\u2019", "'"))
-    if _GRIEF.search(said):
+    if _GRIEF.search(said_for_deaths(conversation[-6:])):
         return "grief"
     probs = state.last_turn if state.available else {}
     mass = {f: sum(probs.get(label, 0.0) for label in labels) for f, labels in NEGATIVE_FAMILIES.items()}

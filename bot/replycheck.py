@@ -204,6 +204,15 @@ NOT_A_DEATH = re.compile(
     r"\b(?:my|the|our|his|her|their|your|a|an) (?:old |new |stupid |poor )?" + _THINGS +
     r"(?: (?:is|was|has|had|just|finally|completely|totally))* (?:died|dead|dying)\b|"
     r"\b(?:almost|nearly) died\b|\bdied (?:laughing|of (?:embarrassment|laughter|shame|boredom|cringe|cuteness))\b", _I)
+
+
+def said_for_deaths(messages: Sequence[dict]) -> str:
+    """What the person said in ``messages``, as a death is read from it: their messages joined, curly
+    apostrophes made plain, and the things that "died" (``NOT_A_DEATH``) taken out."""
+    said = " ".join(m.get("content", "") for m in messages if m.get("role") == "user")
+    return NOT_A_DEATH.sub(" ", said.replace("\u2019", "'"))
+
+
 # Commiseration, wrong for good news ("I got into medical school!" - "Oh no, I'm sorry to hear that.")
 _SYMPATHY = re.compile(
     r"\b(?:sorry (?:to hear|for|about|that)|i'?m (?:so |really |very )?sorry\b(?! (?:i|if|but|for asking))|"
@@ -433,8 +442,7 @@ def tells_of_a_death(conversation: Sequence[dict], turns: int = 3) -> bool:
     """Whether the person's last ``turns`` messages tell of a death ("my dad died", "He's been gone 18 months
     now"; not "my laptop died"): no good news told beside it is to be congratulated ("Twenty years ago
     today we got married. He's been gone 18 months")."""
-    said = [NOT_A_DEATH.sub(" ", m.get("content", "").replace("\u2019", "'"))
-            for m in conversation if m.get("role") == "user"][-turns:]
+    said = [said_for_deaths([m]) for m in conversation if m.get("role") == "user"][-turns:]
     return any(_A_DEATH.search(t) or _GONE.search(t) for t in said)
 
 
@@ -505,8 +513,7 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
         found.append("agrees_with_a_put_down")
     if distressed and any(_MINIMIZES.search(s) for s in parts):
         found.append("minimizes")
-    said = NOT_A_DEATH.sub(" ", " ".join(m.get("content", "") for m in conversation
-                                         if m.get("role") == "user").replace("\u2019", "'"))
+    said = said_for_deaths(conversation)
     if _LOSS_WORDS.search(text) and not _DEATH_IN_CONTEXT.search(said):
         found.append("invents_a_loss")
     if _ASKS_IF_ALIVE.search(text) and _A_DEATH.search(said[-2000:]):
