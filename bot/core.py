@@ -25,11 +25,11 @@ from .errors import (BotError, ConversationConflictError, GenerationError, Inval
                      TurnTimeoutError)
 from .goodnews import good_news as good_news_told
 from .intent import continues_an_attack, is_greeting, is_instruction_attack, written_answer
-from .openers import family as opener_family, opened_count, pick as pick_openers
+from .openers import DILEMMA, UNCLEAR, UNCLEAR_WORDS, family as opener_family, opened_count, pick as pick_openers
 from .prompting import PromptBook
 from .reply import DEFAULT_SESSION, Reply  # noqa: F401 - Reply is part of this module's API
-from .replycheck import (Candidate, asks_a_question, celebrates, choose, offers_sympathy, puts_self_down, reply_problems,
-                         tells_bad_news, tells_of_a_death)
+from .replycheck import (Candidate, acknowledges, asks_a_question, celebrates, choose, offers_sympathy, puts_self_down,
+                         reply_problems, tells_bad_news, tells_of_a_death)
 from .safety import screen_input
 from .store import open_store
 
@@ -1008,7 +1008,7 @@ class EmpatheticBot:
             distressed = is_distressed(state) or bad_news or bad_situation
             glad = (is_glad(state) or bool(good)) and not bad_news
             joyless = is_joyless(state) and not good
-            openers = self._openers(conversation, state, distressed, sampled, at_risk, good)
+            family, openers = self._openers(conversation, state, distressed, sampled, at_risk, good, glad)
             try:
                 extra = {"unconditioned": unconditioned} if unconditioned else {}
                 if openers:
@@ -1030,6 +1030,13 @@ class EmpatheticBot:
             if not at_risk:  # in a possible crisis only the model, guided for it, writes
                 out += self._retrieved(conversation, distressed, {c.text for c in out}, glad, joyless, vector,
                                        bool(good), bool(openers))
+            if family in (UNCLEAR, DILEMMA) and openers:
+                # the feeling could not be read: the model's and the pool's own words guess at it ("That
+                # is so nice of you" to a mother who read a diary); the written line does not, nor does a
+                # reply that acknowledges the person ("That really sucks... did you tell them?")
+                for c in out:
+                    if c.opener is None and not acknowledges(c.text):
+                        c.problems = (*c.problems, "guesses_the_feeling")
         if len(out) > 1 and self.ranker is not None:
             started = time.perf_counter()
             self._rank(out, conversation, state)
@@ -1054,20 +1061,25 @@ class EmpatheticBot:
         return out
 
     def _openers(self, conversation: list[dict], state: EmotionState, distressed: bool, n: int,
-                 at_risk: bool, good_news: str | None = None) -> list[str]:
-        """The written openers the first model candidates start from (``bot.openers``): none in a possible
-        crisis (the crisis guidance leads), on a backend that cannot continue a started reply, or when the
-        person is neither distressed nor telling good news (``good_news``: its kind)."""
+                 at_risk: bool, good_news: str | None = None, glad: bool = False) -> tuple[str | None, list[str]]:
+        """The openers' family and the written openers the first model candidates start from
+        (``bot.openers``): none in a possible crisis (the crisis guidance leads), on a backend that cannot
+        continue a started reply, or when the person reads as glad without good news told in words
+        (``good_news``: its kind; ``glad``: the bot's reading). A message of a few words or more that reads
+        as neither distressed nor glad gets the "unclear" family."""
         share = self.config.generation.openers
         if at_risk or share <= 0 or not getattr(self.reply_model, "takes_openers", False):
-            return []
+            return None, []
+        said = conversation[-1].get("content", "") if conversation else ""
+        unclear = (state.available and not glad and not glad_now(state)
+                   and len(re.findall(r"\w+", said)) >= UNCLEAR_WORDS)
         # the lean with the glad-news cap on the negative: love or thanks voiced in hardship is no reason to
         # leave out the acknowledgement
         name = opener_family(state, conversation, distressed, _leans_glad(state, 0.25, GLAD_NEGATIVE_BELOW),
-                             good_news)
+                             good_news, unclear=unclear)
         if name is None:
-            return []
-        return pick_openers(self.prompts.openers(name), opened_count(n, share), conversation)
+            return None, []
+        return name, pick_openers(self.prompts.openers(name), opened_count(n, share), conversation)
 
     def _context_vector(self, conversation: list[dict], candidates: int, at_risk: bool = False):
         """The ranker's embedding of the recent turns (the reply pool's search key, and what the situation

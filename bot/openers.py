@@ -10,7 +10,14 @@ for any candidate. This is the emotion state acting on the reply at decoding, no
 prompt.
 
 The openers live in ``prompts/openers/<family>.md`` (one per line); the family comes from the turn's
-reading (see ``family``). No family (a neutral question, a joke, small talk): no opener.
+reading (see ``family``). A message that reads as neither distressed nor glad gets the "unclear" family:
+a line that says the bot is listening and asks how the person feels ("Thanks for telling me. How are you
+feeling about it?"; "dilemma" when they ask what to do: "I can see why you're torn. What matters most to
+you here?"), and the turn's other replies are passed over unless they acknowledge the person. On the dev ordinary conversations the
+model's and the pool's own words on such turns were almost never acceptable to blind readers: many were
+bad situations the emotion classifier reads as neutral ("my mum read my diary", "divorce papers came
+through today"), answered as if they were good news. A glad reading without good news told in words, and
+a message of a word or two ("ok", "lol"), get no opener.
 """
 
 from __future__ import annotations
@@ -32,11 +39,28 @@ NEGATIVE_FAMILIES = {
 # Good news told plainly (``bot.goodnews``): "joy" for something achieved or begun, "relief" for a fear
 # that did not come true.
 FAMILIES = ("grief", *NEGATIVE_FAMILIES, "joy", "relief")
+# Neither distressed nor glad: the listening line (see the module's text), for messages of at least
+# this many words; "dilemma" when the person asks what to do or what the bot thinks ("Should I tell my
+# friend...?", "if you had to pick?"), where "How are you feeling about it?" would dodge the question.
+UNCLEAR = "unclear"
+DILEMMA = "dilemma"
+UNCLEAR_WORDS = 3
+_ASKS = re.compile(
+    r"\b(?:should i|shall i|do i|would you|what would you|what do you think|what should|what can i|what do i|"
+    r"how do (?:i|you)|how can i|how should i|do you think|is it (?:too|ok|okay|normal|weird|bad|wrong|silly|"
+    r"stupid|fair|mean|selfish|worth)|am i (?:wrong|overreacting|being|crazy|a bad)|is that (?:silly|stupid|"
+    r"weird|normal|wrong|bad|selfish|fair|ok|okay)|if you (?:had to|were me)|any (?:advice|tips|ideas)|"
+    r"which (?:one|would|should))\b", re.IGNORECASE)
 # A negative family names the feeling only when it holds at least this share of the negative mass and
 # outweighs the next family by half again; otherwise the general acknowledgement ("sadness": "That
 # sounds really hard.") fits anger, fear and sadness alike.
 FAMILY_SHARE = 0.5
 FAMILY_LEAD = 1.5
+# ... and only when that family's own probability mass reaches this: a message the bot counts as
+# distressed from the words or the situation may voice almost no feeling, and a family chosen on
+# 0.06 against 0.00 is noise ("That sounds maddening" to "I don't quite know who I am if I'm not going in
+# on Monday", dev conversations); the general line fits those.
+FAMILY_FLOOR = 0.35
 
 # A death the person told of, read strictly: "I'm so sorry for your loss" after "my phone is dead", "I'm
 # buried in work" or "I finally put her down for a nap" would invent one (the reply checks' wider reading,
@@ -52,19 +76,26 @@ _GRIEF = re.compile(
 
 
 def family(state: EmotionState, conversation: Sequence[dict], distressed: bool,
-           leans_glad: bool = False, good_news: str | None = None) -> str | None:
+           leans_glad: bool = False, good_news: str | None = None, unclear: bool = False) -> str | None:
     """Which openers fit this turn: a negative family for a distressed message ("grief" when the person's
     recent turns tell of a death), the good news family (``good_news``: "joy" or "relief", read from the
-    words by ``bot.goodnews`` and trusted by the bot only where the emotion reading agrees), or None.
+    words by ``bot.goodnews`` and trusted by the bot only where the emotion reading agrees), "unclear" for
+    a message that is neither (``unclear``: the bot found no gladness in it either; "dilemma" when it
+    asks what to do), or None.
     Gladness read by the emotion classifier alone gets none: on the ordinary conversations' dev split,
     18 of the 22 turns the bot read as glad were not good news ("I love her but I am so tired", "i'd
     love to. when??", "thanks for listening"), and "That's wonderful!" to them was read as hurtful; a
     wrong "that sounds hard" costs far less. ``leans_glad``: the message shows some gladness and little
     negative (the bot passes ``glad_now`` with the glad-news cap on the negative); a negative opener
     would then be a guess."""
-    if good_news in FAMILIES and not distressed:
+    if good_news in ("joy", "relief") and not distressed:
         return good_news
-    if not distressed or leans_glad:
+    if not distressed:
+        if not unclear or leans_glad:
+            return None
+        last = next((m.get("content", "") for m in reversed(conversation) if m.get("role") == "user"), "")
+        return DILEMMA if _ASKS.search(last.replace("\u2019", "'")) else UNCLEAR
+    if leans_glad:
         return None
     if _GRIEF.search(said_for_deaths(conversation[-6:])):
         return "grief"
@@ -73,7 +104,8 @@ def family(state: EmotionState, conversation: Sequence[dict], distressed: bool,
     total = sum(mass.values())
     ranked = sorted(mass, key=mass.get, reverse=True)
     top, second = ranked[0], ranked[1]
-    if total > 0 and mass[top] >= FAMILY_SHARE * total and mass[top] >= FAMILY_LEAD * mass[second]:
+    if (mass[top] >= FAMILY_FLOOR and mass[top] >= FAMILY_SHARE * total
+            and mass[top] >= FAMILY_LEAD * mass[second]):
         return top
     return "sadness"
 

@@ -217,7 +217,7 @@ def said_for_deaths(messages: Sequence[dict]) -> str:
 _SYMPATHY = re.compile(
     r"\b(?:sorry (?:to hear|for|about|that)|i'?m (?:so |really |very )?sorry\b(?! (?:i|if|but|for asking))|"
     r"oh no\b|that'?s (?:so |really |too )?(?:terrible|awful|horrible|sad|bad|rough|tough|unfortunate|a shame)\b|"
-    r"too bad\b|that sucks\b|(?:that|it) must (?:be|have been) (?:so |really |very )?(?:hard|difficult|tough|rough|painful|"
+    r"too bad\b|that (?:really |totally |so |just )?sucks\b|(?:that|it) must (?:be|have been) (?:so |really |very )?(?:hard|difficult|tough|rough|painful|"
     r"awful|terrible|devastating|heartbreaking)\b|my (?:deepest )?sympath|condolences|hang in there)", _I)
 
 

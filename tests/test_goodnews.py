@@ -165,8 +165,8 @@ def test_relief_gets_its_own_openers():
 
 def test_hoped_for_news_or_a_negative_reading_gets_no_joy():
     bot, model = _bot(["How are you feeling?"] * 4)
-    bot.chat("I hope I pass my driving test tomorrow")
-    assert model.openers_seen == [[]]
+    bot.chat("I hope I pass my driving test tomorrow")  # read as neutral: the listening line, no joy
+    assert model.openers_seen[0] and not (set(model.openers_seen[0]) & set(bot.prompts.openers("joy")))
 
     class Worried(KeywordClassifier):
         def predict(self, texts):  # "I got the job" read with nerves outweighing: no plain good news

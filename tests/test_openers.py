@@ -38,10 +38,40 @@ def user(text: str) -> list[dict]:
     ({"sadness": 0.6}, "I lost my dog at the park for an hour, I was so scared", True, "sadness"),
     ({"sadness": 0.6}, "I lost my mum to cancer last year", True, "grief"),
     ({"neutral": 0.9}, "what can you do?", False, None),
+    # distressed by the words or the situation, with hardly any feeling voiced: no family is named
+    ({"confusion": 0.8, "annoyance": 0.03, "anger": 0.03}, "I don't know who I am if I'm not going in", True, "sadness"),
+    ({"neutral": 0.8, "annoyance": 0.2, "disgust": 0.05}, "replied-all to the whole department", True, "sadness"),
+    ({"annoyance": 0.3, "anger": 0.1}, "the train was cancelled again", True, "anger"),
     ({"joy": 0.9}, "I got the job, but my dog died", True, "grief"),  # a setback outweighs the glad words
 ])
 def test_the_family_follows_the_reading(probs, said, distressed, expected):
     assert family(state(**probs), user(said), distressed) == expected
+
+
+def test_the_unclear_family_only_where_the_bot_asks_for_it_and_nothing_leans_glad():
+    neutral = state(neutral=0.9)
+    assert family(neutral, user("my mum read my diary"), False, unclear=True) == "unclear"
+    assert family(neutral, user("my mum read my diary"), False) is None
+    assert family(state(joy=0.4), user("the sun is out"), False, leans_glad=True, unclear=True) is None
+    assert family(state(sadness=0.6), user("my dad died"), True, unclear=True) == "grief"  # distress first
+    assert family(neutral, user("passed my test!"), False, good_news="joy", unclear=True) == "joy"
+
+
+@pytest.mark.parametrize("said", [
+    "Should I tell my friend I saw her boyfriend on a dating app?", "what should i do. my manager offered me a contract",
+    "everyone keeps telling me 'it depends'. if you had to pick?", "how do you tell your parents you're dropping out?",
+    "It was definitely him. Is it wrong to say something?",
+])
+def test_a_person_asking_what_to_do_gets_the_dilemma_line(said):
+    assert family(state(neutral=0.9), user(said), False, unclear=True) == "dilemma"
+
+
+def test_a_reply_that_acknowledges_the_person_is_no_guess():
+    bot, model = opening_bot(["Great!", "Yay!", "That really sucks, did you tell them?", "What a lovely day!"], share=0.5)
+    reply = bot.chat("everyone in my friend group went to the cinema and nobody told me")  # reads neutral
+    problems = {c["text"]: c["problems"] for c in reply.candidates}
+    assert "guesses_the_feeling" not in problems["That really sucks, did you tell them?"]
+    assert "guesses_the_feeling" in problems["What a lovely day!"]
 
 
 def test_good_news_with_nerves_after_a_loss_still_leans_glad_but_is_not_read_as_glad_news():
@@ -75,7 +105,7 @@ def test_opened_count(n, share, k):
 
 def test_every_family_has_openers_in_the_shipped_prompts():
     book = PromptBook()
-    for name in ("grief", "anger", "fear", "remorse", "sadness", "joy", "relief"):
+    for name in ("grief", "anger", "fear", "remorse", "sadness", "joy", "relief", "unclear"):
         lines = book.openers(name)
         assert len(lines) >= 3 and all(len(ln.split()) <= 18 for ln in lines)
         # a line that ends with a question lets the model stop there (see docs/replies.md)
@@ -125,10 +155,25 @@ def test_the_next_turn_opens_differently():
     assert model.openers_seen[1] and not set(used) & set(model.openers_seen[1])
 
 
-def test_no_openers_without_a_clear_feeling_when_off_or_on_a_backend_that_cannot_continue():
+def test_a_message_read_as_neither_distressed_nor_glad_gets_the_listening_line_and_the_guesses_lose():
+    bot, model = opening_bot(["That is so nice of you!", "What a lovely day!", "Great!", "Yay!"], share=0.5)
+    reply = bot.chat("my mum read my diary and brought it up at dinner")  # reads neutral
+    unclear = PromptBook().openers("unclear")
+    assert model.openers_seen[0] and set(model.openers_seen[0]) <= set(unclear)
+    assert any(reply.text.startswith(line) for line in unclear)
+    guesses = [c for c in reply.candidates if not c.get("opener")]
+    assert guesses and all("guesses_the_feeling" in c["problems"] for c in guesses)
+    assert not any("guesses_the_feeling" in c["problems"] for c in reply.candidates if c.get("opener"))
+
+
+def test_no_listening_line_for_a_word_or_two_or_for_gladness():
     bot, model = opening_bot(["Tell me more?"] * 4)
-    bot.chat("The meeting is at noon on Thursday")  # neutral
-    assert model.openers_seen == [[]]
+    bot.chat("ok thanks")  # too short to say anything about
+    bot.chat("I'm so happy today, the sun is out")  # glad, no good news told: the model's own words
+    assert model.openers_seen == [[], []]
+
+
+def test_no_openers_when_off_or_on_a_backend_that_cannot_continue():
     bot, model = opening_bot(["Tell me more?"] * 4, share=0.0)
     bot.chat("I'm furious, my landlord ignored the mould again")
     assert model.openers_seen == [[]]
