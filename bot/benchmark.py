@@ -17,6 +17,7 @@ CONVERSATION = (
     "I failed my driving test for the third time today and I feel like such an idiot.",
     "My instructor says I panic at roundabouts, and everyone else I know passed first time.",
     "I don't know if I should even try again. Maybe driving just isn't for me.",
+    "Thanks, talking it through actually helps. I feel a bit better now.",
 )
 
 
@@ -28,8 +29,7 @@ def _rss_mb() -> float:
 
 def _model_wrote(reply) -> bool:
     """Whether the reply model wrote candidates this turn (whichever was shown): not a turn answered
-    by written replies alone (a greeting, a crisis question). A model that stops right after an opener's
-    question adds no new token, and its turn still costs the prompt and the candidates."""
+    by written replies alone (a greeting, a crisis question, the openers, which are whole replies)."""
     return any(c.get("source") == "model" for c in reply.candidates or ())
 
 
@@ -88,7 +88,8 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
         raw = {"served": bot.reply_model.call(decode_rate, model.model_file, model.threads),
                "plain_base": bot.reply_model.call(decode_rate, plain, model.threads)}
         raw["decode_ratio"] = round(raw["served"]["decode_tokens_per_s"] / raw["plain_base"]["decode_tokens_per_s"], 2)
-    generated = [t for t in turns if not t["written"]] or turns  # written replies (crisis, greeting...) cost nothing
+    model_turns = [t for t in turns if not t["written"]]
+    generated = model_turns or turns  # written replies (openers, pool, greeting...) cost no decoding
     total_tokens = sum(t["new_tokens"] for t in turns)
     total_gen_s = sum(t["total_ms"] for t in turns) / 1e3
     result = {
@@ -105,7 +106,9 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
                                                                                     if t["new_tokens"]]) else None),
         "tokens_per_s_overall": round(total_tokens / total_gen_s, 1) if total_gen_s else 0.0,
         "classify_ms": classify_ms, "crisis_detector_ms": crisis_ms, "llama_cpp_raw": raw,
-        "total_ms_median": round(statistics.median(t["total_ms"] for t in generated), 1),
+        "total_ms_median": round(statistics.median(t["total_ms"] for t in turns), 1),
+        "model_total_ms_median": (round(statistics.median(t["total_ms"] for t in model_turns), 1) if model_turns
+                                  else None),
         "turns": turns,
     }
     if as_json:
@@ -135,8 +138,11 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
     if crisis_ms:
         print(f"crisis detector: {crisis_ms['median']} ms median, {crisis_ms['p90']} ms p90 per message (with the "
               "turns before it)")
-    print(f"median whole turn: {result['total_ms_median']} ms over the {result['generated_turns']} turns the model "
-          "answered (the chosen reply is shown when it is chosen; new_tok counts every candidate's tokens)")
+    print(f"median whole turn: {result['total_ms_median']} ms over all {len(turns)} turns; "
+          + (f"{result['model_total_ms_median']} ms over the {result['generated_turns']} the model wrote candidates for"
+             if model_turns else "the model wrote on none")
+          + " (the others: written lines and the pool's replies; the chosen reply is shown when it is chosen; "
+          "new_tok counts every candidate's tokens)")
     if raw:
         s, p = raw["served"], raw["plain_base"]
         print(f"llama.cpp raw speed, served file / plain base GGUF: decode {s['decode_tokens_per_s']} / "

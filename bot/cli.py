@@ -96,8 +96,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pool-bonus", type=float, default=d.generation.pool_bonus,
                    help="added to the ranker score of a human reply from the reply pool (0 off; default: %(default)s)")
     g.add_argument("--openers", type=float, default=d.generation.openers,
-                   help="share of the model's candidates that start from a written acknowledgement chosen by the "
-                        "emotion state, the model writing the rest (0 off; default: %(default)s)")
+                   help="share of the candidates that are a written line chosen by the emotion state (an "
+                        "acknowledgement, a congratulation, a listening question) instead of the model's (0 off; "
+                        "default: %(default)s)")
     g.add_argument("--seed", type=int, default=d.generation.seed, help="fix sampling for reproducible replies")
     g = p.add_argument_group("conversation")
     g.add_argument("--context-tokens", type=int, default=d.conversation.context_tokens,
@@ -592,7 +593,7 @@ def _planned(config: BotConfig) -> dict:
         "ranker": m.ranker or "none (the first candidate without problems is shown)",
         "crisis detector": f"rules + {m.crisis_detector}" if m.crisis_detector else "rules only",
         "candidates per turn": f"{config.generation.candidates}" + (f" + up to {pooled} pooled replies" if pooled else ""),
-        "openers": (f"{config.generation.openers:.0%} of the model's candidates when the person is distressed or tells good news"
+        "openers": (f"{config.generation.openers:.0%} of the candidates are written lines the emotion state chooses"
                     if config.generation.openers > 0 else "off"),
         "prompts": str(PromptBook(config.conversation.prompts_dir, config.conversation.persona_name).dir),
     }

@@ -108,12 +108,13 @@ class GenerationConfig:
     ``pool_bonus``: added to the ranker's score of a human reply from the reply pool: a written reply
     that fits about as well as the model's is the one shown (0: off; no bonus was preferred in a blind
     reading, see docs/replies.md).
-    ``openers``: the share of the model's candidates that start from a written acknowledgement chosen by
-    the emotion state ("That sounds so frustrating.", "I'm so sorry for your loss."; ``prompts/openers/``),
-    the model writing the rest (``bot.openers``); only when the person is distressed or tells good news
-    in plain words (a congratulation, ``bot.goodnews``), and only on a
-    backend that can continue a started reply (llama.cpp, transformers). 0: off; 1 (every model
-    candidate) chosen by a blind reading, see docs/replies.md.
+    ``openers``: the share of the candidates that are a written line chosen by the emotion state instead
+    of the model's (``prompts/openers/``, ``bot.openers``): an acknowledgement when the person is
+    distressed ("That sounds so frustrating. How are you feeling about it now?"), a congratulation for
+    good news told in plain words (``bot.goodnews``), a listening question when the feeling is unclear;
+    a line without a question mark at its end starts a model candidate instead. Only on a backend that
+    can continue a started reply (llama.cpp, transformers). 0: off; 1 (every candidate) chosen by blind
+    readings, see docs/replies.md.
     """
 
     candidates: int = 4

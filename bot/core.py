@@ -320,8 +320,9 @@ def _reason(c: Candidate, n: int) -> str:
         score = f", score {c.score:.2f} (fit {c.fit:.2f})"
     else:
         score = f", fit {c.score:.2f}"
-    source = "human reply from the pool (to a conversation like this one)" if c.source == "retrieved" else c.source
-    if c.opener:
+    source = {"retrieved": "human reply from the pool (to a conversation like this one)",
+              "opener": "written opener (the emotion state's line, whole)"}.get(c.source, c.source)
+    if c.opener and c.source != "opener":
         source += f" (after the written opener {c.opener!r})"
     return f"{source}, candidate of {n}: {why}{score}"
 
@@ -1009,17 +1010,25 @@ class EmpatheticBot:
             glad = (is_glad(state) or bool(good)) and not bad_news
             joyless = is_joyless(state) and not good
             family, openers = self._openers(conversation, state, distressed, sampled, at_risk, good, glad)
+            # an opener that ends with a question is the whole reply: what the model wrote after one was
+            # mostly a second question ("How are you holding up? Is your daughter and son-in law still
+            # safe?"), so the model writes only the candidates that have no opener
+            whole = bool(openers) and all(o.rstrip().endswith("?") for o in openers)
+            instructions = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+            out = [Candidate(o, None, reply_problems(o, conversation, distressed, instructions, True, at_risk, glad,
+                                                     joyless, bool(good), True), source="opener", opener=o)
+                   for o in dict.fromkeys(openers)] if whole else []
+            free = max(0, sampled - len(openers)) if whole else n
             try:
                 extra = {"unconditioned": unconditioned} if unconditioned else {}
-                if openers:
+                if openers and not whole:
                     extra["openers"] = openers
-                generated = self.reply_model.candidates(messages, self.config.generation, n, stats, cancel, **extra)
+                generated = (self.reply_model.candidates(messages, self.config.generation, free, stats, cancel, **extra)
+                             if free else [])
             except (GenerationError, InvalidInputError):
                 raise
             except Exception as exc:  # noqa: BLE001 - any model failure becomes one clear error
                 raise GenerationError(f"the reply model failed: {exc}") from exc
-            instructions = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-            out = []
             for raw, finished in generated:
                 reply = raw.strip() if finished else trim_to_sentence(raw.strip())
                 if reply:

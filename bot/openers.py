@@ -1,13 +1,15 @@
-"""Written openers: a reply that starts by naming what the person feels, and the model writes the rest.
+"""Written openers: a reply that starts by naming what the person feels, chosen by the emotion state.
 
 A 135M reply model, sampled freely, often opens with the wrong feeling ("That is so nice of you" to a
 mother who read her child's diary) or none. When the emotion state is clear, some of the candidates
-start from a short written acknowledgement chosen by that state ("That sounds so frustrating.", "I'm so
-sorry for your loss.", "That sounds really stressful."): the text is forced as the start of the reply and the
-model continues from it, so what it writes next follows an acknowledgement that fits. The reply checks
-and the ranker then choose among these, the freely sampled candidates and the pooled human replies, as
-for any candidate. This is the emotion state acting on the reply at decoding, not only through the
-prompt.
+are a short written acknowledgement chosen by that state ("That sounds so frustrating. How are you
+feeling about it now?", "I'm so sorry for your loss. Would you like to tell me about them?"). A line
+that ends with a question, as every shipped one does, is the whole candidate: what the model wrote
+after one was mostly a second question, read as worse (docs/replies.md). A line that does not (a
+folder of your own) is forced as the start of a model candidate, and the model writes on from it. The
+reply checks and the ranker then choose among these, the model's other candidates and the pooled
+human replies, as for any candidate. This is the emotion state acting on the reply itself, not only
+through the prompt.
 
 The openers live in ``prompts/openers/<family>.md`` (one per line); the family comes from the turn's
 reading (see ``family``). A message that reads as neither distressed nor glad gets the "unclear" family:

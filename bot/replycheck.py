@@ -359,11 +359,12 @@ class Candidate:
     text: str
     score: float | None = None
     problems: tuple[str, ...] = ()
-    source: str = "model"  # "model", "written", "retrieved" (a human reply from the reply pool)
+    source: str = "model"  # "model", "written", "retrieved" (a human reply from the reply pool), "opener" (a
+    # written opener, the whole reply: ``bot.openers``)
     fit: float | None = None  # the ranker's fit alone
     emotion_fit: float | None = None  # how the reply's emotions match human listeners' answers to this feeling
     similarity: float | None = None  # retrieved: how near the conversation it answered lies to this one
-    opener: str | None = None  # model: the written words it was made to start with (``bot.openers``)
+    opener: str | None = None  # the written words it starts with (``bot.openers``)
 
     @property
     def shown_never(self) -> bool:

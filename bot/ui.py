@@ -113,8 +113,9 @@ def candidates_markdown(reply) -> str:
         c = reply.candidates[i]
         text = c["text"].replace("|", "\\|").replace("\n", " ")
         fit = "" if c["score"] is None else f"{c['score']:.2f}"
-        source = {"retrieved": "human reply (pool)"}.get(c.get("source", "model"), c.get("source", "model"))
-        if c.get("opener"):
+        source = {"retrieved": "human reply (pool)", "opener": "written opener"}.get(c.get("source", "model"),
+                                                                                  c.get("source", "model"))
+        if c.get("opener") and c.get("source") != "opener":
             source += " after a written opener"
         lines.append(f"| {'shown' if i == reply.chosen else ''} | {text} | {source} | {fit} | "
                      f"{', '.join(c['problems']) or '-'} |")

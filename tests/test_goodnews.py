@@ -11,7 +11,7 @@ from bot.openers import family
 from bot.replycheck import celebrates, doubts_good_news, reply_problems
 
 from fakes import FakeCrisisClassifier, FakeRanker, KeywordClassifier
-from test_openers import OpeningModel
+from test_openers import OpeningModel, record_openers
 
 
 def user(text: str) -> list[dict]:
@@ -138,23 +138,23 @@ def test_condolences_for_a_dead_phone_are_an_invented_loss():
     assert "invents_a_loss" not in reply_problems("I'm so sorry for your loss.", user("my grandad died on sunday"))
 
 
-def _bot(replies, classifier=None, n=4):
+def _bot(replies, classifier=None, n=4, share=1.0):
     config = BotConfig()
-    config.generation.candidates = n
+    config.generation.candidates, config.generation.openers = n, share
     model = OpeningModel(replies)
     bot = EmpatheticBot(config, reply_model=model, emotion_classifier=classifier or KeywordClassifier(),
                         ranker=FakeRanker(), crisis_detector=CrisisDetector(FakeCrisisClassifier()))
-    return bot, model
+    return record_openers(bot, model), model
 
 
 def test_good_news_read_as_neutral_gets_the_joy_openers_and_no_doubt():
-    bot, model = _bot(["How do you feel?", "Did you not pass?", "Oh no, I'm sorry to hear that.", "When?"])
+    bot, model = _bot(["Did you not pass?", "Oh no, I'm sorry to hear that."], share=0.5)
     reply = bot.chat("passed my driving test today on the first try")  # the stand-in classifier: neutral
-    assert model.openers_seen == [bot.prompts.openers("joy")]
+    assert model.openers_seen == [bot.prompts.openers("joy")[:2]]
     assert reply.candidates[reply.chosen]["opener"] in bot.prompts.openers("joy")
     by_text = {c["text"]: c for c in reply.candidates}
-    assert "doubts_good_news" in by_text[bot.prompts.openers("joy")[1] + " Did you not pass?"]["problems"]
-    assert "sympathy_to_good_news" in by_text[bot.prompts.openers("joy")[2] + " Oh no, I'm sorry to hear that."]["problems"]
+    assert "doubts_good_news" in by_text["Did you not pass?"]["problems"]
+    assert "sympathy_to_good_news" in by_text["Oh no, I'm sorry to hear that."]["problems"]
 
 
 def test_relief_gets_its_own_openers():

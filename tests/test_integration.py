@@ -12,7 +12,6 @@ def test_three_turn_conversation_on_the_default_models(real_bot):
     turns = ["I failed my driving test for the third time today and I feel like such an idiot.",
              "Everyone else I know passed on their first try.",
              "I don't know if I should even try again."]
-    prompt_tokens = []
     for i, text in enumerate(turns, 1):
         items = list(real_bot.stream(text, session_id=sid))
         reply = items[-1]
@@ -22,18 +21,25 @@ def test_three_turn_conversation_on_the_default_models(real_bot):
         assert reply.turn == i
         assert reply.emotion.turn == i and reply.emotion.available and reply.emotion.top
         assert reply.guidance != "unavailable" and reply.timings["emotion_ms"] > 0
-        if reply.chosen is not None:  # the model answered (a possible crisis gets a written check-in instead)
-            # the model wrote candidates (after a written opener that ends with a question it may add no token)
-            assert reply.timings["first_token_ms"] > 0 and reply.timings["prompt_tokens"] > 0
-            assert any(c["source"] == "model" for c in reply.candidates)
-            prompt_tokens.append(reply.timings["prompt_tokens"])
-        else:
+        if reply.chosen is None:  # a possible crisis gets a written check-in
             assert reply.reason.startswith("written")
-    assert len(prompt_tokens) >= 2 and prompt_tokens == sorted(set(prompt_tokens))  # history is in the prompt
+        elif any(c["source"] == "model" for c in reply.candidates):
+            assert reply.timings["first_token_ms"] > 0 and reply.timings["prompt_tokens"] > 0
+        else:  # the written openers (whole replies) and the pool's human replies: no model call
+            assert {c["source"] for c in reply.candidates} <= {"opener", "retrieved"}
+            assert reply.timings["prompt_tokens"] == 0
     assert real_bot.trajectory(sid)[0].valence == "negative"  # failing a test and feeling like an idiot
+    # the model reads the history: with the openers off it writes, and its prompt holds the earlier turns
+    old, real_bot.config.generation.openers = real_bot.config.generation.openers, 0.0
+    try:
+        later = real_bot.chat("Maybe I'll book another lesson next week.", session_id=sid)
+        alone = real_bot.chat("Maybe I'll book another lesson next week.", session_id=sid + "-alone")
+    finally:
+        real_bot.config.generation.openers = old
+    assert later.timings["prompt_tokens"] > alone.timings["prompt_tokens"] > 0
     history = real_bot.history(sid)
-    assert [m["role"] for m in history] == ["user", "assistant"] * 3
-    assert [s.turn for s in real_bot.trajectory(sid)] == [1, 2, 3]
+    assert [m["role"] for m in history] == ["user", "assistant"] * 4
+    assert [s.turn for s in real_bot.trajectory(sid)] == [1, 2, 3, 4]
 
 
 def test_history_stays_bounded_by_the_context_budget(real_bot):

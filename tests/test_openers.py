@@ -67,7 +67,7 @@ def test_a_person_asking_what_to_do_gets_the_dilemma_line(said):
 
 
 def test_a_reply_that_acknowledges_the_person_is_no_guess():
-    bot, model = opening_bot(["Great!", "Yay!", "That really sucks, did you tell them?", "What a lovely day!"], share=0.5)
+    bot, model = opening_bot(["That really sucks, did you tell them?", "What a lovely day!"], share=0.5)
     reply = bot.chat("everyone in my friend group went to the cinema and nobody told me")  # reads neutral
     problems = {c["text"]: c["problems"] for c in reply.candidates}
     assert "guesses_the_feeling" not in problems["That really sucks, did you tell them?"]
@@ -114,35 +114,82 @@ def test_every_family_has_openers_in_the_shipped_prompts():
 
 
 class OpeningModel(FakeReplyModel):
-    """Continues a started reply: the opener, then the scripted words."""
+    """Continues a started reply: the opener, then the scripted words. ``openers_seen``: the openers the
+    bot offered each turn it read for them (``record_openers``); ``continued``: those it was asked to
+    continue from."""
 
     takes_openers = True
 
     def __init__(self, replies):
         super().__init__(replies)
         self.openers_seen: list[list[str]] = []
+        self.continued: list[list[str]] = []
 
     def candidates(self, messages, settings, n, stats, cancel=None, openers=()):
-        self.openers_seen.append(list(openers))
+        self.continued.append(list(openers))
         out = super().candidates(messages, settings, n, stats, cancel)
         return [((openers[i] + " " + text) if i < len(openers) else text, done) for i, (text, done) in enumerate(out)]
 
 
-def opening_bot(replies, n=4, share=1.0, model=None):
+def record_openers(bot, model):
+    """Keep in ``model.openers_seen`` the openers ``bot`` offers each turn (whole replies or starts)."""
+    offer = bot._openers
+    if not hasattr(model, "openers_seen"):
+        model.openers_seen = []
+
+    def spy(*args, **kwargs):
+        name, lines = offer(*args, **kwargs)
+        model.openers_seen.append(list(lines))
+        return name, lines
+
+    bot._openers = spy
+    return bot
+
+
+def opening_bot(replies, n=4, share=1.0, model=None, prompts_dir=None):
     config = BotConfig()
     config.generation.candidates, config.generation.openers = n, share
+    if prompts_dir:
+        config.conversation.prompts_dir = str(prompts_dir)
     model = model or OpeningModel(replies)
     bot = EmpatheticBot(config, reply_model=model, emotion_classifier=KeywordClassifier(), ranker=FakeRanker(),
                         crisis_detector=CrisisDetector(FakeCrisisClassifier()))
-    return bot, model
+    return record_openers(bot, model), model
 
 
 def test_a_distressed_message_gets_openers_on_half_the_candidates_and_the_reply_says_so():
-    bot, model = opening_bot(["What happened?"] * 4, share=0.5)
+    bot, model = opening_bot(["What happened?", "Why?"], share=0.5)
     reply = bot.chat("I'm furious, my landlord ignored the mould again")
-    assert model.openers_seen == [bot.prompts.openers("anger")[:2]]
-    assert [c.get("opener") for c in reply.candidates[:4]] == [*bot.prompts.openers("anger")[:2], None, None]
-    assert reply.candidates[0]["text"] == bot.prompts.openers("anger")[0] + " What happened?"
+    anger = bot.prompts.openers("anger")
+    assert model.openers_seen == [anger[:2]]
+    # a line that ends with a question is the whole reply: the model writes only the other two
+    assert model.continued == [[]]
+    assert [(c["text"], c["source"], c.get("opener")) for c in reply.candidates[:4]] == [
+        (anger[0], "opener", anger[0]), (anger[1], "opener", anger[1]), ("What happened?", "model", None),
+        ("Why?", "model", None)]
+    opened = reply.candidates[reply.chosen].get("opener")
+    assert (opened is None) == ("written opener" not in reply.reason)
+
+
+def test_all_openers_and_no_model_call_by_default():
+    bot, model = opening_bot(["What happened?"] * 4)
+    reply = bot.chat("I'm furious, my landlord ignored the mould again")
+    assert model.continued == [] and reply.text in bot.prompts.openers("anger")
+    assert all(c["source"] != "model" for c in reply.candidates)
+
+
+def test_an_opener_without_a_question_is_continued_by_the_model(tmp_path):
+    import shutil
+
+    prompts = tmp_path / "prompts"
+    shutil.copytree(PromptBook().dir, prompts)
+    (prompts / "openers" / "anger.md").write_text("That sounds so frustrating.\nUgh, that's maddening.\n")
+    bot, model = opening_bot(["What happened?"] * 4, share=0.5, prompts_dir=prompts)
+    reply = bot.chat("I'm furious, my landlord ignored the mould again")
+    assert model.continued == [["That sounds so frustrating.", "Ugh, that's maddening."]]
+    assert reply.candidates[0]["text"] == "That sounds so frustrating. What happened?"
+    assert [c.get("opener") for c in reply.candidates[:4]] == ["That sounds so frustrating.", "Ugh, that's maddening.",
+                                                               None, None]
     opened = reply.candidates[reply.chosen].get("opener")
     assert (opened is None) == ("after the written opener" not in reply.reason)
 
@@ -156,11 +203,11 @@ def test_the_next_turn_opens_differently():
 
 
 def test_a_message_read_as_neither_distressed_nor_glad_gets_the_listening_line_and_the_guesses_lose():
-    bot, model = opening_bot(["That is so nice of you!", "What a lovely day!", "Great!", "Yay!"], share=0.5)
+    bot, model = opening_bot(["That is so nice of you!", "What a lovely day!"], share=0.5)
     reply = bot.chat("my mum read my diary and brought it up at dinner")  # reads neutral
     unclear = PromptBook().openers("unclear")
     assert model.openers_seen[0] and set(model.openers_seen[0]) <= set(unclear)
-    assert any(reply.text.startswith(line) for line in unclear)
+    assert reply.text in unclear
     guesses = [c for c in reply.candidates if not c.get("opener")]
     assert guesses and all("guesses_the_feeling" in c["problems"] for c in guesses)
     assert not any("guesses_the_feeling" in c["problems"] for c in reply.candidates if c.get("opener"))
@@ -233,9 +280,9 @@ def test_a_second_unclear_yes_is_not_asked_about_a_third_time():
 def test_the_ui_says_which_candidates_began_with_an_opener():
     from bot.ui import candidates_markdown
 
-    bot, _ = opening_bot(["What happened?"] * 4, share=0.5)
+    bot, _ = opening_bot(["What happened?", "Why?"], share=0.5)
     table = candidates_markdown(bot.chat("I'm furious, my landlord ignored the mould again"))
-    assert table.count("model after a written opener") == 2 and table.count("| model |") == 2
+    assert table.count("| written opener |") == 2 and table.count("| model |") == 2
 
 
 def test_good_news_after_a_loss_gets_no_condolence_opener():
@@ -251,8 +298,8 @@ def test_good_news_after_a_loss_gets_no_condolence_opener():
     config = BotConfig()
     config.generation.candidates = 4
     model = OpeningModel(["What happened?"] * 8)
-    bot = EmpatheticBot(config, reply_model=model, emotion_classifier=Mixed(), ranker=FakeRanker(),
-                        crisis_detector=CrisisDetector(FakeCrisisClassifier()))
+    bot = record_openers(EmpatheticBot(config, reply_model=model, emotion_classifier=Mixed(), ranker=FakeRanker(),
+                                       crisis_detector=CrisisDetector(FakeCrisisClassifier())), model)
     bot.chat("My dog died this morning and I am so sad", session_id="s")
     assert model.openers_seen[0] and model.openers_seen[0][0] in bot.prompts.openers("grief")
     bot.chat("I got the job!! a bit nervous but so happy", session_id="s")  # leans glad: the loss is not its news
