@@ -315,6 +315,28 @@ _OWN_LIFE = re.compile(
 
 # Love for the person, from a bot they met a minute ago ("i love you. what time did it take?" to a complaint
 # about a boss)
+# Asking which kind of thing it was when the person named the kind: "What kind of test was it?" to "I
+# failed my driving test" (the pool's human replies were written to someone who had not said).
+_WHICH_KIND = re.compile(r"\bwhat (?:kind|sort|type)s? of (\w+)", _I)
+_NOT_A_KIND = frozenset({"a", "an", "the", "my", "your", "his", "her", "our", "their", "this", "that", "these",
+                         "those", "some", "any", "another", "one", "no", "every", "each", "of", "for", "to", "in",
+                         "on", "at", "with", "about", "and", "or", "but", "so", "is", "was", "it"})
+
+
+def asks_what_was_said(reply: str, conversation: Sequence[dict]) -> bool:
+    """Whether the reply asks what kind of thing it was ("What kind of test?") when the person's recent
+    messages named the kind ("my driving test", "the bio final": a word other than "a", "the", "my"...
+    before it)."""
+    recent = " . ".join(m.get("content", "") for m in conversation[-6:] if m.get("role") == "user")
+    said = re.findall(r"[\w']+", recent.lower().replace("\u2019", "'"))
+    for m in _WHICH_KIND.finditer(reply):
+        thing = m.group(1).lower()
+        forms = {thing, thing[:-1] if thing.endswith("s") else thing + "s"}
+        if any(w in forms and i > 0 and said[i - 1] not in _NOT_A_KIND for i, w in enumerate(said)):
+            return True
+    return False
+
+
 _DECLARES_LOVE = re.compile(r"\bi (?:love|adore) you\b|\bi(?:'m| am) (?:in love|falling in love) with you\b|"
                             r"\bi(?: have|'ve)(?: got)? (?:a crush on|feelings for) you\b", _I)
 
@@ -509,6 +531,8 @@ def reply_problems(reply: str, conversation: Sequence[dict] = (), distressed: bo
         found.append("tells_own_life")
     if _DECLARES_LOVE.search(text.replace("\u2019", "'")):
         found.append("declares_love")
+    if asks_what_was_said(text, conversation):
+        found.append("asks_what_was_said")
     parts = sentences(text)
     if puts_self_down(conversation) and any(_AGREES.search(s) for s in parts):
         found.append("agrees_with_a_put_down")

@@ -262,6 +262,21 @@ def test_love_from_the_bot_is_passed_over(reply, declares):
     assert ("declares_love" in reply_problems(reply, SAD)) is declares, reply
 
 
+@pytest.mark.parametrize("said, reply, asks", [
+    ("I failed my driving test again and I feel stupid.", "Oh no, I'm sorry to hear that. What kind of test was it?", True),
+    ("our old labrador dog died", "What kind of dog was he?", True),
+    ("bio final tomorrow, and two chemistry tests", "What sort of tests?", True),
+    ("I had a test today and failed", "What kind of test was it?", False),  # the kind was not said
+    ("my dog Biscuit died", "What kind of dog was he?", False),
+    ("I failed my driving test", "How long until you can take it again?", False),
+])
+def test_asking_which_kind_when_the_person_named_it_is_passed_over(said, reply, asks):
+    assert ("asks_what_was_said" in reply_problems(reply, [{"role": "user", "content": said}])) is asks
+    later = [{"role": "user", "content": said}, {"role": "assistant", "content": "Oh no."},
+             {"role": "user", "content": "My instructor says I panic at roundabouts."}]
+    assert ("asks_what_was_said" in reply_problems(reply, later)) is asks  # named a turn before
+
+
 def test_the_bot_reads_glad_news_without_a_setback_as_glad():
     from bot.core import is_glad
     from bot.emotion import EmotionState
