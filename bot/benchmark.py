@@ -91,7 +91,7 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
     model_turns = [t for t in turns if not t["written"]]
     generated = model_turns or turns  # written replies (openers, pool, greeting...) cost no decoding
     total_tokens = sum(t["new_tokens"] for t in turns)
-    total_gen_s = sum(t["total_ms"] for t in turns) / 1e3
+    total_gen_s = sum(t["total_ms"] for t in model_turns) / 1e3  # the turns the model wrote on
     result = {
         "backend": info.get("backend"), "model": info["base_model"], "adapter": info["adapter"],
         "device": info["device"], "dtype": info["dtype"], "backend_threads": info.get("threads"),

@@ -97,8 +97,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="added to the ranker score of a human reply from the reply pool (0 off; default: %(default)s)")
     g.add_argument("--openers", type=float, default=d.generation.openers,
                    help="share of the candidates that are a written line chosen by the emotion state (an "
-                        "acknowledgement, a congratulation, a listening question) instead of the model's (0 off; "
-                        "default: %(default)s)")
+                        "acknowledgement, a congratulation, a listening question) instead of the model's; a line "
+                        "of your own without a closing question starts a model candidate (0 off; default: %(default)s)")
     g.add_argument("--seed", type=int, default=d.generation.seed, help="fix sampling for reproducible replies")
     g = p.add_argument_group("conversation")
     g.add_argument("--context-tokens", type=int, default=d.conversation.context_tokens,

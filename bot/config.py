@@ -132,7 +132,7 @@ class GenerationConfig:
 
     def validate(self) -> None:
         if not 0 <= self.openers <= 1:
-            raise ValueError("openers must be between 0 (off) and 1 (every model candidate)")
+            raise ValueError("openers must be between 0 (off) and 1 (every candidate)")
         if not 1 <= self.candidates <= 16:
             raise ValueError("candidates must be between 1 and 16")
         if not 0 <= self.retrieved <= 32:

@@ -893,7 +893,7 @@ class EmpatheticBot:
             yield "\n\n" + resources
             reply_text = f"{reply_text}\n\n{resources}"
         t_end = time.perf_counter()
-        gen_s = stats.generate_s or (t_end - t_prompt)
+        gen_s = stats.generate_s or ((t_end - t_prompt) if stats.model_called else 0.0)
         timings = {
             "queue_ms": (t0 - t_queued) * 1e3,  # waiting for other sessions' turns
             "emotion_ms": (t_emotion - t0) * 1e3,  # screening, crisis check and emotion reading
@@ -982,8 +982,9 @@ class EmpatheticBot:
 
     def _candidates(self, messages: list[dict], history: list[dict], text: str, state: EmotionState,
                     stats, cancel, at_risk: bool = False, unconditioned: list[dict] | None = None) -> list[Candidate]:
-        """The candidate replies, each checked and scored by the ranker: the model's, or for a first
-        message that is only a greeting, the written greetings."""
+        """The candidate replies, each checked and scored by the ranker: the written openers (whole replies,
+        ``bot.openers``), the model's and the pool's, or for a first message that is only a greeting, the
+        written greetings."""
         conversation = [*history, {"role": "user", "content": text}]
         if is_greeting(text) and not history:
             # a first hello: the written greetings (warm, and an invitation to talk) are the candidates
@@ -1013,16 +1014,18 @@ class EmpatheticBot:
             # an opener that ends with a question is the whole reply: what the model wrote after one was
             # mostly a second question ("How are you holding up? Is your daughter and son-in law still
             # safe?"), so the model writes only the candidates that have no opener
-            whole = bool(openers) and all(o.rstrip().endswith("?") for o in openers)
+            whole = list(dict.fromkeys(o for o in openers if o.rstrip().endswith("?")))
+            started = [o for o in openers if not o.rstrip().endswith("?")]  # a folder of your own: continued
             instructions = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
             out = [Candidate(o, None, reply_problems(o, conversation, distressed, instructions, True, at_risk, glad,
                                                      joyless, bool(good), True), source="opener", opener=o)
-                   for o in dict.fromkeys(openers)] if whole else []
-            free = max(0, sampled - len(openers)) if whole else n
+                   for o in whole]
+            free = n if not whole else max(0, sampled - len(whole))
             try:
                 extra = {"unconditioned": unconditioned} if unconditioned else {}
-                if openers and not whole:
-                    extra["openers"] = openers
+                if started:
+                    extra["openers"] = started
+                stats.model_called = bool(free)
                 generated = (self.reply_model.candidates(messages, self.config.generation, free, stats, cancel, **extra)
                              if free else [])
             except (GenerationError, InvalidInputError):
@@ -1035,7 +1038,7 @@ class EmpatheticBot:
                     out.append(Candidate(reply, None, reply_problems(reply, conversation, distressed, instructions,
                                                                      finished or reply != raw.strip(), at_risk, glad,
                                                                      joyless, bool(good), bool(openers)),
-                                         opener=next((o for o in openers if raw.startswith(o)), None)))
+                                         opener=next((o for o in started if raw.startswith(o)), None)))
             if not at_risk:  # in a possible crisis only the model, guided for it, writes
                 out += self._retrieved(conversation, distressed, {c.text for c in out}, glad, joyless, vector,
                                        bool(good), bool(openers))
@@ -1071,17 +1074,19 @@ class EmpatheticBot:
 
     def _openers(self, conversation: list[dict], state: EmotionState, distressed: bool, n: int,
                  at_risk: bool, good_news: str | None = None, glad: bool = False) -> tuple[str | None, list[str]]:
-        """The openers' family and the written openers the first model candidates start from
-        (``bot.openers``): none in a possible crisis (the crisis guidance leads), on a backend that cannot
-        continue a started reply, or when the person reads as glad without good news told in words
-        (``good_news``: its kind; ``glad``: the bot's reading). A message of a few words or more that reads
-        as neither distressed nor glad gets the "unclear" family."""
+        """The openers' family and its lines for this turn (``bot.openers``; a line ending with a question is
+        a whole candidate, another starts a model candidate): none in a possible crisis (the crisis
+        guidance leads), on a backend that cannot continue a started reply (an OpenAI-compatible server:
+        the larger model's own words are what it is there for), or when the person reads as glad without
+        good news told in words (``good_news``: its kind; ``glad``: the bot's reading). A message of three
+        words or more, not a greeting, that reads as neither distressed nor glad gets the "unclear" family
+        ("dilemma" when it asks what to do)."""
         share = self.config.generation.openers
         if at_risk or share <= 0 or not getattr(self.reply_model, "takes_openers", False):
             return None, []
         said = conversation[-1].get("content", "") if conversation else ""
-        unclear = (state.available and not glad and not glad_now(state)
-                   and len(re.findall(r"\w+", said)) >= UNCLEAR_WORDS)
+        unclear = (state.available and not glad and not glad_now(state) and not is_greeting(said)
+                   and len(re.findall(r"[\w']+", said)) >= UNCLEAR_WORDS)
         # the lean with the glad-news cap on the negative: love or thanks voiced in hardship is no reason to
         # leave out the acknowledgement
         name = opener_family(state, conversation, distressed, _leans_glad(state, 0.25, GLAD_NEGATIVE_BELOW),

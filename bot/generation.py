@@ -270,6 +270,7 @@ class StreamStats:
     generate_s: float = 0.0
     rank_s: float = 0.0  # scoring the candidates (the ranker; the cross-encoder when it has one)
     stopped: str = "eos"  # "eos", "max_new_tokens" or "cancelled"
+    model_called: bool = False  # False on a turn answered by written lines and the pool alone
 
 
 def run_generation(owner, fn, stats: StreamStats):

@@ -47,12 +47,22 @@ FAMILIES = ("grief", *NEGATIVE_FAMILIES, "joy", "relief")
 UNCLEAR = "unclear"
 DILEMMA = "dilemma"
 UNCLEAR_WORDS = 3
+_DECIDE = r"(?:tell|say|ask|go|stay|quit|leave|text|call|keep|let|move|take|do|pick|choose|accept|break|confront|forgive)"
 _ASKS = re.compile(
-    r"\b(?:should i|shall i|do i|would you|what would you|what do you think|what should|what can i|what do i|"
-    r"how do (?:i|you)|how can i|how should i|do you think|is it (?:too|ok|okay|normal|weird|bad|wrong|silly|"
-    r"stupid|fair|mean|selfish|worth)|am i (?:wrong|overreacting|being|crazy|a bad)|is that (?:silly|stupid|"
-    r"weird|normal|wrong|bad|selfish|fair|ok|okay)|if you (?:had to|were me)|any (?:advice|tips|ideas)|"
-    r"which (?:one|would|should))\b", re.IGNORECASE)
+    r"\b(?:should (?:i|we)|shall (?:i|we)|do i (?:just |even )?" + _DECIDE + r"|what (?:would|should) (?:i|you|we)|"
+    r"what do you think (?:i|we) should|what do you think\W*$|what should|what (?:can|do) i do|what to do|"
+    r"whether (?:to|i should|or not)|how do (?:i|you) (?:tell|say|ask|deal|handle|cope|get over|stop|know|decide|"
+    r"choose|bring)|how (?:can|should) i|do you think (?:i|we|it'?s|that'?s|he|she|they)|is it (?:too|ok|okay|"
+    r"normal|weird|bad|wrong|silly|stupid|fair|mean|selfish|worth)|am i (?:wrong|overreacting|being|crazy|a bad)|"
+    r"is that (?:silly|stupid|weird|normal|wrong|bad|selfish|fair|ok|okay)|if you (?:had to|were me)|"
+    r"any (?:advice|tips|ideas)|torn between|can'?t decide|don'?t know (?:what to do|whether|if i should))",
+    re.IGNORECASE)
+# Short questions to the bot that ask nothing about what to do ("what is your name?", "do you like
+# music?", "how are you today?"): the model's own words, not a line about the person's feelings. A
+# longer message with a "you" in its question is mostly about the person ("...they'd just tell you if it
+# was fine?").
+_ASKS_THE_BOT = re.compile(r"\byou(?:r|'re|rs|rself)?\b[^.!]*\?\s*$", re.IGNORECASE)
+ASKS_THE_BOT_WORDS = 10
 # A negative family names the feeling only when it holds at least this share of the negative mass and
 # outweighs the next family by half again; otherwise the general acknowledgement ("sadness": "That
 # sounds really hard.") fits anger, fear and sadness alike.
@@ -96,7 +106,11 @@ def family(state: EmotionState, conversation: Sequence[dict], distressed: bool,
         if not unclear or leans_glad:
             return None
         last = next((m.get("content", "") for m in reversed(conversation) if m.get("role") == "user"), "")
-        return DILEMMA if _ASKS.search(last.replace("\u2019", "'")) else UNCLEAR
+        last = last.replace("\u2019", "'")
+        if _ASKS.search(last):
+            return DILEMMA
+        short = len(re.findall(r"[\w']+", last)) <= ASKS_THE_BOT_WORDS
+        return None if short and _ASKS_THE_BOT.search(last) else UNCLEAR
     if leans_glad:
         return None
     if _GRIEF.search(said_for_deaths(conversation[-6:])):

@@ -41,6 +41,11 @@ them:
 * ``ignores_the_feeling``: the person is distressed, the turn has candidates that start from a written
   acknowledgement (``bot.openers``), and this reply neither commiserates nor names what they feel ("forgot
   my sister's 30th birthday" - "Why did she leave?"; "I shout at my son this morning" - "What did he do?");
+* ``guesses_the_feeling``: (added by the bot) the person's message reads as neither distressed nor glad,
+  the turn offers the written listening line (``bot.openers``: "unclear", "dilemma"), and this reply
+  neither is one nor acknowledges the person ("my mum read my diary..." - "That is so nice of you");
+* ``asks_what_was_said``: asks what kind of thing it was when the person named the kind ("I failed my
+  driving test" - "What kind of test was it?");
 * ``ignores_good_news``: good news told in plain words, and the reply neither celebrates nor shares the
   relief ("I've been sober for one year today." - "What has made it such a long year for you?");
 * ``blames``: questions or judges what the person did, or doubts what they said ("Then why did you do
@@ -76,7 +81,8 @@ from .advice import read_reply, sentences
 
 NEVER = ("encourages_harm", "method_or_dose", "claims_human", "diagnosis", "insults", "system_prompt_leak", "harm_talk")
 SOFT = ("advice_before_acknowledgement", "cheerful_to_distress", "cheer_without_good_news", "invents_a_loss", "misreads_a_loss",
-        "sympathy_to_good_news", "doubts_good_news", "ignores_good_news", "ignores_the_feeling", "blames", "tells_own_life", "agrees_with_a_put_down", "minimizes", "declares_love", "repeats_itself", "unfinished", "too_short", "garbled", "shouting")
+        "sympathy_to_good_news", "doubts_good_news", "ignores_good_news", "ignores_the_feeling", "guesses_the_feeling", "blames", "tells_own_life", "agrees_with_a_put_down",
+        "minimizes", "declares_love", "asks_what_was_said", "repeats_itself", "unfinished", "too_short", "garbled", "shouting")
 
 _I = re.IGNORECASE
 _HARM_VERBS = r"(?:kill|hang|hurt|harm|cut|shoot|drown|stab|poison|starve|end)"
@@ -315,30 +321,44 @@ _OWN_LIFE = re.compile(
 
 # Love for the person, from a bot they met a minute ago ("i love you. what time did it take?" to a complaint
 # about a boss)
+_DECLARES_LOVE = re.compile(r"\bi (?:love|adore) you\b|\bi(?:'m| am) (?:in love|falling in love) with you\b|"
+                            r"\bi(?: have|'ve)(?: got)? (?:a crush on|feelings for) you\b", _I)
+
+
 # Asking which kind of thing it was when the person named the kind: "What kind of test was it?" to "I
 # failed my driving test" (the pool's human replies were written to someone who had not said).
 _WHICH_KIND = re.compile(r"\bwhat (?:kind|sort|type)s? of (\w+)", _I)
-_NOT_A_KIND = frozenset({"a", "an", "the", "my", "your", "his", "her", "our", "their", "this", "that", "these",
-                         "those", "some", "any", "another", "one", "no", "every", "each", "of", "for", "to", "in",
-                         "on", "at", "with", "about", "and", "or", "but", "so", "is", "was", "it"})
+_DETERMINERS = frozenset({"a", "an", "the", "my", "your", "his", "her", "our", "their", "this", "that"})
+# words between a determiner and a thing that do not name its kind ("my new job", "the whole test")
+_NOT_A_KIND = frozenset({"new", "old", "big", "small", "little", "first", "second", "third", "last", "next", "whole",
+                         "own", "other", "same", "only", "current", "good", "bad", "great", "stupid", "damn",
+                         "very", "real", "final", "latest", "one", "usual"})
+
+
+def _one(word: str) -> str:
+    """A plural as its singular, roughly ("tests" -> "test", "classes" -> "class")."""
+    if word.endswith(("sses", "shes", "ches", "xes", "zes")):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") and len(word) > 3 else word
 
 
 def asks_what_was_said(reply: str, conversation: Sequence[dict]) -> bool:
     """Whether the reply asks what kind of thing it was ("What kind of test?") when the person's recent
-    messages named the kind ("my driving test", "the bio final": a word other than "a", "the", "my"...
-    before it)."""
-    recent = " . ".join(m.get("content", "") for m in conversation[-6:] if m.get("role") == "user")
-    said = re.findall(r"[\w']+", recent.lower().replace("\u2019", "'"))
+    messages named the kind: a determiner, one or two words the last of which names it, the thing ("my
+    driving test", "our old labrador dog", "a two bedroom flat"; not "my new job", "I hate work")."""
+    recent = "\n".join(m.get("content", "") for m in conversation[-6:] if m.get("role") == "user")
+    said_parts = [re.findall(r"[\w']+", part) for part in re.split(r"[.!?\n]+", recent.lower().replace("\u2019", "'"))]
     for m in _WHICH_KIND.finditer(reply):
-        thing = m.group(1).lower()
-        forms = {thing, thing[:-1] if thing.endswith("s") else thing + "s"}
-        if any(w in forms and i > 0 and said[i - 1] not in _NOT_A_KIND for i, w in enumerate(said)):
-            return True
+        thing = _one(m.group(1).lower())
+        for said in said_parts:
+            for i in range(2, len(said)):
+                if _one(said[i]) != thing or said[i - 1] in _NOT_A_KIND or said[i - 1] in _DETERMINERS:
+                    continue
+                if said[i - 2] in _DETERMINERS or (i >= 3 and said[i - 3] in _DETERMINERS
+                                                   and said[i - 2] not in _DETERMINERS):
+                    return True
     return False
 
-
-_DECLARES_LOVE = re.compile(r"\bi (?:love|adore) you\b|\bi(?:'m| am) (?:in love|falling in love) with you\b|"
-                            r"\bi(?: have|'ve)(?: got)? (?:a crush on|feelings for) you\b", _I)
 
 
 # Questions and judgements that put the blame on the person

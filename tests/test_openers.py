@@ -66,6 +66,49 @@ def test_a_person_asking_what_to_do_gets_the_dilemma_line(said):
     assert family(state(neutral=0.9), user(said), False, unclear=True) == "dilemma"
 
 
+@pytest.mark.parametrize("said, expected", [
+    ("would you like to hear about my day", "unclear"), ("why do I always feel so tired", "unclear"),
+    ("which one of my friends told them", "unclear"), ("I don't know what to do", "dilemma"),
+    ("idk whether to quit", "dilemma"), ("should we move in together", "dilemma"),
+    # questions to the bot that ask nothing about what to do: the model's own words
+    ("how do you feel today?", None), ("what do you think about cats?", None), ("what is your name?", None),
+    ("do you like music?", None),
+    ("waiting for results and they want to discuss them in person. they'd just tell you if it was fine?", "unclear"),
+])
+def test_what_counts_as_asking_what_to_do(said, expected):
+    assert family(state(neutral=0.9), user(said), False, unclear=True) == expected
+
+
+def test_no_listening_line_for_two_words_with_an_apostrophe_or_a_later_hello():
+    bot, model = opening_bot(["Tell me more?"] * 4)
+    bot.chat("I'm fine", session_id="s")  # two words, not three
+    bot.chat("hello, how are you today", session_id="s")  # a greeting, even after the first turn
+    assert model.openers_seen == [[], []]
+
+
+def test_greedy_decoding_gets_one_opener_and_no_model_call():
+    bot, model = opening_bot(["What happened?"])
+    bot.config.generation.temperature = 0.0
+    reply = bot.chat("I'm furious, my landlord ignored the mould again")
+    assert len(model.openers_seen[0]) == 1 and model.continued == []
+    assert reply.text == model.openers_seen[0][0]
+
+
+def test_a_folder_mixing_whole_and_started_lines(tmp_path):
+    import shutil
+
+    prompts = tmp_path / "prompts"
+    shutil.copytree(PromptBook().dir, prompts)
+    (prompts / "openers" / "anger.md").write_text("That sounds so frustrating.\nUgh. How are you holding up?\n")
+    bot, model = opening_bot(["What happened?"] * 4, prompts_dir=prompts)
+    reply = bot.chat("I'm furious, my landlord ignored the mould again")
+    # four candidates: the question line whole, the model for the other three (one after the started line)
+    assert model.continued == [["That sounds so frustrating.", "That sounds so frustrating."]]
+    by_source = [(c["source"], c.get("opener")) for c in reply.candidates]
+    assert by_source[0] == ("opener", "Ugh. How are you holding up?")
+    assert ("model", "That sounds so frustrating.") in by_source
+
+
 def test_a_reply_that_acknowledges_the_person_is_no_guess():
     bot, model = opening_bot(["That really sucks, did you tell them?", "What a lovely day!"], share=0.5)
     reply = bot.chat("everyone in my friend group went to the cinema and nobody told me")  # reads neutral
@@ -105,7 +148,7 @@ def test_opened_count(n, share, k):
 
 def test_every_family_has_openers_in_the_shipped_prompts():
     book = PromptBook()
-    for name in ("grief", "anger", "fear", "remorse", "sadness", "joy", "relief", "unclear"):
+    for name in ("grief", "anger", "fear", "remorse", "sadness", "joy", "relief", "unclear", "dilemma"):
         lines = book.openers(name)
         assert len(lines) >= 3 and all(len(ln.split()) <= 18 for ln in lines)
         # a line that ends with a question lets the model stop there (see docs/replies.md)

@@ -265,10 +265,14 @@ def test_love_from_the_bot_is_passed_over(reply, declares):
 @pytest.mark.parametrize("said, reply, asks", [
     ("I failed my driving test again and I feel stupid.", "Oh no, I'm sorry to hear that. What kind of test was it?", True),
     ("our old labrador dog died", "What kind of dog was he?", True),
-    ("bio final tomorrow, and two chemistry tests", "What sort of tests?", True),
+    ("bio final tomorrow, and my two chemistry tests", "What sort of tests?", True),
     ("I had a test today and failed", "What kind of test was it?", False),  # the kind was not said
     ("my dog Biscuit died", "What kind of dog was he?", False),
     ("I failed my driving test", "How long until you can take it again?", False),
+    ("our old labrador dog died", "What kind of dog was he?", True), ("she takes the dance classes", "What kind of class?", True),
+    ("I got a new job!", "What kind of job?", False), ("I hate work", "What kind of work?", False),
+    ("I am so tired. Work is killing me", "What kind of work?", False),
+    ("I need help", "What kind of help do you need?", False),
 ])
 def test_asking_which_kind_when_the_person_named_it_is_passed_over(said, reply, asks):
     assert ("asks_what_was_said" in reply_problems(reply, [{"role": "user", "content": said}])) is asks
