@@ -100,7 +100,7 @@ def run_benchmark(config: BotConfig, runs: int = 1, as_json: bool = False) -> in
         "pooled_replies": (config.generation.retrieved if bot.reply_pool is not None else 0),
         "cold_start_s": round(cold_start_s, 2), "start_profile_s": start_profile, "loaded_from": info["loaded_from"],
         "rss_mb": {"before_load": round(rss_start), "after_load": round(rss_loaded), "after_chat": round(rss_peak)},
-        "generated_turns": len([t for t in turns if not t["written"]]),
+        "generated_turns": len(model_turns),
         "first_token_ms_median": round(statistics.median(t["first_token_ms"] for t in generated), 1),
         "tokens_per_s_median": (round(statistics.median(decoded), 1) if (decoded := [t["tokens_per_s"] for t in generated
                                                                                     if t["new_tokens"]]) else None),

@@ -25,7 +25,7 @@ from .errors import (BotError, ConversationConflictError, GenerationError, Inval
                      TurnTimeoutError)
 from .goodnews import good_news as good_news_told
 from .intent import continues_an_attack, is_greeting, is_instruction_attack, written_answer
-from .openers import DILEMMA, UNCLEAR, UNCLEAR_WORDS, family as opener_family, opened_count, pick as pick_openers
+from .openers import DILEMMA, UNCLEAR, family as opener_family, opened_count, pick as pick_openers
 from .prompting import PromptBook
 from .reply import DEFAULT_SESSION, Reply  # noqa: F401 - Reply is part of this module's API
 from .replycheck import (Candidate, acknowledges, asks_a_question, celebrates, choose, offers_sympathy, puts_self_down,
@@ -1015,7 +1015,7 @@ class EmpatheticBot:
             # mostly a second question ("How are you holding up? Is your daughter and son-in law still
             # safe?"), so the model writes only the candidates that have no opener
             whole = list(dict.fromkeys(o for o in openers if o.rstrip().endswith("?")))
-            started = [o for o in openers if not o.rstrip().endswith("?")]  # a folder of your own: continued
+            continued = [o for o in openers if not o.rstrip().endswith("?")]  # a folder of your own
             instructions = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
             out = [Candidate(o, None, reply_problems(o, conversation, distressed, instructions, True, at_risk, glad,
                                                      joyless, bool(good), True), source="opener", opener=o)
@@ -1023,8 +1023,8 @@ class EmpatheticBot:
             free = n if not whole else max(0, sampled - len(whole))
             try:
                 extra = {"unconditioned": unconditioned} if unconditioned else {}
-                if started:
-                    extra["openers"] = started
+                if continued:
+                    extra["openers"] = continued
                 stats.model_called = bool(free)
                 generated = (self.reply_model.candidates(messages, self.config.generation, free, stats, cancel, **extra)
                              if free else [])
@@ -1038,7 +1038,7 @@ class EmpatheticBot:
                     out.append(Candidate(reply, None, reply_problems(reply, conversation, distressed, instructions,
                                                                      finished or reply != raw.strip(), at_risk, glad,
                                                                      joyless, bool(good), bool(openers)),
-                                         opener=next((o for o in started if raw.startswith(o)), None)))
+                                         opener=next((o for o in continued if raw.startswith(o)), None)))
             if not at_risk:  # in a possible crisis only the model, guided for it, writes
                 out += self._retrieved(conversation, distressed, {c.text for c in out}, glad, joyless, vector,
                                        bool(good), bool(openers))
@@ -1084,9 +1084,7 @@ class EmpatheticBot:
         share = self.config.generation.openers
         if at_risk or share <= 0 or not getattr(self.reply_model, "takes_openers", False):
             return None, []
-        said = conversation[-1].get("content", "") if conversation else ""
-        unclear = (state.available and not glad and not glad_now(state) and not is_greeting(said)
-                   and len(re.findall(r"[\w']+", said)) >= UNCLEAR_WORDS)
+        unclear = state.available and not glad and not glad_now(state)  # the words are read by the family
         # the lean with the glad-news cap on the negative: love or thanks voiced in hardship is no reason to
         # leave out the acknowledgement
         name = opener_family(state, conversation, distressed, _leans_glad(state, 0.25, GLAD_NEGATIVE_BELOW),

@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from .replycheck import last_said
+
 _I = re.IGNORECASE
 
 # Nouns for what a person gets, wins or is given.
@@ -140,8 +142,7 @@ def _told(pattern: re.Pattern, text: str) -> bool:
 def good_news(conversation: Sequence[dict]) -> str | None:
     """The kind of good news the person's latest message tells ("joy" or "relief"), or None. The bot
     trusts it only where the emotion reading does not say otherwise (``bot.core``)."""
-    said = next((m.get("content", "") for m in reversed(conversation) if m.get("role") == "user"), "")
-    text = said.replace("\u2019", "'")
+    text = last_said(conversation).replace("\u2019", "'")
     if _WAITING.search(text) or _GRAVE.search(text):
         return None
     if _told(_RELIEF, text):

@@ -28,7 +28,8 @@ import re
 from typing import Sequence
 
 from .emotion import EmotionState
-from .replycheck import said_for_deaths
+from .intent import is_greeting
+from .replycheck import last_said, said_for_deaths
 
 # Negative feelings by the acknowledgement they call for. Grief needs a death in the conversation as
 # well (a person can "grieve" a lost job; "I'm so sorry for your loss" would then invent a death).
@@ -92,8 +93,8 @@ def family(state: EmotionState, conversation: Sequence[dict], distressed: bool,
     """Which openers fit this turn: a negative family for a distressed message ("grief" when the person's
     recent turns tell of a death), the good news family (``good_news``: "joy" or "relief", read from the
     words by ``bot.goodnews`` and trusted by the bot only where the emotion reading agrees), "unclear" for
-    a message that is neither (``unclear``: the bot found no gladness in it either; "dilemma" when it
-    asks what to do), or None.
+    a message of ``UNCLEAR_WORDS`` or more, not a greeting, that is neither (``unclear``: the bot found no
+    gladness in it either; "dilemma" when it asks what to do), or None.
     Gladness read by the emotion classifier alone gets none: on the ordinary conversations' dev split,
     18 of the 22 turns the bot read as glad were not good news ("I love her but I am so tired", "i'd
     love to. when??", "thanks for listening"), and "That's wonderful!" to them was read as hurtful; a
@@ -103,14 +104,14 @@ def family(state: EmotionState, conversation: Sequence[dict], distressed: bool,
     if good_news in ("joy", "relief") and not distressed:
         return good_news
     if not distressed:
-        if not unclear or leans_glad:
+        said = last_said(conversation)
+        words = len(re.findall(r"[\w']+", said))
+        if not unclear or leans_glad or words < UNCLEAR_WORDS or is_greeting(said):
             return None
-        last = next((m.get("content", "") for m in reversed(conversation) if m.get("role") == "user"), "")
-        last = last.replace("\u2019", "'")
-        if _ASKS.search(last):
+        said = said.replace("\u2019", "'")
+        if _ASKS.search(said):
             return DILEMMA
-        short = len(re.findall(r"[\w']+", last)) <= ASKS_THE_BOT_WORDS
-        return None if short and _ASKS_THE_BOT.search(last) else UNCLEAR
+        return None if words <= ASKS_THE_BOT_WORDS and _ASKS_THE_BOT.search(said) else UNCLEAR
     if leans_glad:
         return None
     if _GRIEF.search(said_for_deaths(conversation[-6:])):

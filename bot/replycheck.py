@@ -212,6 +212,11 @@ NOT_A_DEATH = re.compile(
     r"\b(?:almost|nearly) died\b|\bdied (?:laughing|of (?:embarrassment|laughter|shame|boredom|cringe|cuteness))\b", _I)
 
 
+def last_said(conversation: Sequence[dict]) -> str:
+    """The person's last message (the text of the last user turn), or "" when there is none."""
+    return next((m.get("content", "") for m in reversed(conversation) if m.get("role") == "user"), "")
+
+
 def said_for_deaths(messages: Sequence[dict]) -> str:
     """What the person said in ``messages``, as a death is read from it: their messages joined, curly
     apostrophes made plain, and the things that "died" (``NOT_A_DEATH``) taken out."""
@@ -456,8 +461,7 @@ def never_problems(reply: str, instructions: str = "") -> list[str]:
 
 
 def _says_it_is_human(reply: str, conversation: Sequence[dict]) -> bool:
-    last = next((m.get("content", "") for m in reversed(conversation) if m.get("role") == "user"), "")
-    return bool(_ASKS_HUMAN.search(last.replace("\u2019", "'")) and _SAYS_YES.search(reply))
+    return bool(_ASKS_HUMAN.search(last_said(conversation).replace("\u2019", "'")) and _SAYS_YES.search(reply))
 
 
 def tells_bad_news(conversation: Sequence[dict], turns: int = 3) -> bool:
@@ -492,8 +496,7 @@ def tells_of_a_death(conversation: Sequence[dict], turns: int = 3) -> bool:
 def puts_self_down(conversation: Sequence[dict]) -> bool:
     """Whether the person's last message says something against themselves ("I hadn't realized how fat
     I looked", "I'm such an idiot"): agreeing hurts, and so does cheer, whatever emotion it reads as."""
-    said = next((m.get("content", "") for m in reversed(conversation) if m.get("role") == "user"), "")
-    return bool(_PUT_DOWN.search(said.replace("\u2019", "'")))
+    return bool(_PUT_DOWN.search(last_said(conversation).replace("\u2019", "'")))
 
 
 _CONTRACTIONS = ((re.compile(r"\bcan't\b"), "cannot"), (re.compile(r"\bwon't\b"), "will not"),
