@@ -24,6 +24,7 @@ from .emotion import EmotionClassifier, EmotionScore, EmotionState, EmotionTrack
 from .errors import (BotError, ConversationConflictError, GenerationError, InvalidInputError, SessionStoreError,
                      TurnTimeoutError)
 from .goodnews import good_news as good_news_told
+from .goodnews import overcome_with_it
 from .intent import continues_an_attack, is_greeting, is_instruction_attack, written_answer
 from .openers import DILEMMA, UNCLEAR, family as opener_family, opened_count, pick as pick_openers
 from .prompting import PromptBook
@@ -220,13 +221,16 @@ GOOD_NEWS_NEGATIVE_BELOW = {"joy": 0.3, "relief": 0.5}
 
 def plain_good_news(conversation: list[dict], state: EmotionState) -> str | None:
     """The good news the person's latest message tells in plain words ("joy" or "relief", see
-    ``bot.goodnews``), unless the message also tells of a setback or reads too negative, or the
+    ``bot.goodnews``), unless the message also tells of a setback or reads too negative (tears, shaking or
+    tiredness beside the news and nothing else sad do not count: ``overcome_with_it``), or the
     person's last turns tell of a death."""
     from .emotion import sentiment_mass
 
     if not state.available or tells_bad_news(conversation, turns=1) or tells_of_a_death(conversation):
         return None  # the words alone are not trusted: without an emotion reading, no good news is read
     kind = good_news_told(conversation)
+    if kind and overcome_with_it(conversation):
+        return kind  # "I got the job!!! I can't stop crying": the classifier reads the tears as sadness
     if kind and (is_distressed(state)
                  or sentiment_mass(state.last_turn).get("negative", 0.0) >= GOOD_NEWS_NEGATIVE_BELOW[kind]):
         return None
@@ -1007,7 +1011,8 @@ class EmpatheticBot:
             good = None if bad_news or at_risk else plain_good_news(conversation, state)
             bad_situation = (vector is not None and getattr(self._ranker, "situation_model", None) is not None
                              and self._ranker.bad_situation(vector) and not is_glad(state) and not good)
-            distressed = is_distressed(state) or bad_news or bad_situation
+            # (good news told with tears of joy or a sleepless night reads as sadness to the classifier: the news decides)
+            distressed = (is_distressed(state) and not good) or bad_news or bad_situation
             glad = (is_glad(state) or bool(good)) and not bad_news
             joyless = is_joyless(state) and not good
             family, openers = self._openers(conversation, state, distressed, sampled, at_risk, good, glad)

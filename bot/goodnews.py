@@ -37,7 +37,7 @@ _JOY = re.compile(
     r"\b(?:got|(?:got|been|was|were) (?:accepted|admitted)) (?:in|into|onto|to) (?:my|the|a|an|our)? ?(?:first|top|dream|"
     r"\w+) ?(?:choice )?(?:uni|university|college|school|program|programme|course|team|squad|band|grad school|"
     r"med school|law school)\b|"
-    r"\b(?:accepted|approved|granted) (?:my|our) (?:\w+ )?(?:paper|offer|application|proposal|manuscript|visa|"
+    r"\b(?:accepted|approved|granted) (?:my|our|the) (?:\w+ )?(?:paper|offer|application|proposal|manuscript|visa|"
     r"loan|mortgage|claim|appeal|request)\b|"
     r"\b(?:visa|loan|mortgage|application|adoption|appeal|claim|permit|offer|sale|transfer|paperwork|citizenship) "
     r"(?:was |is |got |has been |have been |finally )?(?:approved|granted|accepted|went through|came through)\b|"
@@ -61,6 +61,9 @@ _JOY = re.compile(
     r"(?:pregnant|expecting(?=\s*[!.]|\s*$| a baby| our| my| twins| again| number| baby))|having a baby|gave birth|(?:it'?s|its) a (?:boy|girl)|"
     r"(?:baby|son|daughter|grandson|granddaughter|nephew|niece|twins|grandbaby)(?: girl| boy)? (?:was |is |were )?"
     r"(?:born|arrived)|"
+    r"(?:had|welcomed|delivered) (?:our|my|a|a healthy|a beautiful) (?:\w+ )?(?:baby|son|daughter|little (?:girl|boy)|"
+    r"twins|boy|girl)(?! (?:with|to|for|back|taken))|"
+    r"(?:took|taking|said|cut|got|gave) (?:her|his|their|my|our) (?:very )?first (?:steps?|words?|tooth|smile|laugh)|"
     r"(?:became|i'?m now|i am now|i'm officially|i am officially) an? (?:mum|mom|dad|father|mother|grandma|grandpa|"
     r"grandmother|grandfather|aunt|auntie|uncle|big sister|big brother|godmother|godfather|citizen)|"
     r"i'?m an? (?:auntie|aunt|uncle|grandma|grandad|grandpa|nana|big sister|big brother)(?! again)|"
@@ -88,7 +91,10 @@ _RELIEF = re.compile(
     r"out of (?:surgery|hospital|the hospital|icu|intensive care)|home from (?:the )?hospital|"
     r"breathing on (?:her|his|their|my) own|arrived (?:safe|safely|healthy)|"
     r"(?:surgery|operation|op|procedure) went (?:well|fine|great|ok|okay|smoothly)|no longer (?:homeless|in debt|sick)|"
-    r"got (?:my|our) job back)\b",
+    r"got (?:my|our) job back|no more (?:chemo|chemotherapy|radiotherapy|radiation|dialysis)(?! for now| options| they can)|"
+    r"(?:healed|recovered) (?:perfectly|fully|completely|well)|fully recovered|"
+    r"for the first time since (?:the|my|his|her|their|our) (?:stroke|surgery|operation|accident|injury|diagnosis|"
+    r"fall|heart attack|transplant|chemo|treatment))\b",
     _I)
 
 # The event hoped for, feared, asked about or still to come ("I hope I get the job", "what if I don't pass
@@ -100,7 +106,7 @@ _NOT_TOLD = re.compile(
     r"\b(?:hope|hoping|hopefully|if|whether|might|may|could|should|would|wish|wishing|want|wanted|wants|"
     r"trying|try|tried|need|needs|fingers crossed|have to|has to|going to|gonna|will|won'?t|about to|planning|plan|"
     r"waiting|wait|when|until|unless|before|without|make sure|check|checking|see if|find out|hear|hearing|never|"
-    r"not|didn'?t|did not|don'?t|doesn'?t|can'?t|cannot|couldn'?t|wasn'?t|weren'?t|isn'?t|aren'?t|dream of|"
+    r"not|didn'?t|did not|don'?t|doesn'?t|can'?t|cannot|couldn'?t|wasn'?t|weren'?t|isn'?t|aren'?t|haven'?t|hasn'?t|dream of|"
     r"dreaming|pray|praying|scared|afraid|worried|nervous|ex|ex's|jealous|everyone|everybody|all my friends|"
     r"supposed to|almost|nearly|chances?|odds|since|after|thought|think|dreamt|dreamed|'d have|no longer|stopped|"
     r"pregnancy|ivf|fertility|friend|friends|friend's|coworker|co-worker|colleague|classmate|"
@@ -111,7 +117,8 @@ _NOT_TOLD = re.compile(
 _BUT = re.compile(r"\b(?:but|except|although|though|however|only to)\b(?P<rest>.*)", _I | re.S)
 _CATCH = re.compile(r"\b(?:not|no|never|less|worse|lost|lose|miss|sad|scared|afraid|nervous|worried|hate|cost|means?|"
                     r"have to|has to|problem|only|too|can'?t|cannot|won'?t|didn'?t|doesn'?t|isn'?t|wasn'?t|away|"
-                    r"alone|far|leave|leaving|move|moving|back|again|returned|spread|died|dead)\b|n't\b", _I)
+                    r"alone|far|leave|leaving|move|moving|back|again|returned|spread|died|dead|awful|terrible|horrible|"
+                    r"rubbish|crap|shit)\b|n't\b", _I)
 # What no good news stands beside, anywhere in the message: "I got my results today. It's cancer.", "I gave
 # birth to a stillborn boy", "out of ICU and into hospice", "She's having a baby with another man", "I'm
 # pregnant and I don't know what to do", "Got the job? Nope."
@@ -137,6 +144,27 @@ def _told(pattern: re.Pattern, text: str) -> bool:
                 continue
             return True
     return False
+
+
+# Good news that moves a person to tears, leaves them shaking or comes after a sleepless night ("I got the
+# job!!! I can't stop crying", "HE PROPOSED... I'm shaking", "We had our baby girl on Tuesday night! I'm so
+# tired I can barely type"): the emotion classifier reads the tears, the shaking and the tiredness as
+# sadness or fear. They count as the news's own when the message says nothing else that is sad or worrying
+# ("I'm crying because mum wasn't here to see it", "she's in NICU and I'm exhausted").
+_OVERCOME = re.compile(r"\b(?:cry|cries|crying|cried|tears?|teary|tearing up|sobbing|sobbed|bawling|bawled|weeping|"
+                       r"wept|shaking|shaky|trembling|emotional|overwhelmed|speechless|tired|exhausted|knackered|"
+                       r"sleepless|no sleep|barely slept|haven'?t slept|running on (?:no|zero|\d+ hours?) sleep)\b", _I)
+_SAD_TOO = re.compile(r"\b(?:miss|missed|missing|wish|wished|sad|sadly|alone|lonely|gone|passed away|passed on|lost|worried|worry|"
+                      r"scared|afraid|nervous|anxious|sorry|hard|difficult|stress|stressed|why|because|cos|cause|since|"
+                      r"grief|grieving|funeral|if only|not here|wasn'?t here|isn'?t here|couldn'?t be|hospital|nicu|icu|"
+                      r"scbu|incubator|premature|complications?|sick|ill|pain|hurts?)\b", _I)
+
+
+def overcome_with_it(conversation: Sequence[dict]) -> bool:
+    """Whether the person's latest message tells of tears, shaking or tiredness and of nothing else sad or
+    worrying: with good news told (``good_news``), those are the news's own."""
+    text = last_said(conversation).replace("\u2019", "'")
+    return bool(_OVERCOME.search(text)) and not _SAD_TOO.search(text)
 
 
 def good_news(conversation: Sequence[dict]) -> str | None:

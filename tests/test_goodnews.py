@@ -254,3 +254,67 @@ def test_a_dead_laptop_is_no_death_told():
     assert tells_of_a_death(user("my grandad passed away on friday"))
     assert tells_of_a_death(user("My mum passed last week."))
     assert not tells_of_a_death(user("my sister passed her driving test"))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("We had our baby girl last night!! so tired but so in love", "joy"),
+    ("welcomed a healthy baby boy at 3am", "joy"),
+    ("my baby took her first steps today and i cried", "joy"),
+    ("he said his first word!! it was 'dog' lol", "joy"),
+    ("She had a baby with another man.", None),
+    ("we had our baby taken into care", None),
+    ("I wish my son had taken his first steps by now", None),
+])
+def test_a_baby_born_or_a_first_step_is_good_news(text, expected):
+    assert good_news(user(text)) == expected
+
+
+class _Tearful(KeywordClassifier):
+    def predict(self, texts):  # tears read as sadness, as the shipped classifier reads them
+        return [{"sadness": 0.55, "neutral": 0.16, "joy": 0.14} for _ in texts]
+
+
+@pytest.mark.parametrize("text", ["I got the job!!! I can't stop crying",
+                                  "Finally got my visa approved after two years, I'm in tears",
+                                  "HE PROPOSED!!!!! I'm literally shaking right now",
+                                  "We had our baby girl on Tuesday night! I'm so tired I can barely type"])
+def test_tears_of_joy_over_good_news_get_the_joy_openers(text):
+    bot, model = _bot(["Oh no, I'm sorry to hear that."] * 4, classifier=_Tearful())
+    reply = bot.chat(text)
+    assert model.openers_seen == [bot.prompts.openers("joy")]
+    assert reply.candidates[reply.chosen]["opener"] in bot.prompts.openers("joy")
+
+
+@pytest.mark.parametrize("text", ["I got the job but I'm crying because mum wasn't here to see it",
+                                  "I passed my exam and I can't stop crying, I miss my dad so much",
+                                  "We had our baby girl, she's in NICU and I'm exhausted",
+                                  "I'm crying, I got the job",  # no sorrow, but read below: the reading decides
+                                  ])
+def test_tears_with_sorrow_are_left_to_the_emotion_reading(text):
+    from bot.goodnews import overcome_with_it
+
+    sad = text != "I'm crying, I got the job"
+    assert overcome_with_it(user(text)) is not sad
+    if sad:
+        bot, model = _bot(["I'm here."] * 4, classifier=_Tearful())
+        bot.chat(text)
+        assert not (set(model.openers_seen[0]) & set(bot.prompts.openers("joy")))
+
+
+def test_tears_over_a_passed_exam_are_joy():
+    from bot.goodnews import overcome_with_it
+
+    assert overcome_with_it(user("my son rang to say he passed the bar exam, i cried in the middle of the supermarket"))
+    assert not overcome_with_it(user("I got the job, I cried all night, mum passed away in May"))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("bank approved the loan, i can finally open the bakery", "joy"),
+    ("no more chemo!!", "relief"),
+    ("cast came off today and the physio says the bone healed perfectly", "relief"),
+    ("they approved the loan but the rate is awful", None),
+    ("no more chemo options, they said", None),
+    ("I haven't passed my driving test", None),
+])
+def test_a_loan_approved_the_end_of_chemo_and_a_bone_healed(text, expected):
+    assert good_news(user(text)) == expected
