@@ -19,6 +19,9 @@ Sets, each reported on its own:
 * ``heldout6``: ``data/safety/crisis_heldout6.jsonl``, a sixth author's set (nothing of the project seen,
   written while the fifth round was): 150 crises and 150 messages that are not (100 ordinary, 50
   look-alikes), read once for the detector trained with that round;
+* ``heldout7``: ``data/safety/crisis_heldout7.jsonl``, two more authors' sets (nothing of the project
+  seen, written while the sixth round was; 150 each: 75 crises, at least half of them without a danger
+  word, 45 ordinary messages and 30 look-alikes), read once for the detector trained with that round;
 * ``scenarios``: ``data/safety/crisis_scenarios.jsonl``, the regression set written with the rules;
 * ``twitter_test`` and ``sdcnl_test``: the research sets' test splits (see ``finetune.train_crisis``;
   when the datasets folder is given).
@@ -53,7 +56,7 @@ def load_sets(data_dir: str | None) -> dict[str, list[dict]]:
     from finetune.dialogue_data import data_root
     from finetune.train_crisis import read_sdcnl, read_twitter
 
-    names = ("heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")
+    names = ("heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7")
     sets = {name: _read_jsonl(PROJECT_DATA / f"crisis_{name}.jsonl") for name in names
             if (PROJECT_DATA / f"crisis_{name}.jsonl").is_file()}
     scen = _read_jsonl(PROJECT_DATA / "crisis_scenarios.jsonl")

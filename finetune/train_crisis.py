@@ -119,7 +119,7 @@ def read_project_set(path: Path) -> list[dict]:
 
 OWN_FILES = ("crisis_train.jsonl", "crisis_train_contrast.jsonl", "crisis_train_more.jsonl",
              "crisis_lookalikes_everyday.jsonl", "crisis_train_turns.jsonl", "crisis_train_round3.jsonl",
-             "crisis_train_round4.jsonl", "crisis_train_round5.jsonl")
+             "crisis_train_round4.jsonl", "crisis_train_round5.jsonl", "crisis_train_round6.jsonl")
 
 
 def own_rows() -> list[dict]:
@@ -133,7 +133,12 @@ def own_rows() -> list[dict]:
     euphemistic self-harm, children's disclosures, beside routine medical talk and everyday idioms), and the
     fourth round of ``crisis_train_round4.jsonl`` (plans told only through a method, place or time,
     goodbye behaviour, euphemisms, overdoses already taken, harm to others with a means, other languages,
-    indirect abuse, beside ordinary planning, routine medication questions and hyperbole)."""
+    indirect abuse, beside ordinary planning, routine medication questions and hyperbole), the fifth round of
+    ``crisis_train_round5.jsonl`` (ordinary messages and crises in the same voices), and the sixth of
+    ``crisis_train_round6.jsonl`` (plans, arrangements and means told without a danger word, eating
+    disorders, harm to others through tampering, poison, fire or a carer's breaking point, children's and
+    elders' disclosures, coercive control, medical emergencies told plainly, beside look-alikes built from
+    the same days, objects and words)."""
     return [r for name in OWN_FILES if (PROJECT_DATA / name).is_file() for r in read_project_set(PROJECT_DATA / name)]
 
 
