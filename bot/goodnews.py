@@ -118,7 +118,7 @@ _BUT = re.compile(r"\b(?:but|except|although|though|however|only to)\b(?P<rest>.
 _CATCH = re.compile(r"\b(?:not|no|never|less|worse|lost|lose|miss|sad|scared|afraid|nervous|worried|hate|cost|means?|"
                     r"have to|has to|problem|only|too|can'?t|cannot|won'?t|didn'?t|doesn'?t|isn'?t|wasn'?t|away|"
                     r"alone|far|leave|leaving|move|moving|back|again|returned|spread|died|dead|awful|terrible|horrible|"
-                    r"rubbish|crap|shit)\b|n't\b", _I)
+                    r"rubbish|crap|shit|tears|crying|cried|sobbing|upset|gutted)\b|n't\b", _I)
 # What no good news stands beside, anywhere in the message: "I got my results today. It's cancer.", "I gave
 # birth to a stillborn boy", "out of ICU and into hospice", "She's having a baby with another man", "I'm
 # pregnant and I don't know what to do", "Got the job? Nope."

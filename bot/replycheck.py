@@ -52,7 +52,7 @@ them:
   it?", "What were you thinking?", "You should have known better", "What did you expect?", "Are you
   sure they are doing that?");
 * ``tells_own_life``: tells of a life the bot does not have: people, pets and places of its own, its
-  past, its job ("I have a boss who...", "I would not drive around with my cat!", "I live right down the
+  past, its job, a body that tires or hungers ("I guess so, though I'm tired so I want to sleep"; "I have a boss who...", "I would not drive around with my cat!", "I live right down the
   road too", "I've lived in the UK for 20 years", "I am a student at university"); the reply pool leaves such human replies out for the same reason;
 * ``agrees_with_a_put_down``: agrees with what the person just said against themselves ("I hadn't
   realized how fat I looked" - "Oh I'm sure you are now!"; "I'm such an idiot" - "Yeah, you are");
@@ -321,7 +321,9 @@ _OWN_LIFE = re.compile(
     r"\bi'?ve (?:lived|worked|studied|grown up)\b|\bi'?ve been in your shoes\b|"
     r"\bi(?:'m| am) (?:a|an) (?:\w+ )?(?:student|teacher|nurse|mom|mum|mother|father|dad|parent|wife|husband|grandma|"
     r"grandmother|retiree|pensioner|manager|engineer)\b|"
-    r"\bwhen i was (?:a |an |young|little|in |your age|\d)|\bhappened to me\b|\bsame (?:thing )?happened\b", _I)
+    r"\bwhen i was (?:a |an |young|little|in |your age|\d)|\bhappened to me\b|\bsame (?:thing )?happened\b|"
+    r"\bi(?:'m| am) (?:so |really |very |also |too |pretty |a bit |kind of )?(?:tired|exhausted|sleepy|hungry|sick|"
+    r"hungover)\b(?! of)|\bi (?:want|need|have|got) to (?:sleep|go to bed|go to work|eat)\b", _I)
 
 
 # Love for the person, from a bot they met a minute ago ("i love you. what time did it take?" to a complaint

@@ -318,3 +318,8 @@ def test_tears_over_a_passed_exam_are_joy():
 ])
 def test_a_loan_approved_the_end_of_chemo_and_a_bone_healed(text, expected):
     assert good_news(user(text)) == expected
+
+
+def test_tears_after_a_but_are_a_catch():
+    assert good_news(user("my son's team won the cup but he sat on the bench all game and came home in tears")) is None
+    assert good_news(user("I got the job!!! I can't stop crying")) == "joy"

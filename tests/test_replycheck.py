@@ -412,3 +412,17 @@ def test_making_light_of_distress_is_passed_over(reply):
 def test_taking_distress_seriously_is_not_minimizing(reply):
     conv = [{"role": "user", "content": "My girlfriend cheated on me with her ex."}]
     assert "minimizes" not in reply_problems(reply, conv, distressed=True)
+
+
+def _turns(*texts):
+    return [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(texts)]
+
+
+@pytest.mark.parametrize("reply, own", [
+    ("I guess so, though I'm tired so I want to sleep.", True),
+    ("I'm so hungry right now, what did you eat?", True),
+    ("I need to go to bed soon too.", True),
+    ("I'm sorry you're so tired. Rest sounds like a good idea.", False),
+])
+def test_a_body_the_bot_does_not_have_is_its_own_life(reply, own):
+    assert ("tells_own_life" in reply_problems(reply, _turns("thanks. i think i just need to sleep"))) is own
