@@ -229,7 +229,7 @@ def plain_good_news(conversation: list[dict], state: EmotionState) -> str | None
     if not state.available or tells_bad_news(conversation, turns=1) or tells_of_a_death(conversation):
         return None  # the words alone are not trusted: without an emotion reading, no good news is read
     kind = good_news_told(conversation)
-    if kind and overcome_with_it(conversation):
+    if kind == "joy" and overcome_with_it(conversation):
         return kind  # "I got the job!!! I can't stop crying": the classifier reads the tears as sadness
     if kind and (is_distressed(state)
                  or sentiment_mass(state.last_turn).get("negative", 0.0) >= GOOD_NEWS_NEGATIVE_BELOW[kind]):

@@ -37,7 +37,8 @@ _JOY = re.compile(
     r"\b(?:got|(?:got|been|was|were) (?:accepted|admitted)) (?:in|into|onto|to) (?:my|the|a|an|our)? ?(?:first|top|dream|"
     r"\w+) ?(?:choice )?(?:uni|university|college|school|program|programme|course|team|squad|band|grad school|"
     r"med school|law school)\b|"
-    r"\b(?:accepted|approved|granted) (?:my|our|the) (?:\w+ )?(?:paper|offer|application|proposal|manuscript|visa|"
+    r"\b(?:bank|lender|building society) (?:has )?(?:approved|accepted) (?:the|my|our) (?:loan|mortgage)\b|"
+    r"\b(?:accepted|approved|granted) (?:my|our) (?:\w+ )?(?:paper|offer|application|proposal|manuscript|visa|"
     r"loan|mortgage|claim|appeal|request)\b|"
     r"\b(?:visa|loan|mortgage|application|adoption|appeal|claim|permit|offer|sale|transfer|paperwork|citizenship) "
     r"(?:was |is |got |has been |have been |finally )?(?:approved|granted|accepted|went through|came through)\b|"
@@ -61,9 +62,10 @@ _JOY = re.compile(
     r"(?:pregnant|expecting(?=\s*[!.]|\s*$| a baby| our| my| twins| again| number| baby))|having a baby|gave birth|(?:it'?s|its) a (?:boy|girl)|"
     r"(?:baby|son|daughter|grandson|granddaughter|nephew|niece|twins|grandbaby)(?: girl| boy)? (?:was |is |were )?"
     r"(?:born|arrived)|"
-    r"(?:had|welcomed|delivered) (?:our|my|a|a healthy|a beautiful) (?:\w+ )?(?:baby|son|daughter|little (?:girl|boy)|"
-    r"twins|boy|girl)(?! (?:with|to|for|back|taken))|"
-    r"(?:took|taking|said|cut|got|gave) (?:her|his|their|my|our) (?:very )?first (?:steps?|words?|tooth|smile|laugh)|"
+    r"(?:we|i)(?:'ve| have)? (?:just |finally )?(?:had|welcomed|delivered) (?:our|my|a) (?:healthy |beautiful |little )?"
+    r"(?:baby|son|daughter|twins)(?: girl| boy)?(?=\s*[!.,]|\s*$| last night| this morning| yesterday| today| on \w+day| "
+    r"at \d+(?::\d+)? ?(?:am|pm)| weighing)|"
+    r"(?:took|said) (?:her|his|their) (?:very )?first (?:steps?|words?)|"
     r"(?:became|i'?m now|i am now|i'm officially|i am officially) an? (?:mum|mom|dad|father|mother|grandma|grandpa|"
     r"grandmother|grandfather|aunt|auntie|uncle|big sister|big brother|godmother|godfather|citizen)|"
     r"i'?m an? (?:auntie|aunt|uncle|grandma|grandad|grandpa|nana|big sister|big brother)(?! again)|"
@@ -91,10 +93,9 @@ _RELIEF = re.compile(
     r"out of (?:surgery|hospital|the hospital|icu|intensive care)|home from (?:the )?hospital|"
     r"breathing on (?:her|his|their|my) own|arrived (?:safe|safely|healthy)|"
     r"(?:surgery|operation|op|procedure) went (?:well|fine|great|ok|okay|smoothly)|no longer (?:homeless|in debt|sick)|"
-    r"got (?:my|our) job back|no more (?:chemo|chemotherapy|radiotherapy|radiation|dialysis)(?! for now| options| they can)|"
-    r"(?:healed|recovered) (?:perfectly|fully|completely|well)|fully recovered|"
-    r"for the first time since (?:the|my|his|her|their|our) (?:stroke|surgery|operation|accident|injury|diagnosis|"
-    r"fall|heart attack|transplant|chemo|treatment))\b",
+    r"got (?:my|our) job back|(?:finished|done with|last (?:round|session) of) (?:my |her |his )?(?:chemo|"
+    r"chemotherapy|radiotherapy|radiation)(?=\s*!)|no more (?:chemo|chemotherapy|radiotherapy|radiation)(?=\s*!)|"
+    r"(?:healed|recovered) (?:perfectly|fully|completely)|fully recovered)\b",
     _I)
 
 # The event hoped for, feared, asked about or still to come ("I hope I get the job", "what if I don't pass
@@ -106,11 +107,14 @@ _NOT_TOLD = re.compile(
     r"\b(?:hope|hoping|hopefully|if|whether|might|may|could|should|would|wish|wishing|want|wanted|wants|"
     r"trying|try|tried|need|needs|fingers crossed|have to|has to|going to|gonna|will|won'?t|about to|planning|plan|"
     r"waiting|wait|when|until|unless|before|without|make sure|check|checking|see if|find out|hear|hearing|never|"
-    r"not|didn'?t|did not|don'?t|doesn'?t|can'?t|cannot|couldn'?t|wasn'?t|weren'?t|isn'?t|aren'?t|haven'?t|hasn'?t|dream of|"
+    r"not|didn'?t|did not|don'?t|doesn'?t|can'?t|cannot|couldn'?t|wasn'?t|weren'?t|isn'?t|aren'?t|dream of|"
     r"dreaming|pray|praying|scared|afraid|worried|nervous|ex|ex's|jealous|everyone|everybody|all my friends|"
     r"supposed to|almost|nearly|chances?|odds|since|after|thought|think|dreamt|dreamed|'d have|no longer|stopped|"
     r"pregnancy|ivf|fertility|friend|friends|friend's|coworker|co-worker|colleague|classmate|"
     r"someone|somebody|neighbou?r|rival|boss)\b", _I)
+# "I haven't passed my test", "she still hasn't got the keys": the event denied right before it ("Haven't told
+# anyone yet but we're pregnant!!" is still news).
+_NOT_YET = re.compile(r"\b(?:haven'?t|hasn'?t|have not|has not)(?: (?:yet|even|still|actually|really))?\s*$", _I)
 # Good news with a catch told after it ("I got the job offer but they offered me less money", "accepted...
 # onto the waiting list"): mixed news, left to the emotion reading. A "but" that goes on gladly ("legs are
 # jelly but I DID IT") is no catch.
@@ -118,7 +122,7 @@ _BUT = re.compile(r"\b(?:but|except|although|though|however|only to)\b(?P<rest>.
 _CATCH = re.compile(r"\b(?:not|no|never|less|worse|lost|lose|miss|sad|scared|afraid|nervous|worried|hate|cost|means?|"
                     r"have to|has to|problem|only|too|can'?t|cannot|won'?t|didn'?t|doesn'?t|isn'?t|wasn'?t|away|"
                     r"alone|far|leave|leaving|move|moving|back|again|returned|spread|died|dead|awful|terrible|horrible|"
-                    r"rubbish|crap|shit|tears|crying|cried|sobbing|upset|gutted)\b|n't\b", _I)
+                    r"rubbish|crap|shit|(?<!happy )tears(?! of joy)|crying(?! happy)|cried|sobbing|upset|gutted)\b|n't\b", _I)
 # What no good news stands beside, anywhere in the message: "I got my results today. It's cancer.", "I gave
 # birth to a stillborn boy", "out of ICU and into hospice", "She's having a baby with another man", "I'm
 # pregnant and I don't know what to do", "Got the job? Nope."
@@ -126,7 +130,10 @@ _GRAVE = re.compile(
     r"\b(?:it'?s cancer|(?:cancer|tumou?r|it) (?:is |has )?(?:back|came back|returned|spread)|malignant|terminal|"
     r"stillborn|hospice|palliative|unresponsive|nothing (?:more )?(?:they|we|you) can do|hitting me|hits me|hit me|"
     r"abus(?:e|ed|ive)|another (?:man|woman|guy|girl)|someone else|turns? out|nope|not anymore|don'?t know what to do|"
-    r"not ready|unplanned|abortion|terrified|panicking|freaking out|custody|redundan(?:t|cy))\b", _I)
+    r"not ready|unplanned|abortion|terrified|panicking|freaking out|custody|redundan(?:t|cy)|only lived|"
+    r"didn'?t make it|no heartbeat|(?:couldn'?t|could not|can'?t) find (?:a|the|any) heartbeat|born sleeping|nicu|"
+    r"special care|ventilator|incubator|heart defect|would have been|(?:he|she)'?d (?:be|have been) \d+|sectioned|"
+    r"arrested|comfort care|end of life|not working)\b", _I)
 _WAITING = re.compile(r"\b(?:waiting list|wait list|waitlist|waitlisted|reserve list)\b", _I)
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
@@ -137,7 +144,8 @@ def _told(pattern: re.Pattern, text: str) -> bool:
             continue
         for match in pattern.finditer(sentence):
             before = sentence[:match.start()].split()[-6:]
-            if _NOT_TOLD.search(" ".join(before)) or _NOT_TOLD.match(match.group(0)):
+            if (_NOT_TOLD.search(" ".join(before)) or _NOT_TOLD.match(match.group(0))
+                    or _NOT_YET.search(" ".join(before))):
                 continue
             but = _BUT.search(text[text.find(sentence) + match.end():])
             if but and _CATCH.search(but.group("rest")):
@@ -146,25 +154,32 @@ def _told(pattern: re.Pattern, text: str) -> bool:
     return False
 
 
-# Good news that moves a person to tears, leaves them shaking or comes after a sleepless night ("I got the
-# job!!! I can't stop crying", "HE PROPOSED... I'm shaking", "We had our baby girl on Tuesday night! I'm so
-# tired I can barely type"): the emotion classifier reads the tears, the shaking and the tiredness as
-# sadness or fear. They count as the news's own when the message says nothing else that is sad or worrying
-# ("I'm crying because mum wasn't here to see it", "she's in NICU and I'm exhausted").
+# Good news that moves a person to tears, leaves them shaking or comes after a sleepless night, told gladly
+# ("I got the job!!! I can't stop crying", "HE PROPOSED!!!!! I'm shaking", "We had our baby girl on
+# Tuesday night! I'm so tired I can barely type"): the emotion classifier reads the tears, the shaking and
+# the tiredness as sadness or fear. They count as the news's own only when the message also says it gladly
+# (an exclamation mark, "so happy", "happy tears", "can't believe"...) and says nothing else that is sad,
+# worrying or angry. The word lists are a guard against congratulating grief, not a complete list of it,
+# so the rule is kept narrow: "joy" news only, never relief.
 _OVERCOME = re.compile(r"\b(?:cry|cries|crying|cried|tears?|teary|tearing up|sobbing|sobbed|bawling|bawled|weeping|"
                        r"wept|shaking|shaky|trembling|emotional|overwhelmed|speechless|tired|exhausted|knackered|"
                        r"sleepless|no sleep|barely slept|haven'?t slept|running on (?:no|zero|\d+ hours?) sleep)\b", _I)
-_SAD_TOO = re.compile(r"\b(?:miss|missed|missing|wish|wished|sad|sadly|alone|lonely|gone|passed away|passed on|lost|worried|worry|"
-                      r"scared|afraid|nervous|anxious|sorry|hard|difficult|stress|stressed|why|because|cos|cause|since|"
-                      r"grief|grieving|funeral|if only|not here|wasn'?t here|isn'?t here|couldn'?t be|hospital|nicu|icu|"
-                      r"scbu|incubator|premature|complications?|sick|ill|pain|hurts?)\b", _I)
+_GLADLY = re.compile(r"!|\b(?:so happy|so excited|over the moon|can'?t believe|happy tears|tears of joy|thrilled|"
+                     r"finally|so proud|in love|amazing|best day)\b", _I)
+_SAD_TOO = re.compile(r"\b(?:miss|missed|missing|wish|wished|sad|sadly|alone|lonely|gone|passed away|passed on|lost|"
+                      r"worried|worry|scared|afraid|nervous|anxious|sorry|hard|difficult|stress|stressed|why|because|cos|"
+                      r"cause|since|grief|grieving|funeral|if only|not here|wasn'?t here|isn'?t here|couldn'?t be|"
+                      r"hospital|nicu|icu|scbu|incubator|premature|weeks early|complications?|sick|ill|pain|hurts?|died|"
+                      r"dead|death|lived|left|leave|leaving|kill|rage|angry|furious|hate|debt|owe|care|defect|surgery|"
+                      r"don'?t want|can'?t do|anymore|end|disappear|never|without|again|sister|brother|friend|mate|"
+                      r"cousin|colleague|trying|tried|ivf|alright|okay|ok|fine)\b", _I)
 
 
 def overcome_with_it(conversation: Sequence[dict]) -> bool:
-    """Whether the person's latest message tells of tears, shaking or tiredness and of nothing else sad or
-    worrying: with good news told (``good_news``), those are the news's own."""
+    """Whether the person's latest message tells of tears, shaking or tiredness, says it gladly, and says
+    nothing else sad, worrying or angry: with "joy" news told (``good_news``), those are the news's own."""
     text = last_said(conversation).replace("\u2019", "'")
-    return bool(_OVERCOME.search(text)) and not _SAD_TOO.search(text)
+    return bool(_OVERCOME.search(text) and _GLADLY.search(text)) and not _SAD_TOO.search(text)
 
 
 def good_news(conversation: Sequence[dict]) -> str | None:

@@ -322,8 +322,9 @@ _OWN_LIFE = re.compile(
     r"\bi(?:'m| am) (?:a|an) (?:\w+ )?(?:student|teacher|nurse|mom|mum|mother|father|dad|parent|wife|husband|grandma|"
     r"grandmother|retiree|pensioner|manager|engineer)\b|"
     r"\bwhen i was (?:a |an |young|little|in |your age|\d)|\bhappened to me\b|\bsame (?:thing )?happened\b|"
-    r"\bi(?:'m| am) (?:so |really |very |also |too |pretty |a bit |kind of )?(?:tired|exhausted|sleepy|hungry|sick|"
-    r"hungover)\b(?! of)|\bi (?:want|need|have|got) to (?:sleep|go to bed|go to work|eat)\b", _I)
+    r"\bi(?:'m| am) (?:so |really |very |also |too |pretty |a bit |kind of )?(?:tired|exhausted|sleepy|hungry|"
+    r"hungover)(?=\s*(?:[.,!]|$|so |and |too\b|now\b|right now\b|today\b|tonight\b|myself\b))|"
+    r"\bi (?:want|need|have|got) to (?:sleep|go to bed|go to work)(?=\s*(?:[.,!]|$|now\b|soon\b|too\b|early\b))", _I)
 
 
 # Love for the person, from a bot they met a minute ago ("i love you. what time did it take?" to a complaint

@@ -258,12 +258,21 @@ def test_a_dead_laptop_is_no_death_told():
 
 @pytest.mark.parametrize("text, expected", [
     ("We had our baby girl last night!! so tired but so in love", "joy"),
-    ("welcomed a healthy baby boy at 3am", "joy"),
+    ("we welcomed a healthy baby boy at 3am!", "joy"),
     ("my baby took her first steps today and i cried", "joy"),
     ("he said his first word!! it was 'dog' lol", "joy"),
+    # not a birth, someone else's, or a baby in danger or lost
     ("She had a baby with another man.", None),
-    ("we had our baby taken into care", None),
-    ("I wish my son had taken his first steps by now", None),
+    ("we had our baby girl taken into care", None),
+    ("I had a son. He'd be 30 today. I can't stop crying", None),
+    ("had my baby adopted when I was 16, I still cry", None),
+    ("had a baby scan today, I'm shaking", None),
+    ("we had our baby scan and they couldn't find a heartbeat", None),
+    ("We had a baby girl. She only lived for an hour. I can't stop crying.", None),
+    ("We had our baby at 28 weeks, I can't stop crying", None),
+    ("we had our baby boy by emergency c-section, he's in the special care unit and I'm exhausted", None),
+    ("my sister had a baby and I'm crying, we've been trying for six years", None),
+    ("I took my first steps toward ending it all", None),
 ])
 def test_a_baby_born_or_a_first_step_is_good_news(text, expected):
     assert good_news(user(text)) == expected
@@ -277,7 +286,8 @@ class _Tearful(KeywordClassifier):
 @pytest.mark.parametrize("text", ["I got the job!!! I can't stop crying",
                                   "Finally got my visa approved after two years, I'm in tears",
                                   "HE PROPOSED!!!!! I'm literally shaking right now",
-                                  "We had our baby girl on Tuesday night! I'm so tired I can barely type"])
+                                  "We had our baby girl on Tuesday night! I'm so tired I can barely type",
+                                  "I got the job! Didn't think I would but here I am, crying happy tears"])
 def test_tears_of_joy_over_good_news_get_the_joy_openers(text):
     bot, model = _bot(["Oh no, I'm sorry to hear that."] * 4, classifier=_Tearful())
     reply = bot.chat(text)
@@ -285,27 +295,28 @@ def test_tears_of_joy_over_good_news_get_the_joy_openers(text):
     assert reply.candidates[reply.chosen]["opener"] in bot.prompts.openers("joy")
 
 
-@pytest.mark.parametrize("text", ["I got the job but I'm crying because mum wasn't here to see it",
-                                  "I passed my exam and I can't stop crying, I miss my dad so much",
-                                  "We had our baby girl, she's in NICU and I'm exhausted",
-                                  "I'm crying, I got the job",  # no sorrow, but read below: the reading decides
-                                  ])
-def test_tears_with_sorrow_are_left_to_the_emotion_reading(text):
-    from bot.goodnews import overcome_with_it
+@pytest.mark.parametrize("text", [
+    "I passed my exam and I can't stop crying, I miss my dad so much",
+    "I'm crying, I got the job",  # not said gladly: the reading decides
+    "got the job. cried the whole way home. dad would have been proud",
+    "I'm pregnant and I can't stop crying, he left me",
+    "oh great, I got the job. the one I hate. I'm in tears",
+    "I got the job and I'm shaking with rage, they only hired me to fire me",
+    "I passed my exam. I'm exhausted and I just want everything to end",
+    "got promoted today. I'm so exhausted I could just disappear",
+    "my best mate got engaged and I cried all night!!",
+    "got my results back all clear, I'm exhausted and overwhelmed, I don't want to be here anymore",
+])
+def test_tears_said_without_gladness_or_beside_anything_sad_are_left_to_the_emotion_reading(text):
+    bot, model = _bot(["I'm here."] * 4, classifier=_Tearful())
+    bot.chat(text)
+    assert not (set(model.openers_seen[0]) & set(bot.prompts.openers("joy") + bot.prompts.openers("relief")))
 
-    sad = text != "I'm crying, I got the job"
-    assert overcome_with_it(user(text)) is not sad
-    if sad:
-        bot, model = _bot(["I'm here."] * 4, classifier=_Tearful())
-        bot.chat(text)
-        assert not (set(model.openers_seen[0]) & set(bot.prompts.openers("joy")))
 
-
-def test_tears_over_a_passed_exam_are_joy():
-    from bot.goodnews import overcome_with_it
-
-    assert overcome_with_it(user("my son rang to say he passed the bar exam, i cried in the middle of the supermarket"))
-    assert not overcome_with_it(user("I got the job, I cried all night, mum passed away in May"))
+def test_tears_over_a_passed_exam_told_gladly_are_joy():
+    bot, model = _bot(["I'm here."] * 4, classifier=_Tearful())
+    bot.chat("my son rang to say he passed the bar exam!! i cried in the middle of the supermarket")
+    assert model.openers_seen == [bot.prompts.openers("joy")]
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -313,13 +324,17 @@ def test_tears_over_a_passed_exam_are_joy():
     ("no more chemo!!", "relief"),
     ("cast came off today and the physio says the bone healed perfectly", "relief"),
     ("they approved the loan but the rate is awful", None),
-    ("no more chemo options, they said", None),
+    ("They said no more chemo. I can't stop crying.", None),
+    ("no more chemo, they're moving her to comfort care", None),
+    ("the court granted the appeal and my rapist walks free", None),
+    ("HR accepted the claim against me", None),
     ("I haven't passed my driving test", None),
+    ("Haven't told anyone yet but we're pregnant!!", "joy"),
 ])
 def test_a_loan_approved_the_end_of_chemo_and_a_bone_healed(text, expected):
     assert good_news(user(text)) == expected
 
 
-def test_tears_after_a_but_are_a_catch():
+def test_tears_after_a_but_are_a_catch_unless_they_are_happy_tears():
     assert good_news(user("my son's team won the cup but he sat on the bench all game and came home in tears")) is None
-    assert good_news(user("I got the job!!! I can't stop crying")) == "joy"
+    assert good_news(user("We had our baby girl! Labour was long but I'm crying happy tears")) == "joy"

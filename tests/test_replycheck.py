@@ -423,6 +423,10 @@ def _turns(*texts):
     ("I'm so hungry right now, what did you eat?", True),
     ("I need to go to bed soon too.", True),
     ("I'm sorry you're so tired. Rest sounds like a good idea.", False),
+    ("I'm sick and tired of people who do that.", False),
+    ("I'm exhausted just hearing about it!", False),
+    ("I want to sleep on it before I answer.", False),
+    ("I have to eat my words there.", False),
 ])
 def test_a_body_the_bot_does_not_have_is_its_own_life(reply, own):
     assert ("tells_own_life" in reply_problems(reply, _turns("thanks. i think i just need to sleep"))) is own
