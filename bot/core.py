@@ -23,8 +23,7 @@ from .crisis_model import CrisisDetector, CrisisReading
 from .emotion import EmotionClassifier, EmotionScore, EmotionState, EmotionTracker
 from .errors import (BotError, ConversationConflictError, GenerationError, InvalidInputError, SessionStoreError,
                      TurnTimeoutError)
-from .goodnews import good_news as good_news_told
-from .goodnews import overcome_with_it
+from .goodnews import good_news as good_news_told, overcome_with_it
 from .intent import continues_an_attack, is_greeting, is_instruction_attack, written_answer
 from .openers import DILEMMA, UNCLEAR, family as opener_family, opened_count, pick as pick_openers
 from .prompting import PromptBook

@@ -143,9 +143,8 @@ def _told(pattern: re.Pattern, text: str) -> bool:
         if "?" in sentence:  # asked, not told: "Got the job?", "did I pass?"
             continue
         for match in pattern.finditer(sentence):
-            before = sentence[:match.start()].split()[-6:]
-            if (_NOT_TOLD.search(" ".join(before)) or _NOT_TOLD.match(match.group(0))
-                    or _NOT_YET.search(" ".join(before))):
+            before = " ".join(sentence[:match.start()].split()[-6:])
+            if _NOT_TOLD.search(before) or _NOT_TOLD.match(match.group(0)) or _NOT_YET.search(before):
                 continue
             but = _BUT.search(text[text.find(sentence) + match.end():])
             if but and _CATCH.search(but.group("rest")):

@@ -52,8 +52,10 @@ them:
   it?", "What were you thinking?", "You should have known better", "What did you expect?", "Are you
   sure they are doing that?");
 * ``tells_own_life``: tells of a life the bot does not have: people, pets and places of its own, its
-  past, its job, a body that tires or hungers ("I guess so, though I'm tired so I want to sleep"; "I have a boss who...", "I would not drive around with my cat!", "I live right down the
-  road too", "I've lived in the UK for 20 years", "I am a student at university"); the reply pool leaves such human replies out for the same reason;
+  past, its job, a body that tires or hungers ("I have a boss who...", "I would not drive around with
+  my cat!", "I live right down the road too", "I've lived in the UK for 20 years", "I am a student at
+  university", "I guess so, though I'm tired so I want to sleep"); the reply pool leaves such human
+  replies out for the same reason;
 * ``agrees_with_a_put_down``: agrees with what the person just said against themselves ("I hadn't
   realized how fat I looked" - "Oh I'm sure you are now!"; "I'm such an idiot" - "Yeah, you are");
 * ``minimizes``: makes light of what a distressed person feels ("That is not too bad.", "It could be
